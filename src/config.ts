@@ -1,0 +1,191 @@
+import * as v from "valibot";
+
+/**
+ * The environment of ../shared/DESIGN.md, parsed once with valibot.
+ * A bad value stops the process at start with one line naming the variable.
+ */
+
+const positiveInt = (fallback: number, max = 2_147_483_647) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.trim(),
+      v.regex(/^\d+$/, "must be a positive integer"),
+      v.transform(Number),
+      v.integer(),
+      v.minValue(1, "must be at least 1"),
+      v.maxValue(max, `must be at most ${max}`),
+    ),
+    String(fallback),
+  );
+
+const postgresUrl = v.optional(
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL"),
+  ),
+);
+
+const httpUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^https?:\/\/[^/]/, "must be an http:// or https:// URL"),
+  v.transform((s) => s.replace(/\/+$/, "")),
+);
+
+const objectStoreUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^(file:\/\/\/|s3:\/\/[^/]+)/, "must be file:///absolute/dir or s3://bucket[/prefix]"),
+  v.transform((s) => s.replace(/\/+$/, "")),
+);
+
+const optionalText = v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")));
+
+export const EnvSchema = v.object({
+  DATABASE_URL: postgresUrl,
+  STATE_DATABASE_URL: postgresUrl,
+  DATA_DATABASE_URL: postgresUrl,
+  OBJECT_STORE_URL: v.optional(objectStoreUrl),
+  S3_ENDPOINT: v.optional(httpUrl),
+  S3_ACCESS_KEY_ID: optionalText,
+  S3_SECRET_ACCESS_KEY: optionalText,
+  S3_REGION: optionalText,
+  DISPATCHER_URL: v.optional(httpUrl, "http://127.0.0.1:8080"),
+  INTERNAL_AUTH_TOKEN: v.optional(
+    v.pipe(v.string(), v.minLength(16, "must be at least 16 characters")),
+  ),
+  PORT: positiveInt(8080, 65_535),
+  LEASE_DURATION_MS: positiveInt(30_000),
+  VISIBILITY_TIMEOUT_MS: positiveInt(30_000),
+  MAX_ATTEMPTS: positiveInt(5, 1_000),
+  MAX_RECEIVES: positiveInt(5, 1_000),
+  /** Largest batch a worker may announce and the sink will fetch. */
+  MAX_BATCH_BYTES: positiveInt(64 * 1024 * 1024),
+  /** Private signing JWK (JSON) for capability tokens; see `harness keygen`. */
+  CAPABILITY_SIGNING_KEY: optionalText,
+  /** Extra public JWKs (JSON array) still accepted, for key rotation. */
+  CAPABILITY_VERIFY_KEYS: optionalText,
+  /** Where a generated signing key is kept when none is configured. */
+  CAPABILITY_KEY_FILE: optionalText,
+  /** Capability token lifetime; defaults to the lease length plus a margin. */
+  CAPABILITY_TTL_MS: v.optional(positiveInt(1)),
+  /** Comma-separated failpoints, see src/failpoints.ts. */
+  HARNESS_FAILPOINTS: v.optional(v.string()),
+  LOG_LEVEL: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
+});
+
+export type Env = v.InferOutput<typeof EnvSchema>;
+
+export interface Config {
+  stateDatabaseUrl: string | undefined;
+  dataDatabaseUrl: string | undefined;
+  objectStoreUrl: string | undefined;
+  s3: {
+    endpoint: string | undefined;
+    accessKeyId: string | undefined;
+    secretAccessKey: string | undefined;
+    region: string | undefined;
+  };
+  dispatcherUrl: string;
+  internalAuthToken: string | undefined;
+  port: number;
+  leaseDurationMs: number;
+  visibilityTimeoutMs: number;
+  maxAttempts: number;
+  maxReceives: number;
+  maxBatchBytes: number;
+  capability: {
+    signingKey: string | undefined;
+    verifyKeys: string | undefined;
+    keyFile: string | undefined;
+    ttlMs: number | undefined;
+  };
+  failpoints: string | undefined;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** A configuration problem: its message is the one line printed before exit 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings count as unset, as shells often export VAR= to clear.
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const result = v.safeParse(EnvSchema, present);
+  if (!result.success) {
+    const issue = result.issues[0];
+    const key = issue.path?.[0]?.key;
+    const name = typeof key === "string" ? key : "environment";
+    const shown = typeof key === "string" ? ` (got ${JSON.stringify(present[key])})` : "";
+    throw new ConfigError(`${name} ${issue.message}${shown}`);
+  }
+  const e = result.output;
+  return {
+    stateDatabaseUrl: e.STATE_DATABASE_URL ?? e.DATABASE_URL,
+    dataDatabaseUrl: e.DATA_DATABASE_URL ?? e.DATABASE_URL,
+    objectStoreUrl: e.OBJECT_STORE_URL,
+    s3: {
+      endpoint: e.S3_ENDPOINT,
+      accessKeyId: e.S3_ACCESS_KEY_ID,
+      secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+      region: e.S3_REGION,
+    },
+    dispatcherUrl: e.DISPATCHER_URL,
+    internalAuthToken: e.INTERNAL_AUTH_TOKEN,
+    port: e.PORT,
+    leaseDurationMs: e.LEASE_DURATION_MS,
+    visibilityTimeoutMs: e.VISIBILITY_TIMEOUT_MS,
+    maxAttempts: e.MAX_ATTEMPTS,
+    maxReceives: e.MAX_RECEIVES,
+    maxBatchBytes: e.MAX_BATCH_BYTES,
+    capability: {
+      signingKey: e.CAPABILITY_SIGNING_KEY,
+      verifyKeys: e.CAPABILITY_VERIFY_KEYS,
+      keyFile: e.CAPABILITY_KEY_FILE,
+      ttlMs: e.CAPABILITY_TTL_MS,
+    },
+    failpoints: e.HARNESS_FAILPOINTS,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+let loaded: Config | undefined;
+
+/** The process configuration, parsed from `process.env` on first use. */
+export function config(): Config {
+  loaded ??= parseConfig(process.env);
+  return loaded;
+}
+
+export function requireStateDatabase(c: Config): string {
+  if (c.stateDatabaseUrl === undefined) {
+    throw new ConfigError("DATABASE_URL (or STATE_DATABASE_URL) is not set");
+  }
+  return c.stateDatabaseUrl;
+}
+
+export function requireDataDatabase(c: Config): string {
+  if (c.dataDatabaseUrl === undefined) {
+    throw new ConfigError("DATABASE_URL (or DATA_DATABASE_URL) is not set");
+  }
+  return c.dataDatabaseUrl;
+}
+
+export function requireObjectStore(c: Config): string {
+  if (c.objectStoreUrl === undefined) {
+    throw new ConfigError("OBJECT_STORE_URL is not set (file:///abs/dir or s3://bucket/prefix)");
+  }
+  return c.objectStoreUrl;
+}
+
+export function requireInternalAuthToken(c: Config): string {
+  if (c.internalAuthToken === undefined) {
+    throw new ConfigError("INTERNAL_AUTH_TOKEN is not set (at least 16 characters)");
+  }
+  return c.internalAuthToken;
+}

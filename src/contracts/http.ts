@@ -1,0 +1,59 @@
+import * as v from "valibot";
+import { Attempt, LeaseToken, NDJSON, OrgId, Rfc3339, Uuid } from "./common";
+import { TaskPayload } from "./task";
+
+/** Request and response bodies of the dispatcher's HTTP API. Requests are strict. */
+
+export const ErrorBody = v.strictObject({
+  error: v.pipe(v.string(), v.regex(/^[a-z_]+$/)),
+  message: v.string(),
+});
+export type ErrorBody = v.InferOutput<typeof ErrorBody>;
+
+export const ClaimRequest = v.strictObject({ task_id: Uuid });
+export type ClaimRequest = v.InferOutput<typeof ClaimRequest>;
+
+export const ClaimResponse = v.strictObject({
+  task_id: Uuid,
+  org_id: OrgId,
+  attempt: Attempt,
+  lease_token: LeaseToken,
+  lease_expires_at: Rfc3339,
+  capability_token: v.pipe(v.string(), v.minLength(1)),
+  payload: TaskPayload,
+});
+export type ClaimResponse = v.InferOutput<typeof ClaimResponse>;
+
+const Fence = { task_id: Uuid, attempt: Attempt, lease_token: LeaseToken };
+
+export const HeartbeatRequest = v.strictObject(Fence);
+export type HeartbeatRequest = v.InferOutput<typeof HeartbeatRequest>;
+
+export const HeartbeatResponse = v.strictObject({ lease_expires_at: Rfc3339 });
+export type HeartbeatResponse = v.InferOutput<typeof HeartbeatResponse>;
+
+export const BufferPublishRequest = v.strictObject({
+  ...Fence,
+  batch_uri: v.pipe(v.string(), v.minLength(1), v.maxLength(2048)),
+  content_type: v.string(),
+  batch_size_bytes: v.pipe(v.number(), v.integer()),
+});
+export type BufferPublishRequest = v.InferOutput<typeof BufferPublishRequest>;
+
+export const BufferPublishResponse = v.strictObject({
+  accepted: v.literal(true),
+  batch_uri: v.string(),
+});
+export type BufferPublishResponse = v.InferOutput<typeof BufferPublishResponse>;
+
+export const CompleteRequest = v.strictObject(Fence);
+export type CompleteRequest = v.InferOutput<typeof CompleteRequest>;
+
+export const CompleteResponse = v.strictObject({
+  task_id: Uuid,
+  attempt: Attempt,
+  status: v.literal("succeeded"),
+});
+export type CompleteResponse = v.InferOutput<typeof CompleteResponse>;
+
+export { NDJSON };

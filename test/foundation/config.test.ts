@@ -1,0 +1,71 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, parseConfig } from "../../src/config";
+import { runHarness } from "../support/processes";
+
+describe("config", () => {
+  test("defaults, and DATABASE_URL as the default for both databases", () => {
+    const c = parseConfig({ DATABASE_URL: "postgres://u@h/db" });
+    expect(c.stateDatabaseUrl).toBe("postgres://u@h/db");
+    expect(c.dataDatabaseUrl).toBe("postgres://u@h/db");
+    expect(c.port).toBe(8080);
+    expect(c.dispatcherUrl).toBe("http://127.0.0.1:8080");
+    expect(c.leaseDurationMs).toBe(30_000);
+  });
+
+  test("STATE_ and DATA_DATABASE_URL override DATABASE_URL", () => {
+    const c = parseConfig({
+      DATABASE_URL: "postgres://u@h/both",
+      DATA_DATABASE_URL: "postgres://u@h/data",
+    });
+    expect(c.stateDatabaseUrl).toBe("postgres://u@h/both");
+    expect(c.dataDatabaseUrl).toBe("postgres://u@h/data");
+  });
+
+  test.each([
+    ["LEASE_DURATION_MS", "abc"],
+    ["LEASE_DURATION_MS", "0"],
+    ["LEASE_DURATION_MS", "-5"],
+    ["MAX_RECEIVES", "1.5"],
+    ["PORT", "70000"],
+    ["DATABASE_URL", "mysql://x"],
+    ["OBJECT_STORE_URL", "file://relative"],
+    ["INTERNAL_AUTH_TOKEN", "short"],
+  ])("a bad %s (%p) is refused with a message naming it", (name, value) => {
+    expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
+  });
+
+  test("a bad value stops the process at start with one line naming the variable, exit 2", async () => {
+    const r = await runHarness(["migrate"], {
+      DATABASE_URL: "postgres://x@127.0.0.1:1/x",
+      LEASE_DURATION_MS: "soon",
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("LEASE_DURATION_MS");
+  });
+
+  test("a missing database URL is refused naming DATABASE_URL", async () => {
+    const r = await runHarness(["migrate"], {});
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      "harness migrate: DATABASE_URL (or STATE_DATABASE_URL) is not set",
+    );
+  });
+
+  test("an unknown flag is refused", async () => {
+    const r = await runHarness(["migrate", "--frobnicate"], {});
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option --frobnicate");
+  });
+
+  test("--help and --version", async () => {
+    const help = await runHarness(["--help"], {});
+    expect(help.code).toBe(0);
+    for (const cmd of ["migrate", "dispatcher", "worker", "sink", "task", "status"]) {
+      expect(help.stdout).toContain(cmd);
+    }
+    const version = await runHarness(["--version"], {});
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
