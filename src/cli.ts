@@ -25,4 +25,4 @@ const main = defineCommand({
   },
 });
 
-await runMain(main);
+void runMain(main);
