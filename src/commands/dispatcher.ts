@@ -1,8 +1,31 @@
-import { harnessCommand, notBuilt } from "./_command";
+import { config } from "../config";
+import { startDispatcher } from "../dispatcher/server";
+import { harnessCommand, intFlag } from "./_command";
 
 export default harnessCommand({
   name: "dispatcher",
-  description: "(not built yet)",
-  args: {},
-  run: () => notBuilt("dispatcher"),
+  description:
+    "Serve the task API (claims, leases, capability tokens), drain the outbox, reap leases",
+  args: {
+    port: { type: "string", description: "port to listen on (env PORT, default 8080)" },
+  },
+  async run({ args }) {
+    const cfg = config();
+    const port = args.port === undefined ? cfg.port : intFlag("port", args.port, 1, 65_535);
+    const running = await startDispatcher(cfg, port);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        running.stop().then(resolve, (err) => {
+          process.stderr.write(`harness dispatcher: stopping: ${String(err)}\n`);
+          process.exit(1);
+        });
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    });
+    process.exit(0);
+  },
 });

@@ -1,8 +1,12 @@
-import { harnessCommand, notBuilt } from "./_command";
+import { generateSigningJwk } from "../dispatcher/keys";
+import { harnessCommand } from "./_command";
 
 export default harnessCommand({
   name: "keygen",
-  description: "(not built yet)",
+  description:
+    "Print a new private Ed25519 signing key (JWK) for CAPABILITY_SIGNING_KEY; its kid is its thumbprint",
   args: {},
-  run: () => notBuilt("keygen"),
+  async run() {
+    process.stdout.write(`${JSON.stringify(await generateSigningJwk())}\n`);
+  },
 });

@@ -1,0 +1,147 @@
+import { randomUUID } from "node:crypto";
+import { decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
+import * as v from "valibot";
+import {
+  CAPABILITY_AUDIENCE,
+  CAPABILITY_ISSUER,
+  CAPABILITY_TYP,
+  CapabilityClaims,
+  CapabilityHeader,
+  SCOPES,
+  type Scope,
+} from "../contracts/capability";
+import { ALG, type KeyRing } from "./keys";
+
+/**
+ * Capability tokens (invariant 3): EdDSA JWS bound to one task attempt.
+ * Verification allow-lists the algorithm, requires every claim, checks
+ * iss/aud/typ and time with a small leeway; a verified token's claims are
+ * cached by its exact string until it expires, so a heartbeat costs one
+ * verify per token, not per call.
+ */
+
+export const CLOCK_LEEWAY_S = 5;
+const ALL_SCOPES = Object.values(SCOPES).join(" ");
+const REQUIRED = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"];
+const CACHE_LIMIT = 50_000;
+
+export async function issueCapability(
+  ring: KeyRing,
+  p: { orgId: string; taskId: string; attempt: number; ttlMs: number; scope?: string },
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({
+    org_id: p.orgId,
+    task_id: p.taskId,
+    attempt: p.attempt,
+    scope: p.scope ?? ALL_SCOPES,
+  })
+    .setProtectedHeader({ alg: ALG, typ: CAPABILITY_TYP, kid: ring.signing.kid })
+    .setIssuer(CAPABILITY_ISSUER)
+    .setAudience(CAPABILITY_AUDIENCE)
+    .setSubject(`task/${p.taskId}/attempt/${p.attempt}`)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + Math.ceil(p.ttlMs / 1000))
+    .setJti(randomUUID())
+    .sign(ring.signing.key);
+}
+
+export type Verified = { ok: true; claims: CapabilityClaims } | { ok: false; reason: string };
+
+/** Why jose refused a token, in words a client can act on. */
+function reasonOf(err: unknown): string {
+  const code = err instanceof Error && "code" in err ? String(err.code) : "";
+  switch (code) {
+    case "ERR_JWT_EXPIRED":
+      return "token expired";
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return "bad signature";
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+      return "algorithm not allowed";
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
+      const claim = err instanceof Error && "claim" in err ? String(err.claim) : "a claim";
+      return `claim ${claim} invalid${err instanceof Error ? `: ${err.message}` : ""}`;
+    }
+    case "ERR_JWKS_NO_MATCHING_KEY":
+      return "unknown kid";
+    default:
+      return err instanceof Error ? `malformed token: ${err.message}` : "malformed token";
+  }
+}
+
+export interface Verifier {
+  verify(token: string): Promise<Verified>;
+}
+
+export function createVerifier(ring: KeyRing): Verifier {
+  const cache = new Map<string, { claims: CapabilityClaims; expMs: number }>();
+  const options = {
+    algorithms: [ALG],
+    issuer: CAPABILITY_ISSUER,
+    audience: CAPABILITY_AUDIENCE,
+    typ: CAPABILITY_TYP,
+    clockTolerance: CLOCK_LEEWAY_S,
+    requiredClaims: REQUIRED,
+  };
+  const slow = async (token: string): Promise<Verified> => {
+    let header: unknown;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch (err) {
+      return { ok: false, reason: reasonOf(err) };
+    }
+    const h = v.safeParse(CapabilityHeader, header);
+    if (!h.success) return { ok: false, reason: `bad header: ${v.summarize(h.issues)}` };
+    const key = ring.verify.get(h.output.kid);
+    if (key === undefined) return { ok: false, reason: "unknown kid" };
+    let payload: unknown;
+    try {
+      payload = (await jwtVerify(token, key, options)).payload;
+    } catch (err) {
+      return { ok: false, reason: reasonOf(err) };
+    }
+    const c = v.safeParse(CapabilityClaims, payload);
+    if (!c.success) return { ok: false, reason: `bad claims: ${v.summarize(c.issues)}` };
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(token, { claims: c.output, expMs: c.output.exp * 1000 });
+    return { ok: true, claims: c.output };
+  };
+  return {
+    verify(token) {
+      const hit = cache.get(token);
+      if (hit === undefined) return slow(token);
+      if (Date.now() >= hit.expMs + CLOCK_LEEWAY_S * 1000) {
+        cache.delete(token);
+        return Promise.resolve({ ok: false, reason: "token expired" });
+      }
+      return Promise.resolve({ ok: true, claims: hit.claims });
+    },
+  };
+}
+
+export type Authorised =
+  | { ok: true; claims: CapabilityClaims }
+  | { ok: false; code: "capability_mismatch" | "missing_scope"; message: string };
+
+/** The claims grant `scope` for this task and attempt (403 otherwise). */
+export function authorise(
+  claims: CapabilityClaims,
+  scope: Scope,
+  body: { task_id: string; attempt: number },
+): Authorised {
+  if (claims.task_id !== body.task_id) {
+    return { ok: false, code: "capability_mismatch", message: "the token is for another task" };
+  }
+  if (claims.attempt !== body.attempt) {
+    return {
+      ok: false,
+      code: "capability_mismatch",
+      message: "the token is for another attempt",
+    };
+  }
+  if (!claims.scope.split(" ").includes(scope)) {
+    return { ok: false, code: "missing_scope", message: `the token lacks scope ${scope}` };
+  }
+  return { ok: true, claims };
+}

@@ -1,0 +1,62 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import * as v from "valibot";
+import type { ErrorBody } from "../contracts/http";
+
+/** Small HTTP helpers of the dispatcher: JSON answers, strict bodies, bearer auth. */
+
+export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
+/** Larger bodies are refused with 413 before a handler runs. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export type Handler = (req: Request) => Response | Promise<Response>;
+
+export const json = (status: number, body: unknown, headers?: Record<string, string>): Response =>
+  Response.json(body, { status, headers });
+
+export function problem(status: number, error: string, message: string): Response {
+  const body: ErrorBody = { error, message };
+  return json(status, body);
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
+
+/** Reads a JSON body and checks it against a strict schema: 400 on any flaw. */
+export async function readBody<S extends v.GenericSchema>(
+  req: Request,
+  schema: S,
+): Promise<Parsed<v.InferOutput<S>>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await req.text());
+  } catch {
+    return { ok: false, response: problem(400, "malformed_json", "the body is not valid JSON") };
+  }
+  const r = v.safeParse(schema, raw);
+  if (!r.success) {
+    return { ok: false, response: problem(400, "invalid_body", v.summarize(r.issues)) };
+  }
+  return { ok: true, value: r.output };
+}
+
+/** Only `method` is answered; others get 405 with `Allow`. */
+export function only(method: "GET" | "POST", handler: Handler): Handler {
+  return (req) => {
+    if (req.method === method || (method === "GET" && req.method === "HEAD")) return handler(req);
+    const res = problem(405, "method_not_allowed", `use ${method}`);
+    res.headers.set("Allow", method === "GET" ? "GET, HEAD" : method);
+    return res;
+  };
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** A constant-time check of `Authorization: Bearer <token>` against the expected token. */
+export function bearerCheck(expected: string): (req: Request) => boolean {
+  const want = digest(expected);
+  return (req) => {
+    const header = req.headers.get("authorization") ?? "";
+    const match = /^Bearer (.+)$/.exec(header);
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    return timingSafeEqual(digest(match?.[1] ?? ""), want) && match !== null;
+  };
+}

@@ -1,0 +1,127 @@
+import { NDJSON } from "../contracts/common";
+import type { Sql } from "../db/connect";
+import { failpoint } from "../failpoints";
+import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
+import { outboxInsert } from "./sql/outbox";
+import {
+  type ClaimOutcome,
+  type Fence,
+  fenceCompleted,
+  fenceHolds,
+  leaseRenew,
+  taskClaim,
+  taskLockForFence,
+  taskMarkSucceeded,
+} from "./sql/tasks";
+
+/**
+ * The dispatcher's domain operations on a task. Each takes one params object,
+ * runs its fencing check and its effects in one transaction, and answers
+ * with a result the HTTP layer maps to a status code.
+ */
+
+export type { ClaimOutcome, Fence };
+
+export interface LeaseRules {
+  leaseMs: number;
+  maxAttempts: number;
+}
+
+export async function claimTask(
+  sql: Sql,
+  p: { taskId: string } & LeaseRules,
+): Promise<ClaimOutcome> {
+  try {
+    return await taskClaim(sql, p);
+  } catch (cause) {
+    throw new Error(`claiming task ${p.taskId}`, { cause });
+  }
+}
+
+export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | { kind: "stale" };
+
+/** One statement: the fence is its WHERE clause. */
+export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
+  let at: Date | null;
+  try {
+    at = await leaseRenew(sql, p);
+  } catch (cause) {
+    throw new Error(`renewing the lease of task ${p.taskId} attempt ${p.attempt}`, { cause });
+  }
+  return at === null ? { kind: "stale" } : { kind: "renewed", leaseExpiresAt: at };
+}
+
+export type PublishResult =
+  | { kind: "accepted" }
+  | { kind: "stale" }
+  | { kind: "invalid"; message: string };
+
+/**
+ * Fences, checks the batch against the task row's org and id, and writes the
+ * `buffer_queue` outbox row carrying the task row's org and id, never the body's.
+ */
+export async function publishBuffer(
+  sql: Sql,
+  p: Fence & BatchRef & { rules: BatchRules },
+): Promise<PublishResult> {
+  let result: PublishResult;
+  try {
+    result = await sql.begin(async (tx): Promise<PublishResult> => {
+      const row = await taskLockForFence(tx, p);
+      if (row === null || !fenceHolds(row, p)) return { kind: "stale" };
+      const refusal = batchRefusal(p, { orgId: row.org_id, taskId: p.taskId }, p.rules);
+      if (refusal !== null) return { kind: "invalid", message: refusal };
+      const payload = {
+        task_id: p.taskId,
+        org_id: row.org_id,
+        attempt: row.attempt,
+        batch_uri: p.batchUri,
+        content_type: NDJSON,
+        batch_size_bytes: p.batchSizeBytes,
+      };
+      await outboxInsert(tx, [
+        { queue: "buffer_queue", payload, taskId: p.taskId, attempt: row.attempt },
+      ]);
+      return { kind: "accepted" };
+    });
+  } catch (cause) {
+    throw new Error(`publishing a batch of task ${p.taskId} attempt ${p.attempt}`, { cause });
+  }
+  if (result.kind === "accepted") failpoint("dispatcher.after_outbox_commit");
+  return result;
+}
+
+export type CompleteResult = { kind: "completed"; repeated: boolean } | { kind: "stale" };
+
+/**
+ * Marks the task succeeded and writes one `task_completed` outbox row. A
+ * repeat by the attempt and token that completed it answers the same and
+ * writes nothing.
+ */
+export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> {
+  let result: CompleteResult;
+  try {
+    result = await sql.begin(async (tx): Promise<CompleteResult> => {
+      const row = await taskLockForFence(tx, p);
+      if (row === null) return { kind: "stale" };
+      if (fenceCompleted(row, p)) return { kind: "completed", repeated: true };
+      if (!fenceHolds(row, p)) return { kind: "stale" };
+      const finishedAt = await taskMarkSucceeded(tx, p);
+      const payload = {
+        task_id: p.taskId,
+        org_id: row.org_id,
+        attempt: row.attempt,
+        completed_at: finishedAt.toISOString(),
+      };
+      await outboxInsert(tx, [
+        { queue: "task_completed", payload, taskId: p.taskId, attempt: row.attempt },
+      ]);
+      return { kind: "completed", repeated: false };
+    });
+  } catch (cause) {
+    throw new Error(`completing task ${p.taskId} attempt ${p.attempt}`, { cause });
+  }
+  if (!(result.kind === "completed" && result.repeated === false)) return result;
+  failpoint("dispatcher.after_outbox_commit");
+  return result;
+}

@@ -1,0 +1,76 @@
+import type { Db } from "../db/connect";
+import { depths } from "../queue";
+import { outboxPendingCount } from "./sql/outbox";
+import { taskCountByStatus } from "./sql/tasks";
+
+/**
+ * What `harness status` reports, as data (`collectStatus`) and as text
+ * (`formatStatus`), for the command, a later `status --watch` and `harness up`.
+ */
+
+export interface StatusReport {
+  tasks: { queued: number; running: number; succeeded: number; failed: number };
+  queues: Array<{ queue: string; ready: number; in_flight: number; delayed: number; dead: number }>;
+  outbox: { pending: number };
+  alerts: { rows: number; batches: number; inserted: number; skipped: number };
+}
+
+async function alertCounts(db: Db): Promise<StatusReport["alerts"]> {
+  const [row] = await db`
+    SELECT (SELECT count(*)::int FROM data.alert_events) AS rows,
+           count(*)::int AS batches,
+           coalesce(sum(rows_inserted), 0)::int AS inserted,
+           coalesce(sum(rows_skipped), 0)::int AS skipped
+    FROM data.sink_batches`;
+  return {
+    rows: Number(row?.rows ?? 0),
+    batches: Number(row?.batches ?? 0),
+    inserted: Number(row?.inserted ?? 0),
+    skipped: Number(row?.skipped ?? 0),
+  };
+}
+
+/** One snapshot of both databases (not one transaction: they may be different servers). */
+export async function collectStatus(p: { state: Db; data: Db }): Promise<StatusReport> {
+  const [byStatus, queues, pending, alerts] = await Promise.all([
+    taskCountByStatus(p.state),
+    depths(p.state),
+    outboxPendingCount(p.state),
+    alertCounts(p.data),
+  ]);
+  return {
+    tasks: {
+      queued: byStatus.queued ?? 0,
+      running: byStatus.running ?? 0,
+      succeeded: byStatus.succeeded ?? 0,
+      failed: byStatus.failed ?? 0,
+    },
+    queues: queues.map((q) => ({
+      queue: q.queue,
+      ready: q.ready,
+      in_flight: q.inFlight,
+      delayed: q.delayed,
+      dead: q.dead,
+    })),
+    outbox: { pending },
+    alerts,
+  };
+}
+
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+
+/** The human form: a few aligned lines. */
+export function formatStatus(r: StatusReport): string {
+  const t = r.tasks;
+  const lines = [
+    `tasks    queued ${t.queued}  running ${t.running}  succeeded ${t.succeeded}  failed ${t.failed}`,
+    `outbox   pending ${r.outbox.pending}`,
+    `alerts   rows ${r.alerts.rows}  (batches ${r.alerts.batches}, inserted ${r.alerts.inserted}, skipped ${r.alerts.skipped})`,
+    "queue                ready  in-flight  delayed  dead",
+    ...r.queues.map(
+      (q) =>
+        `${q.queue.padEnd(18)} ${pad(q.ready, 7)} ${pad(q.in_flight, 10)} ${pad(q.delayed, 8)} ${pad(q.dead, 5)}`,
+    ),
+  ];
+  return `${lines.join("\n")}\n`;
+}
