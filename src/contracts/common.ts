@@ -17,12 +17,22 @@ export const LeaseToken = Uuid;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
+/**
+ * The calendar check of Rfc3339. Exported (as the very object used in the
+ * pipe) so the JSON Schema export can recognise it and write it as
+ * `format: date-time` (src/contracts/export.ts).
+ */
+export const realInstant = v.check<string, string>(
+  (s) => isRealInstant(s),
+  "must name a real date and time",
+);
+
 /** An RFC 3339 date-time with an explicit offset, that names a real instant. */
 export const Rfc3339 = v.pipe(
   v.string(),
   v.maxLength(40),
   v.regex(RFC3339, "must be an RFC 3339 date-time with offset"),
-  v.check((s) => isRealInstant(s), "must name a real date and time"),
+  realInstant,
 );
 
 function isRealInstant(s: string): boolean {
