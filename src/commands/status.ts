@@ -2,7 +2,7 @@ import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { connect } from "../db/connect";
 import { isMissingMigration } from "../db/errors";
 import { collectStatus, formatStatus } from "../dispatcher/status";
-import { harnessCommand } from "./_command";
+import { harnessCommand, UsageError } from "./_command";
 
 export default harnessCommand({
   name: "status",
@@ -10,16 +10,33 @@ export default harnessCommand({
     "Tasks by status, queue depths (ready / in-flight / dead), pending outbox rows, alert rows",
   args: {
     json: { type: "boolean", description: "print one JSON object" },
+    watch: { type: "boolean", description: "refresh every second until Ctrl-C" },
   },
   async run({ args }) {
+    if (args.watch && args.json) throw new UsageError("--watch and --json do not go together");
     const cfg = config();
     const stateUrl = requireStateDatabase(cfg);
     const dataUrl = requireDataDatabase(cfg);
     const state = connect(stateUrl, { name: "status", max: 4 });
     const data = dataUrl === stateUrl ? state : connect(dataUrl, { name: "status", max: 1 });
+    let stop = false;
+    const onSignal = () => {
+      stop = true;
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
     try {
-      const report = await collectStatus({ state, data });
-      process.stdout.write(args.json ? `${JSON.stringify(report)}\n` : formatStatus(report));
+      do {
+        const report = await collectStatus({ state, data });
+        if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else if (!args.watch) process.stdout.write(formatStatus(report));
+        else {
+          // On a terminal redraw in place; into a pipe, one table per refresh.
+          const clear = process.stdout.isTTY ? "\x1b[H\x1b[2J" : "";
+          process.stdout.write(`${clear}${new Date().toISOString()}\n${formatStatus(report)}\n`);
+          for (let waited = 0; waited < 1000 && !stop; waited += 100) await Bun.sleep(100);
+        }
+      } while (args.watch && !stop);
     } catch (err) {
       if (isMissingMigration(err))
         throw new Error("the schema is missing: run harness migrate first", { cause: err });
