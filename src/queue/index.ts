@@ -7,11 +7,12 @@ import {
   type QueuePayload,
 } from "../contracts/queue";
 import type { Db } from "../db/connect";
+import { Coalescer, coalescerFor } from "./coalesce";
 import {
   type Depth,
   type MessageRow,
   messagesDeadLetter,
-  messagesDelete,
+  messagesDeleteIds,
   messagesDepth,
   messagesInsert,
   messagesListDead,
@@ -82,6 +83,68 @@ export interface ReceiveOptions {
   maxReceives: number;
 }
 
+/**
+ * Concurrent receives (and acks) on one handle are merged into one statement
+ * while another is in flight (./coalesce.ts): the same SKIP LOCKED receive,
+ * its rows handed out in id order, each caller getting at most its `max`.
+ */
+const RECEIVE_IN_FLIGHT = 2;
+const RECEIVE_MERGED_MAX = 500;
+const DELETE_IN_FLIGHT = 2;
+const DELETE_MERGED_MAX = 1000;
+
+const receivers = new WeakMap<object, Map<string, Coalescer<number, MessageRow[]>>>();
+const deleters = new WeakMap<object, Map<string, Coalescer<readonly string[], number>>>();
+
+function receiveRows(db: Db, queue: QueueName, options: ReceiveOptions): Promise<MessageRow[]> {
+  const { visibilityTimeoutMs, maxReceives } = options;
+  const key = `${queue}|${visibilityTimeoutMs}|${maxReceives}`;
+  const coalescer = coalescerFor(receivers, db, key, () => {
+    return new Coalescer<number, MessageRow[]>({
+      run: async (maxes) => {
+        const max = maxes.reduce((sum, m) => sum + m, 0);
+        const rows = await messagesReceive(db, {
+          queue,
+          dlq: dlqName(queue),
+          max,
+          visibilityTimeoutMs,
+          maxReceives,
+        });
+        let at = 0;
+        return maxes.map((m) => {
+          const part = rows.slice(at, at + m);
+          at += m;
+          return part;
+        });
+      },
+      weight: (max) => max,
+      maxWeight: RECEIVE_MERGED_MAX,
+      maxInFlight: RECEIVE_IN_FLIGHT,
+    });
+  });
+  return coalescer.submit(Math.max(0, Math.floor(options.max)));
+}
+
+/** Deletes ids; an id listed by two merged calls counts for the first one only. */
+function deleteIds(db: Db, ids: readonly string[]): Promise<number> {
+  const coalescer = coalescerFor(deleters, db, "", () => {
+    return new Coalescer<readonly string[], number>({
+      run: async (lists) => {
+        const gone = new Set(await messagesDeleteIds(db, lists.flat()));
+        return lists.map((list) => {
+          let n = 0;
+          for (const id of list) if (gone.delete(id)) n++;
+          return n;
+        });
+      },
+      weight: (list) => list.length,
+      maxWeight: DELETE_MERGED_MAX,
+      maxInFlight: DELETE_IN_FLIGHT,
+    });
+  });
+  return coalescer.submit(ids);
+}
+
 export async function receive<Q extends QueueName>(
   db: Db,
   queue: Q,
@@ -89,7 +152,7 @@ export async function receive<Q extends QueueName>(
 ): Promise<Message<Q>[]> {
   let rows: MessageRow[];
   try {
-    rows = await messagesReceive(db, { queue, dlq: dlqName(queue), ...options });
+    rows = await receiveRows(db, queue, options);
   } catch (cause) {
     throw new Error(`receiving from ${queue}`, { cause });
   }
@@ -114,11 +177,12 @@ export async function receive<Q extends QueueName>(
 }
 
 export async function ack(db: Db, id: string): Promise<boolean> {
-  return (await messagesDelete(db, [id])) === 1;
+  return (await deleteIds(db, [id])) === 1;
 }
 
 export async function ackBatch(db: Db, ids: readonly string[]): Promise<number> {
-  return messagesDelete(db, ids);
+  if (ids.length === 0) return 0;
+  return deleteIds(db, ids);
 }
 
 /** Keeps a received message hidden until `until` (absolute) or for `visibilityTimeoutMs` more. */

@@ -88,6 +88,14 @@ export async function messagesReceive(db: Db, p: ReceiveParams): Promise<Message
   return v.parse(MessageRows, [...rows]).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
 }
 
+/** Deletes acknowledged messages. Returns the ids that were still there. */
+export async function messagesDeleteIds(db: Db, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db`
+    DELETE FROM state.queue_messages WHERE id = ANY(${ids}::bigint[]) RETURNING id::text AS id`;
+  return rows.map((r) => String(r.id));
+}
+
 /** Deletes acknowledged messages. Returns how many were still there. */
 export async function messagesDelete(db: Db, ids: readonly string[]): Promise<number> {
   if (ids.length === 0) return 0;
