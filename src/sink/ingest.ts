@@ -1,0 +1,144 @@
+import type { Db } from "../db/connect";
+import { isTransientDbError, sqlState } from "../db/errors";
+import { failpoint } from "../failpoints";
+import type { Logger } from "../log";
+import type { ObjectStore } from "../objectstore";
+import { ack, deadLetter, extendVisibility, type Message, recordError } from "../queue";
+import { describeError } from "./describe";
+import { type Failure, fetchBatch } from "./fetch";
+import type { SinkMetrics } from "./metrics";
+import type { Slots } from "./slots";
+import { alertEventsInsertBatch } from "./sql";
+import { checkBatch } from "./validate";
+
+/**
+ * One buffer message, start to finish: fetch and validate the whole batch,
+ * write it in one DATA transaction, then ack on the STATE database. Poison is
+ * dead-lettered at once; anything else that fails is left to come back after
+ * the visibility timeout (and the queue dead-letters it after MAX_RECEIVES).
+ * Either way no row of the batch is written.
+ */
+
+export interface SinkDeps {
+  state: Db;
+  data: Db;
+  store: ObjectStore;
+  maxBatchBytes: number;
+  visibilityTimeoutMs: number;
+  log: Logger;
+  metrics: SinkMetrics;
+  /** Caps concurrent writes; fetching and validating run outside it. */
+  writes?: Slots;
+}
+
+export type Outcome = "ingested" | "dead_lettered" | "retry";
+type BufferDelivery = Message<"buffer_queue">;
+
+/** A database error on a validated batch: unreachable is retried; a data exception is poison. */
+function classifyDbError(err: unknown): Failure {
+  const code = sqlState(err);
+  if (!isTransientDbError(err) && code?.startsWith("22")) {
+    return {
+      kind: "poison",
+      reason: `the database refused the batch (${code}): ${describeError(err)}`,
+    };
+  }
+  return { kind: "retry", reason: `writing the batch: ${describeError(err)}` };
+}
+
+/** Keeps a slow batch hidden from other sinks while it is worked on. */
+function keepHidden(deps: SinkDeps, id: string): () => void {
+  const every = Math.max(50, Math.floor(deps.visibilityTimeoutMs / 2));
+  const timer = setInterval(() => {
+    extendVisibility(deps.state, id, { visibilityTimeoutMs: deps.visibilityTimeoutMs }).catch(
+      (err: unknown) => deps.log.warn("could not extend visibility", { message_id: id, err }),
+    );
+  }, every);
+  return () => clearInterval(timer);
+}
+
+async function settleFailure(deps: SinkDeps, m: BufferDelivery, f: Failure): Promise<Outcome> {
+  const log = deps.log.child({ message_id: m.id, task_id: m.payload.task_id });
+  try {
+    if (f.kind === "poison") {
+      await deadLetter(deps.state, "buffer_queue", m.id, f.reason);
+      deps.metrics.deadLetters++;
+      log.warn("batch dead-lettered", { attempt: m.payload.attempt, reason: f.reason });
+      return "dead_lettered";
+    }
+    await recordError(deps.state, m.id, f.reason);
+  } catch (err) {
+    log.error("could not record the failure; the message comes back anyway", {
+      reason: f.reason,
+      err,
+    });
+  }
+  deps.metrics.retries++;
+  log.warn("batch failed, will be retried", {
+    attempt: m.payload.attempt,
+    receive_count: m.receiveCount,
+    reason: f.reason,
+  });
+  return "retry";
+}
+
+async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): Promise<Outcome> {
+  const p = m.payload;
+  const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
+  if (fetched.kind !== "ok") return settleFailure(deps, m, fetched);
+  const checked = checkBatch(fetched.bytes, p.org_id);
+  if (!checked.ok) return settleFailure(deps, m, { kind: "poison", reason: checked.reason });
+  let counts: Awaited<ReturnType<typeof alertEventsInsertBatch>>;
+  try {
+    const write = () =>
+      alertEventsInsertBatch(deps.data, {
+        taskId: p.task_id,
+        orgId: p.org_id,
+        attempt: p.attempt,
+        batchUri: p.batch_uri,
+        columns: checked.columns,
+      });
+    counts = await (deps.writes === undefined ? write() : deps.writes.with(write));
+  } catch (err) {
+    return settleFailure(deps, m, classifyDbError(err));
+  }
+  failpoint("sink.after_commit");
+  const fields = {
+    message_id: m.id,
+    task_id: p.task_id,
+    attempt: p.attempt,
+    receive_count: m.receiveCount,
+    rows_inserted: counts.rowsInserted,
+    rows_skipped: counts.rowsSkipped,
+  };
+  deps.metrics.batches++;
+  deps.metrics.rowsInserted += counts.rowsInserted;
+  deps.metrics.rowsSkipped += counts.rowsSkipped;
+  try {
+    const acked = await ack(deps.state, m.id);
+    if (!acked) deps.log.warn("batch committed but its message was already gone", fields);
+  } catch (err) {
+    // Committed: a redelivery will find every key present and add nothing.
+    deps.log.warn("batch committed but not acked; it will be redelivered", { ...fields, err });
+  }
+  deps.log.info("batch ingested", { ...fields, ms: Math.round(performance.now() - started) });
+  return "ingested";
+}
+
+export async function ingestMessage(deps: SinkDeps, m: BufferDelivery): Promise<Outcome> {
+  const started = performance.now();
+  deps.log.debug("batch received", {
+    message_id: m.id,
+    task_id: m.payload.task_id,
+    attempt: m.payload.attempt,
+    receive_count: m.receiveCount,
+  });
+  const stopKeeping = keepHidden(deps, m.id);
+  try {
+    return await ingestValid(deps, m, started);
+  } catch (err) {
+    return settleFailure(deps, m, { kind: "retry", reason: `unexpected: ${describeError(err)}` });
+  } finally {
+    stopKeeping();
+  }
+}

@@ -1,0 +1,142 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Sql } from "../../src/db/connect";
+import type { Logger } from "../../src/log";
+import { type ObjectStore, openObjectStore } from "../../src/objectstore";
+import { publish } from "../../src/queue";
+import { runSinkLoop } from "../../src/sink/loop";
+import { newSinkMetrics, type SinkMetrics } from "../../src/sink/metrics";
+
+/** Batches in a file store under a temp folder, buffer messages published straight to the queue. */
+
+export interface TempStore {
+  url: string;
+  store: ObjectStore;
+  remove(): void;
+}
+
+export async function tempStore(): Promise<TempStore> {
+  const dir = mkdtempSync(join(tmpdir(), "harness-sink-"));
+  const url = pathToFileURL(dir).href.replace(/\/+$/, "");
+  const store = await openObjectStore(url, {
+    endpoint: undefined,
+    accessKeyId: undefined,
+    secretAccessKey: undefined,
+    region: undefined,
+  });
+  return { url, store, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function alert(org: string, key: string, extra: Record<string, unknown> = {}) {
+  return {
+    dedupe_key: key,
+    org_id: org,
+    source: "test",
+    severity: "high",
+    title: `alert ${key}`,
+    occurred_at: "2024-05-01T12:00:00.123Z",
+    attributes: { n: key.length, nested: { ok: true } },
+    ...extra,
+  };
+}
+
+export function jsonl(lines: readonly unknown[]): string {
+  return lines.map((l) => `${typeof l === "string" ? l : JSON.stringify(l)}\n`).join("");
+}
+
+/** `count` good lines of `org` with keys `${prefix}-${i}`. */
+export function goodLines(org: string, prefix: string, count: number) {
+  return Array.from({ length: count }, (_, i) => alert(org, `${prefix}-${i}`));
+}
+
+export interface Batch {
+  taskId: string;
+  orgId: string;
+  attempt: number;
+  uri: string;
+  size: number;
+}
+
+export async function putBatch(
+  store: ObjectStore,
+  body: string | Uint8Array,
+  opts: { org?: string; taskId?: string; attempt?: number } = {},
+): Promise<Batch> {
+  const orgId = opts.org ?? "acme";
+  const taskId = opts.taskId ?? randomUUID();
+  const attempt = opts.attempt ?? 1;
+  const key = `${orgId}/${taskId}/${attempt}-${randomUUID()}.jsonl`;
+  const { uri, size } = await store.put(key, body, { contentType: "application/x-ndjson" });
+  return { taskId, orgId, attempt, uri, size };
+}
+
+export function publishBatchMessage(
+  sql: Sql,
+  b: Batch,
+  override: { batch_uri?: string; batch_size_bytes?: number; org_id?: string } = {},
+): Promise<string> {
+  return publish(sql, "buffer_queue", {
+    task_id: b.taskId,
+    org_id: override.org_id ?? b.orgId,
+    attempt: b.attempt,
+    batch_uri: override.batch_uri ?? b.uri,
+    content_type: "application/x-ndjson",
+    batch_size_bytes: override.batch_size_bytes ?? b.size,
+  });
+}
+
+const quiet: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  child: () => quiet,
+};
+
+/** Runs the sink loop in-process against `sql` (state and data alike) until the queue is idle. */
+export async function sinkUntilIdle(
+  sql: Sql,
+  store: ObjectStore,
+  opts: { visibilityTimeoutMs?: number; maxReceives?: number; concurrency?: number } = {},
+): Promise<SinkMetrics> {
+  return runSinkLoop(
+    {
+      state: sql,
+      stateSql: sql,
+      data: sql,
+      store,
+      maxBatchBytes: 64 * 1024 * 1024,
+      visibilityTimeoutMs: opts.visibilityTimeoutMs ?? 300,
+      log: quiet,
+      metrics: newSinkMetrics(),
+    },
+    {
+      concurrency: opts.concurrency ?? 4,
+      maxReceives: opts.maxReceives ?? 3,
+      untilIdle: true,
+      idleMs: 100,
+      stop: new AbortController().signal,
+    },
+  );
+}
+
+export async function rowCount(sql: Sql, where: { taskId?: string } = {}): Promise<number> {
+  const [row] =
+    where.taskId === undefined
+      ? await sql`SELECT count(*)::int AS n FROM data.alert_events`
+      : await sql`SELECT count(*)::int AS n FROM data.alert_events WHERE task_id = ${where.taskId}`;
+  return Number(row?.n ?? -1);
+}
+
+export async function deadLetterOf(
+  sql: Sql,
+  messageId: string,
+): Promise<string | null | undefined> {
+  const [row] = await sql`
+    SELECT last_error FROM state.queue_messages
+    WHERE id = ${messageId}::bigint AND queue_name = 'buffer_queue.dlq'`;
+  return row === undefined ? undefined : row.last_error === null ? null : String(row.last_error);
+}
