@@ -1,8 +1,89 @@
-import { harnessCommand, notBuilt } from "./_command";
+import { config } from "../config";
+import { connect } from "../db/connect";
+import { collectStatus } from "../dispatcher/status";
+import { createTasks } from "../dispatcher/tasks";
+import { createLogger } from "../log";
+import { EmbeddedUnavailableError } from "../platform/embedded";
+import { openHome } from "../up/home";
+import { startPlatform } from "../up/platform";
+import { demoProgress, formatProgress, isDemoDone, progressWriter } from "../up/progress";
+import { harnessCommand, intFlag, UsageError } from "./_command";
+
+const log = createLogger("up");
 
 export default harnessCommand({
   name: "up",
-  description: "(not built yet)",
-  args: {},
-  run: () => notBuilt("up"),
+  description:
+    "The whole platform on one machine: embedded PostgreSQL and a file store unless URLs are given, then dispatcher, workers and sink",
+  args: {
+    workers: { type: "string", description: "worker processes", default: "2" },
+    concurrency: { type: "string", description: "tasks in flight per worker", default: "8" },
+    demo: {
+      type: "string",
+      description: "create K demo tasks, show progress, exit 0 when all are done",
+    },
+    alerts: { type: "string", description: "alerts per demo task", default: "10" },
+    dir: { type: "string", description: "where state is kept between runs", default: ".harness" },
+  },
+  async run({ args }) {
+    const workers = intFlag("workers", args.workers, 1, 64);
+    const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
+    const demo = args.demo === undefined ? undefined : intFlag("demo", args.demo, 1, 1_000_000);
+    const alerts = intFlag("alerts", args.alerts, 0, 100_000);
+    const cfg = config();
+    const home = await openHome(args.dir);
+    const platform = await startPlatform(cfg, home, { workers, concurrency }).catch(
+      (err: unknown) => {
+        if (err instanceof EmbeddedUnavailableError) throw new UsageError(err.message);
+        throw err;
+      },
+    );
+    let stopping: Promise<void> | undefined;
+    const shutdown = (code: number) => {
+      stopping ??= platform.stop().then(() => process.exit(code));
+      return stopping;
+    };
+    process.on("SIGINT", () => void shutdown(0));
+    process.on("SIGTERM", () => void shutdown(0));
+    const where = platform.embedded
+      ? `embedded PostgreSQL in ${home.pgDir}`
+      : "the configured PostgreSQL";
+    process.stdout.write(
+      `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${where}; logs in ${platform.logDir}\n`,
+    );
+    if (demo === undefined) {
+      process.stdout.write("press Ctrl-C to stop\n");
+      return;
+    }
+    const state = connect(platform.stateUrl, { name: "up", max: 2 });
+    const data = connect(platform.dataUrl, { name: "up", max: 1 });
+    const ids = await createTasks(state, { orgId: "demo", payload: { alerts }, count: demo });
+    process.stdout.write(`created ${demo} demo task(s) with ${alerts} alert(s) each\n`);
+    const started = Date.now();
+    const writer = progressWriter(process.stdout);
+    for (;;) {
+      const p = await demoProgress(state, data, ids);
+      writer.update(formatProgress(p, Date.now() - started));
+      if (isDemoDone(p)) {
+        writer.end();
+        const expected = p.succeeded * alerts;
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        process.stdout.write(
+          `summary: ${p.succeeded} succeeded, ${p.failed} failed of ${p.total} tasks; ${p.rows} rows ingested (expected ${expected}); ${p.deadLetters} dead letters; ${seconds} s\n`,
+        );
+        const all = await collectStatus({ state, data });
+        process.stdout.write(
+          `${home.dir} now holds ${all.tasks.succeeded} succeeded task(s) and ${all.alerts.rows} alert row(s)\n`,
+        );
+        await state.end();
+        await data.end();
+        const ok = p.failed === 0 && p.rows === expected;
+        if (!ok)
+          log.error("demo finished with errors", { failed: p.failed, rows: p.rows, expected });
+        await shutdown(ok ? 0 : 1);
+        return;
+      }
+      await Bun.sleep(process.stdout.isTTY ? 200 : 1000);
+    }
+  },
 });

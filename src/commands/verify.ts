@@ -1,8 +1,37 @@
-import { harnessCommand, notBuilt } from "./_command";
+import { config, requireDataDatabase, requireStateDatabase } from "../config";
+import { formatReport } from "../verify/report";
+import { runVerify } from "../verify/run";
+import { harnessCommand, intFlag } from "./_command";
 
 export default harnessCommand({
   name: "verify",
-  description: "(not built yet)",
-  args: {},
-  run: () => notBuilt("verify"),
+  description:
+    "Run a pipeline (optionally under a seeded fault schedule) against the configured databases and check every invariant",
+  args: {
+    tasks: { type: "string", description: "tasks to create", default: "50" },
+    alerts: { type: "string", description: "alerts per task", default: "10" },
+    workers: { type: "string", description: "worker processes", default: "2" },
+    chaos: { type: "string", description: "seed of a random fault schedule (kill -9, duplicates)" },
+    timeout: {
+      type: "string",
+      description: "seconds to wait for the pipeline to go quiet",
+      default: "180",
+    },
+    logs: { type: "string", description: "folder for the roles' logs (default: a temp folder)" },
+    json: { type: "boolean", description: "print the report as JSON", default: false },
+  },
+  async run({ args }) {
+    const cfg = config();
+    const urls = { state: requireStateDatabase(cfg), data: requireDataDatabase(cfg) };
+    const report = await runVerify(cfg, urls, {
+      tasks: intFlag("tasks", args.tasks, 1, 100_000),
+      alerts: intFlag("alerts", args.alerts, 0, 100_000),
+      workers: intFlag("workers", args.workers, 1, 64),
+      chaos: args.chaos === undefined ? undefined : intFlag("chaos", args.chaos, 0, 2 ** 31),
+      timeoutMs: intFlag("timeout", args.timeout, 1, 86_400) * 1000,
+      logDir: args.logs,
+    });
+    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    if (!report.check.ok || report.timedOut) process.exit(1);
+  },
 });

@@ -1,0 +1,109 @@
+import * as v from "valibot";
+import type { Db } from "../db/connect";
+
+/**
+ * Read-only queries the invariant checker runs at the end of a pipeline.
+ * They read every role's tables, and change nothing.
+ */
+
+const TaskRow = v.object({
+  id: v.string(),
+  org_id: v.string(),
+  status: v.picklist(["queued", "running", "succeeded", "failed"]),
+  attempt: v.number(),
+  payload: v.unknown(),
+  last_error: v.nullable(v.string()),
+});
+export type AuditTask = v.InferOutput<typeof TaskRow>;
+
+export async function auditTasks(state: Db, p: { orgId: string }): Promise<AuditTask[]> {
+  const rows = await state`
+    SELECT id::text AS id, org_id, status::text AS status, attempt, payload, last_error
+    FROM state.tasks WHERE org_id = ${p.orgId} ORDER BY id`;
+  return v.parse(v.array(TaskRow), [...rows]);
+}
+
+const AlertRow = v.object({ dedupe_key: v.string(), org_id: v.string(), task_id: v.string() });
+export type AuditAlert = v.InferOutput<typeof AlertRow>;
+
+export async function auditAlerts(
+  data: Db,
+  p: { taskIds: readonly string[]; orgId: string },
+): Promise<AuditAlert[]> {
+  const rows = await data`
+    SELECT dedupe_key, org_id, task_id::text AS task_id FROM data.alert_events
+    WHERE task_id = ANY(${p.taskIds}::uuid[]) OR org_id = ${p.orgId}`;
+  return v.parse(v.array(AlertRow), [...rows]);
+}
+
+const OutboxRow = v.object({
+  id: v.string(),
+  queue_name: v.string(),
+  task_id: v.nullable(v.string()),
+  attempt: v.nullable(v.number()),
+  status: v.string(),
+  created_at: v.date(),
+});
+export type AuditOutbox = v.InferOutput<typeof OutboxRow>;
+
+export async function auditOutbox(
+  state: Db,
+  p: { taskIds: readonly string[] },
+): Promise<AuditOutbox[]> {
+  const rows = await state`
+    SELECT id::text AS id, queue_name, task_id::text AS task_id, attempt, status::text AS status, created_at
+    FROM state.outbox WHERE task_id = ANY(${p.taskIds}::uuid[])`;
+  return v.parse(v.array(OutboxRow), [...rows]);
+}
+
+const AttemptRow = v.object({ task_id: v.string(), attempt: v.number(), claimed_at: v.date() });
+export type AuditAttempt = v.InferOutput<typeof AttemptRow>;
+
+export async function auditAttempts(
+  state: Db,
+  p: { taskIds: readonly string[] },
+): Promise<AuditAttempt[]> {
+  const rows = await state`
+    SELECT task_id::text AS task_id, attempt, claimed_at FROM state.task_attempts
+    WHERE task_id = ANY(${p.taskIds}::uuid[])`;
+  return v.parse(v.array(AttemptRow), [...rows]);
+}
+
+const QueueRow = v.object({
+  queue_name: v.string(),
+  payload: v.unknown(),
+  last_error: v.nullable(v.string()),
+});
+
+/** Messages still in any queue (live or dead) that name one of the tasks. */
+export async function auditMessages(state: Db, p: { taskIds: readonly string[] }) {
+  const rows = await state`
+    SELECT queue_name, payload, last_error FROM state.queue_messages
+    WHERE payload->>'task_id' = ANY(${p.taskIds}::text[])`;
+  return v.parse(v.array(QueueRow), [...rows]);
+}
+
+/** Payloads of buffer_queue outbox rows already published, oldest first (to replay as duplicates). */
+export async function auditSentBufferPayloads(
+  state: Db,
+  p: { taskIds: readonly string[] },
+): Promise<unknown[]> {
+  const rows = await state`
+    SELECT payload FROM state.outbox
+    WHERE queue_name = 'buffer_queue' AND status = 'sent' AND task_id = ANY(${p.taskIds}::uuid[])
+    ORDER BY id`;
+  return rows.map((r) => r.payload);
+}
+
+const Progress = v.object({ finished: v.number(), pending: v.number() });
+
+/** Tasks of the org that finished, and work still queued anywhere for them. */
+export async function auditProgress(state: Db, p: { orgId: string; taskIds: readonly string[] }) {
+  const [row] = await state`
+    SELECT
+      (SELECT count(*) FROM state.tasks WHERE org_id = ${p.orgId} AND status IN ('succeeded', 'failed'))::int AS finished,
+      ((SELECT count(*) FROM state.outbox WHERE status = 'pending' AND task_id = ANY(${p.taskIds}::uuid[]))
+       + (SELECT count(*) FROM state.queue_messages
+          WHERE queue_name IN ('buffer_queue', 'task_wakeup') AND payload->>'task_id' = ANY(${p.taskIds}::text[])))::int AS pending`;
+  return v.parse(Progress, row);
+}

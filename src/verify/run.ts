@@ -1,0 +1,218 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as v from "valibot";
+import type { Config } from "../config";
+import { BufferMessage } from "../contracts/queue";
+import { connect, type Sql } from "../db/connect";
+import { createTasks } from "../dispatcher/tasks";
+import { createLogger } from "../log";
+import { freePort } from "../platform/embedded";
+import { type RoleProcess, Supervisor } from "../platform/supervisor";
+import { publish, publishBatch } from "../queue";
+import { auditProgress, auditSentBufferPayloads } from "./audit";
+import { type ChaosEvent, chaosSchedule, describeEvent } from "./chaos";
+import { type CheckReport, checkInvariants } from "./checker";
+
+/**
+ * `harness verify`: seeds K tasks of N alerts under a fresh org, runs two
+ * dispatchers, W workers and a sink as child processes (restarted when they
+ * die), optionally applies a seeded fault schedule, waits until quiet, and
+ * checks every invariant from the databases.
+ */
+
+const log = createLogger("verify");
+
+export interface VerifyOptions {
+  tasks: number;
+  alerts: number;
+  workers: number;
+  chaos: number | undefined;
+  timeoutMs: number;
+  logDir: string | undefined;
+}
+
+export interface VerifyReport {
+  orgId: string;
+  seed: number | null;
+  schedule: string[];
+  injected: { kills: number; duplicateWakeups: number; duplicateBuffers: number };
+  restarts: Record<string, number>;
+  elapsedMs: number;
+  timedOut: boolean;
+  check: CheckReport;
+}
+
+interface Pipeline {
+  state: Sql;
+  data: Sql;
+  supervisor: Supervisor;
+  roles: Map<string, RoleProcess>;
+}
+
+async function waitReady(url: string, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`dispatcher at ${url} not ready in time`);
+}
+
+async function startRoles(
+  cfg: Config,
+  urls: { state: string; data: string },
+  o: VerifyOptions,
+  logDir: string,
+) {
+  const supervisor = new Supervisor(logDir);
+  const roles = new Map<string, RoleProcess>();
+  const base = {
+    STATE_DATABASE_URL: urls.state,
+    DATA_DATABASE_URL: urls.data,
+    DATABASE_URL: undefined,
+    OBJECT_STORE_URL: cfg.objectStoreUrl ?? pathToFileURL(join(logDir, "objects")).href,
+    INTERNAL_AUTH_TOKEN: cfg.internalAuthToken ?? crypto.randomUUID(),
+    LEASE_DURATION_MS: process.env.LEASE_DURATION_MS ?? "2000",
+    VISIBILITY_TIMEOUT_MS: process.env.VISIBILITY_TIMEOUT_MS ?? "2000",
+    MAX_ATTEMPTS: process.env.MAX_ATTEMPTS ?? "10",
+    MAX_RECEIVES: process.env.MAX_RECEIVES ?? "50",
+  };
+  const dispatcherUrls: string[] = [];
+  for (const name of ["dispatcher-1", "dispatcher-2"]) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    dispatcherUrls.push(url);
+    roles.set(
+      name,
+      supervisor.start({
+        name,
+        args: ["dispatcher"],
+        env: { ...base, PORT: String(port) },
+        restart: true,
+      }),
+    );
+  }
+  const deadline = Date.now() + 30_000;
+  for (const url of dispatcherUrls) await waitReady(url, deadline);
+  for (let i = 1; i <= o.workers; i++) {
+    const env = { ...base, DISPATCHER_URL: dispatcherUrls[i % dispatcherUrls.length] };
+    const name = `worker-${i}`;
+    roles.set(
+      name,
+      supervisor.start({ name, args: ["worker", "--concurrency", "8"], env, restart: true }),
+    );
+  }
+  roles.set(
+    "sink",
+    supervisor.start({
+      name: "sink",
+      args: ["sink", "--concurrency", "4"],
+      env: base,
+      restart: true,
+    }),
+  );
+  return { supervisor, roles };
+}
+
+async function applyEvent(
+  p: Pipeline,
+  e: ChaosEvent,
+  ids: readonly string[],
+  injected: VerifyReport["injected"],
+) {
+  log.info("chaos", { event: describeEvent(e) });
+  if (e.kind === "kill") {
+    p.roles.get(e.role)?.signal("SIGKILL");
+    injected.kills++;
+  } else if (e.kind === "duplicate_wakeups") {
+    const payloads = e.taskIndexes.flatMap((i) => {
+      const id = ids[i % ids.length];
+      return id === undefined ? [] : [{ task_id: id }];
+    });
+    await publishBatch(p.state, "task_wakeup", payloads);
+    injected.duplicateWakeups += payloads.length;
+  } else {
+    const sent = await auditSentBufferPayloads(p.state, { taskIds: ids });
+    const chosen = sent[e.pick % Math.max(1, sent.length)];
+    const parsed = v.safeParse(BufferMessage, chosen);
+    if (!parsed.success) return;
+    await publish(p.state, "buffer_queue", parsed.output);
+    injected.duplicateBuffers++;
+  }
+}
+
+export async function runVerify(
+  cfg: Config,
+  urls: { state: string; data: string },
+  o: VerifyOptions,
+): Promise<VerifyReport> {
+  const started = Date.now();
+  const orgId = `verify-${o.chaos ?? "calm"}-${started.toString(36)}`;
+  const logDir = o.logDir ?? mkdtempSync(join(tmpdir(), "harness-verify-"));
+  const state = connect(urls.state, { name: "verify", max: 4 });
+  const data = connect(urls.data, { name: "verify", max: 2 });
+  const { supervisor, roles } = await startRoles(cfg, urls, o, logDir);
+  const pipeline: Pipeline = { state, data, supervisor, roles };
+  const schedule =
+    o.chaos === undefined
+      ? []
+      : chaosSchedule({
+          seed: o.chaos,
+          roles: [...roles.keys()],
+          tasks: o.tasks,
+          windowMs: 6_000,
+          events: 12,
+        });
+  const injected = { kills: 0, duplicateWakeups: 0, duplicateBuffers: 0 };
+  let timedOut = false;
+  let restarts: Record<string, number> = {};
+  try {
+    const ids = await createTasks(state, { orgId, payload: { alerts: o.alerts }, count: o.tasks });
+    log.info("tasks created", {
+      org_id: orgId,
+      tasks: ids.length,
+      alerts: o.alerts,
+      log_dir: logDir,
+    });
+    const t0 = Date.now();
+    for (const event of schedule) {
+      const wait = t0 + event.atMs - Date.now();
+      if (wait > 0) await Bun.sleep(wait);
+      await applyEvent(pipeline, event, ids, injected);
+    }
+    const deadline = started + o.timeoutMs;
+    let quietSince: number | undefined;
+    for (;;) {
+      const progress = await auditProgress(state, { orgId, taskIds: ids });
+      const quiet = progress.finished === ids.length && progress.pending === 0;
+      quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
+      if (quietSince !== undefined && Date.now() - quietSince > 500) break;
+      if (Date.now() > deadline) {
+        timedOut = true;
+        break;
+      }
+      await Bun.sleep(200);
+    }
+    restarts = supervisor.crashes();
+  } finally {
+    await supervisor.stopAll();
+  }
+  const check = await checkInvariants(state, data, { orgId });
+  await state.end();
+  await data.end();
+  return {
+    orgId,
+    seed: o.chaos ?? null,
+    schedule: schedule.map(describeEvent),
+    injected,
+    restarts,
+    elapsedMs: Date.now() - started,
+    timedOut,
+    check,
+  };
+}

@@ -1,0 +1,149 @@
+import { expect } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { auditProgress } from "../../src/verify/audit";
+import { type CheckReport, checkInvariants } from "../../src/verify/checker";
+import { freshDatabase, type TestDatabase } from "../support/db";
+import { startDispatcher, type TestDispatcher } from "../support/dispatcher";
+import { type Role, runHarness, spawnHarness } from "../support/processes";
+import { waitFor } from "../support/wait";
+
+/**
+ * A whole platform for one invariant scenario: separate fresh STATE and DATA
+ * databases, its own object store folder, short leases and visibility
+ * timeouts, and every role a real OS process (the compiled binary when
+ * HARNESS_BIN is set). The checker reads the databases at the end.
+ */
+
+export interface PlatformOptions {
+  leaseMs?: number;
+  visibilityMs?: number;
+  maxAttempts?: number;
+  maxReceives?: number;
+  env?: Record<string, string>;
+}
+
+export class TestPlatform {
+  readonly roles: Role[] = [];
+  readonly dispatchers: TestDispatcher[] = [];
+  private constructor(
+    readonly state: TestDatabase,
+    readonly data: TestDatabase,
+    readonly objectDir: string,
+    readonly env: Record<string, string>,
+  ) {}
+
+  static async start(o: PlatformOptions = {}): Promise<TestPlatform> {
+    const [state, data] = await Promise.all([freshDatabase(), freshDatabase()]);
+    const objectDir = mkdtempSync(join(tmpdir(), "harness-objects-"));
+    const env = {
+      STATE_DATABASE_URL: state.url,
+      DATA_DATABASE_URL: data.url,
+      OBJECT_STORE_URL: pathToFileURL(objectDir).href,
+      INTERNAL_AUTH_TOKEN: `invariants-${crypto.randomUUID()}`,
+      LEASE_DURATION_MS: String(o.leaseMs ?? 1500),
+      VISIBILITY_TIMEOUT_MS: String(o.visibilityMs ?? 1000),
+      MAX_ATTEMPTS: String(o.maxAttempts ?? 10),
+      MAX_RECEIVES: String(o.maxReceives ?? 50),
+      LOG_LEVEL: "info",
+      ...o.env,
+    };
+    return new TestPlatform(state, data, objectDir, env);
+  }
+
+  /** The first dispatcher's URL (workers use it unless told otherwise). */
+  get dispatcherUrl(): string {
+    const d = this.dispatchers[0];
+    if (d === undefined) throw new Error("no dispatcher started");
+    return d.url;
+  }
+
+  async startDispatcher(env: Record<string, string> = {}, port?: number): Promise<TestDispatcher> {
+    const d = await startDispatcher({
+      databaseUrl: this.state.url,
+      env: { ...this.env, ...env },
+      name: `dispatcher-${this.dispatchers.length + 1}`,
+      ...(port === undefined ? {} : { port }),
+    });
+    this.dispatchers.push(d);
+    this.roles.push(d.role);
+    return d;
+  }
+
+  startWorker(args: string[] = [], env: Record<string, string> = {}): Role {
+    const role = spawnHarness(`worker-${this.roles.length}`, ["worker", ...args], {
+      ...this.env,
+      DISPATCHER_URL: this.dispatcherUrl,
+      ...env,
+    });
+    this.roles.push(role);
+    return role;
+  }
+
+  startSink(args: string[] = [], env: Record<string, string> = {}): Role {
+    const role = spawnHarness(`sink-${this.roles.length}`, ["sink", ...args], {
+      ...this.env,
+      ...env,
+    });
+    this.roles.push(role);
+    return role;
+  }
+
+  async createTasks(
+    org: string,
+    count: number,
+    alerts: number,
+    workMs?: number,
+  ): Promise<string[]> {
+    const args = [
+      "task",
+      "create",
+      "--org",
+      org,
+      "--alerts",
+      String(alerts),
+      "--count",
+      String(count),
+    ];
+    if (workMs !== undefined) args.push("--work-ms", String(workMs));
+    const r = await runHarness(args, this.env);
+    if (r.code !== 0) throw new Error(`task create failed: ${r.stderr}`);
+    return r.stdout.trim().split("\n");
+  }
+
+  /** Waits until every task of the org finished and nothing is queued for them. */
+  async waitQuiet(org: string, ids: readonly string[], timeoutMs = 60_000): Promise<void> {
+    await waitFor(
+      async () => {
+        const p = await auditProgress(this.state.sql, { orgId: org, taskIds: ids });
+        return p.finished === ids.length && p.pending === 0;
+      },
+      { what: `${ids.length} task(s) of ${org} to finish and drain`, timeoutMs, intervalMs: 100 },
+    );
+  }
+
+  async check(
+    org: string,
+    options: { poisonTaskIds?: string[]; allowFailed?: boolean } = {},
+  ): Promise<CheckReport> {
+    return checkInvariants(this.state.sql, this.data.sql, { orgId: org, ...options });
+  }
+
+  /** Asserts every invariant, showing the failing ones by name. */
+  async expectInvariants(
+    org: string,
+    options: { poisonTaskIds?: string[] } = {},
+  ): Promise<CheckReport> {
+    const report = await this.check(org, options);
+    expect(report.invariants.filter((i) => !i.ok)).toEqual([]);
+    return report;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.roles.map((r) => r.stop("SIGKILL")));
+    await Promise.allSettled([this.state.drop(), this.data.drop()]);
+    rmSync(this.objectDir, { recursive: true, force: true });
+  }
+}
