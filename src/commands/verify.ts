@@ -10,6 +10,10 @@ export default harnessCommand({
   args: {
     tasks: { type: "string", description: "tasks to create", default: "50" },
     alerts: { type: "string", description: "alerts per task", default: "10" },
+    "work-ms": {
+      type: "string",
+      description: "each task works at least this long (default 0, or 200 with --chaos)",
+    },
     workers: { type: "string", description: "worker processes", default: "2" },
     chaos: { type: "string", description: "seed of a random fault schedule (kill -9, duplicates)" },
     timeout: {
@@ -26,6 +30,7 @@ export default harnessCommand({
     const report = await runVerify(cfg, urls, {
       tasks: intFlag("tasks", args.tasks, 1, 100_000),
       alerts: intFlag("alerts", args.alerts, 0, 100_000),
+      workMs: intFlag("work-ms", args["work-ms"] ?? (args.chaos === undefined ? "0" : "200"), 0, 3_600_000),
       workers: intFlag("workers", args.workers, 1, 64),
       chaos: args.chaos === undefined ? undefined : intFlag("chaos", args.chaos, 0, 2 ** 31),
       timeoutMs: intFlag("timeout", args.timeout, 1, 86_400) * 1000,

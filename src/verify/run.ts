@@ -27,6 +27,8 @@ const log = createLogger("verify");
 export interface VerifyOptions {
   tasks: number;
   alerts: number;
+  /** Each task works at least this long (heartbeating), so faults land mid-task. */
+  workMs: number;
   workers: number;
   chaos: number | undefined;
   timeoutMs: number;
@@ -172,7 +174,7 @@ export async function runVerify(
   let timedOut = false;
   let restarts: Record<string, number> = {};
   try {
-    const ids = await createTasks(state, { orgId, payload: { alerts: o.alerts }, count: o.tasks });
+    const ids = await createTasks(state, { orgId, payload: o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts }, count: o.tasks });
     log.info("tasks created", {
       org_id: orgId,
       tasks: ids.length,

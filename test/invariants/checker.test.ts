@@ -1,0 +1,92 @@
+import { describe, expect, test } from "bun:test";
+import { checkInvariants } from "../../src/verify/checker";
+import { dedupeKey } from "../../src/worker/alerts";
+import { useFreshDatabase } from "../support/db";
+
+/**
+ * The checker must be able to fail: from a state where every invariant
+ * holds, each kind of damage makes exactly its invariant fail.
+ */
+
+const db = useFreshDatabase();
+const org = "checker";
+
+async function seedGoodRun(): Promise<string> {
+  const sql = db().sql;
+  await sql`DELETE FROM state.tasks`;
+  await sql`DELETE FROM state.outbox`;
+  await sql`DELETE FROM state.task_attempts`;
+  await sql`DELETE FROM state.queue_messages`;
+  await sql`DELETE FROM data.alert_events`;
+  const [task] = await sql`
+    INSERT INTO state.tasks (org_id, status, attempt, payload) VALUES (${org}, 'succeeded', 2, ${sql.json({ alerts: 3 })})
+    RETURNING id::text AS id`;
+  const id = String(task?.id);
+  await sql`INSERT INTO state.task_attempts (task_id, attempt, lease_token, claimed_at) VALUES
+    (${id}, 1, gen_random_uuid(), now() - interval '10 seconds'),
+    (${id}, 2, gen_random_uuid(), now() - interval '5 seconds')`;
+  // Attempt 1 published before it was fenced; attempt 2 published and completed.
+  await sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt, created_at) VALUES
+    ('buffer_queue', '{}', 'sent', ${id}, 1, now() - interval '8 seconds'),
+    ('buffer_queue', '{}', 'sent', ${id}, 2, now() - interval '2 seconds')`;
+  for (let i = 0; i < 3; i++) {
+    await sql`INSERT INTO data.alert_events (dedupe_key, org_id, task_id, source, severity, title, occurred_at)
+      VALUES (${dedupeKey(id, i)}, ${org}, ${id}, 's', 'info', 't', now())`;
+  }
+  return id;
+}
+
+async function failing(): Promise<string[]> {
+  const report = await checkInvariants(db().sql, db().sql, { orgId: org });
+  return report.invariants.filter((i) => !i.ok).map((i) => i.name);
+}
+
+describe("invariant checker", () => {
+  test("a good run passes", async () => {
+    await seedGoodRun();
+    expect(await failing()).toEqual([]);
+  });
+
+  test("a missing row fails the rows invariant", async () => {
+    const id = await seedGoodRun();
+    await db().sql`DELETE FROM data.alert_events WHERE dedupe_key = ${dedupeKey(id, 1)}`;
+    expect(await failing()).toEqual(["exactly the expected rows, each once, with the task's org"]);
+  });
+
+  test("an extra row, or a row under another org, fails the rows invariant", async () => {
+    let id = await seedGoodRun();
+    await db()
+      .sql`INSERT INTO data.alert_events (dedupe_key, org_id, task_id, source, severity, title, occurred_at)
+      VALUES (${dedupeKey(id, 99)}, ${org}, ${id}, 's', 'info', 't', now())`;
+    expect(await failing()).toEqual(["exactly the expected rows, each once, with the task's org"]);
+    id = await seedGoodRun();
+    await db()
+      .sql`UPDATE data.alert_events SET org_id = 'intruder' WHERE dedupe_key = ${dedupeKey(id, 0)}`;
+    expect(await failing()).toContain("exactly the expected rows, each once, with the task's org");
+  });
+
+  test("an outbox row from attempt 1 after attempt 2 was claimed fails the fencing invariant", async () => {
+    const id = await seedGoodRun();
+    await db()
+      .sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt, created_at)
+      VALUES ('buffer_queue', '{}', 'sent', ${id}, 1, now() - interval '1 second')`;
+    expect(await failing()).toEqual(["no stale attempt wrote an outbox row after it was fenced"]);
+  });
+
+  test("a task still running fails the no-task-stuck invariant", async () => {
+    const id = await seedGoodRun();
+    await db().sql`UPDATE state.tasks SET status = 'running' WHERE id = ${id}`;
+    expect(await failing()).toContain("every task finished (no task stuck)");
+  });
+
+  test("a pending outbox row or a live message fails the drained invariant; a dead letter its own", async () => {
+    let id = await seedGoodRun();
+    await db()
+      .sql`INSERT INTO state.outbox (queue_name, payload, task_id) VALUES ('task_wakeup', ${db().sql.json({ task_id: id })}, ${id})`;
+    expect(await failing()).toEqual(["the outbox drained and the queues are empty"]);
+    id = await seedGoodRun();
+    await db()
+      .sql`INSERT INTO state.queue_messages (queue_name, payload, last_error) VALUES ('buffer_queue.dlq', ${db().sql.json({ task_id: id })}, 'poison')`;
+    expect(await failing()).toEqual(["no dead letters except the injected poison"]);
+  });
+});
