@@ -1,0 +1,222 @@
+import * as v from "valibot";
+import {
+  BufferPublishResponse,
+  ClaimResponse,
+  CompleteResponse,
+  ErrorBody,
+  HeartbeatResponse,
+} from "../contracts/http";
+import type { Logger } from "../log";
+import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, sleep } from "./backoff";
+
+/**
+ * The worker's side of the dispatcher's HTTP API. Every response is parsed
+ * with its contract. Network errors, timeouts, 429 and 5xx are retried with
+ * capped exponential backoff and jitter until the caller's signal aborts;
+ * any other answer is returned as it is, for the caller to act on.
+ */
+
+export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
+
+/** A claim as the dispatcher answers it; the payload is checked separately (a bad one is dead-lettered). */
+export const ClaimEnvelope = v.strictObject({ ...ClaimResponse.entries, payload: v.unknown() });
+export type ClaimEnvelope = v.InferOutput<typeof ClaimEnvelope>;
+
+/** What every task call carries: the fence and the capability that authorises it. */
+export interface LeaseIdentity {
+  task_id: string;
+  attempt: number;
+  lease_token: string;
+  capability_token: string;
+}
+
+export type Reply<T> =
+  | { ok: true; status: number; body: T }
+  | { ok: false; status: number; error: string; message: string };
+
+/** The caller's signal aborted before an answer came. */
+export class RequestAbortedError extends Error {
+  override name = "RequestAbortedError";
+}
+
+/** The dispatcher answered 2xx with a body that breaks the contract. */
+export class DispatcherContractError extends Error {
+  override name = "DispatcherContractError";
+}
+
+export interface DispatcherClientOptions {
+  baseUrl: string;
+  internalToken: string;
+  log: Logger;
+  backoff?: BackoffPolicy;
+  /** One request's deadline; a dispatcher that does not answer in time is retried. */
+  requestTimeoutMs?: number;
+  /**
+   * Retries of an answer that looks like a bug rather than an outage (500, 501,
+   * 505…): past this many the refusal is returned, so one poison request cannot
+   * hold a worker forever. 502/503/504, 408, 429 and network errors retry until aborted.
+   */
+  maxServerErrorRetries?: number;
+}
+
+const UNAVAILABLE = new Set([408, 429, 502, 503, 504]);
+
+type Attempted = { response: Response; text: string } | { failure: string };
+
+export class DispatcherClient {
+  private readonly backoff: BackoffPolicy;
+  private readonly timeoutMs: number;
+  private readonly maxServerErrorRetries: number;
+
+  constructor(private readonly opts: DispatcherClientOptions) {
+    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.maxServerErrorRetries = opts.maxServerErrorRetries ?? 4;
+  }
+
+  claim(taskId: string, signal: AbortSignal): Promise<Reply<ClaimEnvelope>> {
+    const auth = { authorization: `Bearer ${this.opts.internalToken}` };
+    return this.call("/internal/task-claim", { task_id: taskId }, auth, ClaimEnvelope, signal);
+  }
+
+  heartbeat(lease: LeaseIdentity, signal: AbortSignal): Promise<Reply<HeartbeatResponse>> {
+    return this.call(
+      "/v1/task/heartbeat",
+      fence(lease),
+      capability(lease),
+      HeartbeatResponse,
+      signal,
+    );
+  }
+
+  bufferPublish(
+    lease: LeaseIdentity,
+    batch: { batch_uri: string; content_type: string; batch_size_bytes: number },
+    signal: AbortSignal,
+  ): Promise<Reply<BufferPublishResponse>> {
+    const body = { ...fence(lease), ...batch };
+    return this.call(
+      "/v1/task/buffer-publish",
+      body,
+      capability(lease),
+      BufferPublishResponse,
+      signal,
+    );
+  }
+
+  complete(lease: LeaseIdentity, signal: AbortSignal): Promise<Reply<CompleteResponse>> {
+    return this.call(
+      "/v1/task/complete",
+      fence(lease),
+      capability(lease),
+      CompleteResponse,
+      signal,
+    );
+  }
+
+  private async call<T>(
+    path: string,
+    body: Record<string, unknown>,
+    headers: Record<string, string>,
+    schema: v.GenericSchema<unknown, T>,
+    signal: AbortSignal,
+  ): Promise<Reply<T>> {
+    const json = JSON.stringify(body);
+    const scope = scopeOf(body);
+    let serverErrors = 0;
+    for (let retry = 0; ; retry++) {
+      if (signal.aborted) throw new RequestAbortedError(`POST ${path} abandoned`);
+      const attempted = await this.send(path, json, headers, signal);
+      if ("failure" in attempted) {
+        if (signal.aborted) throw new RequestAbortedError(`POST ${path} abandoned`);
+        await this.pause(path, scope, retry, attempted.failure, signal);
+        continue;
+      }
+      const { response, text } = attempted;
+      const status = response.status;
+      const bug = status >= 500 && !UNAVAILABLE.has(status);
+      if (UNAVAILABLE.has(status) || (bug && serverErrors++ < this.maxServerErrorRetries)) {
+        await this.pause(path, scope, retry, `HTTP ${status} ${text.slice(0, 200)}`, signal);
+        continue;
+      }
+      return interpret(path, response.status, text, schema);
+    }
+  }
+
+  private async send(
+    path: string,
+    json: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Attempted> {
+    try {
+      const response = await fetch(`${this.opts.baseUrl}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: json,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]),
+      });
+      return { response, text: await response.text() };
+    } catch (err) {
+      return { failure: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  private async pause(
+    path: string,
+    scope: Record<string, unknown>,
+    retry: number,
+    why: string,
+    signal: AbortSignal,
+  ) {
+    const delayMs = backoffDelay(this.backoff, retry);
+    const fields = { ...scope, path, retry: retry + 1, delay_ms: delayMs, reason: why };
+    if (retry === 0 || retry % 10 === 9)
+      this.opts.log.warn("dispatcher unavailable, retrying", fields);
+    else this.opts.log.debug("dispatcher unavailable, retrying", fields);
+    await sleep(delayMs, signal);
+  }
+}
+
+/** task_id and attempt of a request body, for the retry log lines. */
+function scopeOf(body: Record<string, unknown>): Record<string, unknown> {
+  const { task_id, attempt } = body;
+  return attempt === undefined ? { task_id } : { task_id, attempt };
+}
+
+function fence(lease: LeaseIdentity) {
+  return { task_id: lease.task_id, attempt: lease.attempt, lease_token: lease.lease_token };
+}
+
+function capability(lease: LeaseIdentity): Record<string, string> {
+  return { [CAPABILITY_HEADER]: lease.capability_token };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function interpret<T>(
+  path: string,
+  status: number,
+  text: string,
+  schema: v.GenericSchema<unknown, T>,
+): Reply<T> {
+  const json = parseJson(text);
+  if (status >= 200 && status < 300) {
+    const parsed = v.safeParse(schema, json);
+    if (!parsed.success) {
+      throw new DispatcherContractError(
+        `POST ${path} answered ${status} with a body that breaks its contract: ${v.summarize(parsed.issues)}`,
+      );
+    }
+    return { ok: true, status, body: parsed.output };
+  }
+  const error = v.safeParse(ErrorBody, json);
+  if (error.success) return { ok: false, status, ...error.output };
+  return { ok: false, status, error: `http_${status}`, message: text.slice(0, 500) };
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeEach, describe, expect, test } from "bun:test";
+import { randomUUID } from "node:crypto";
+import { createLogger, setLogLevel } from "../../src/log";
+import { openObjectStore } from "../../src/objectstore/index";
+import { listDeadLetters, publish, receive } from "../../src/queue/index";
+import { DispatcherClient } from "../../src/worker/client";
+import { handleWakeup, type WorkerContext } from "../../src/worker/task";
+import { useFreshDatabase } from "../support/db";
+import { tempStoreUrl } from "./helpers";
+
+/**
+ * How one wakeup reacts to claim answers the real dispatcher cannot be made
+ * to give on purpose (a payload breaking its contract, a persistent 500),
+ * against a scripted in-process server and a real queue.
+ */
+
+setLogLevel("error");
+const db = useFreshDatabase();
+let answer: () => Response = () => new Response(null, { status: 500 });
+const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => answer() });
+afterAll(() => server.stop(true));
+
+async function context(): Promise<WorkerContext> {
+  const log = createLogger("worker-test");
+  const dir = tempStoreUrl();
+  const noS3 = {
+    endpoint: undefined,
+    accessKeyId: undefined,
+    secretAccessKey: undefined,
+    region: undefined,
+  };
+  return {
+    db: db().sql,
+    store: await openObjectStore(dir, noS3),
+    client: new DispatcherClient({
+      baseUrl: `http://127.0.0.1:${server.port}`,
+      internalToken: "internal-token-0123456789",
+      log,
+      backoff: { baseMs: 1, capMs: 5 },
+    }),
+    leaseDurationMs: 1_000,
+    log,
+  };
+}
+
+async function oneWakeup(taskId: string) {
+  await publish(db().sql, "task_wakeup", { task_id: taskId });
+  const [msg] = await receive(db().sql, "task_wakeup", {
+    max: 1,
+    visibilityTimeoutMs: 60_000,
+    maxReceives: 5,
+  });
+  if (msg === undefined) throw new Error("no wakeup received");
+  return msg;
+}
+
+beforeEach(async () => {
+  await db().sql`DELETE FROM state.queue_messages`;
+});
+
+describe("a wakeup whose claim cannot be worked", () => {
+  test("a payload that breaks TaskPayload dead-letters the wakeup with the reason", async () => {
+    const taskId = randomUUID();
+    answer = () =>
+      Response.json({
+        task_id: taskId,
+        org_id: "acme",
+        attempt: 1,
+        lease_token: randomUUID(),
+        lease_expires_at: new Date(Date.now() + 1000).toISOString(),
+        capability_token: "cap",
+        payload: { alerts: "many" },
+      });
+    const msg = await oneWakeup(taskId);
+    const result = await handleWakeup(
+      await context(),
+      { msg, hiddenUntil: 0 },
+      new AbortController().signal,
+    );
+    expect(result).toEqual({ outcome: "dead_lettered", attempt: 1 });
+    const dead = await listDeadLetters(db().sql, ["task_wakeup"]);
+    expect(dead.map((d) => d.id)).toEqual([msg.id]);
+    expect(dead[0]?.last_error).toContain("payload breaks the TaskPayload contract");
+  });
+
+  test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {
+    answer = () => Response.json({ error: "internal", message: "internal error" }, { status: 500 });
+    const msg = await oneWakeup(randomUUID());
+    const result = await handleWakeup(
+      await context(),
+      { msg, hiddenUntil: 0 },
+      new AbortController().signal,
+    );
+    expect(result).toEqual({ outcome: "refused" });
+    const rows = await db()
+      .sql`SELECT queue_name, last_error FROM state.queue_messages WHERE id = ${msg.id}`;
+    expect(rows[0]?.queue_name).toBe("task_wakeup");
+    expect(String(rows[0]?.last_error)).toContain("claim refused: 500 internal");
+  });
+
+  test("a 401 on claim (a wrong INTERNAL_AUTH_TOKEN) leaves the wakeup with the error noted", async () => {
+    answer = () => Response.json({ error: "unauthorized", message: "bad token" }, { status: 401 });
+    const msg = await oneWakeup(randomUUID());
+    const result = await handleWakeup(
+      await context(),
+      { msg, hiddenUntil: 0 },
+      new AbortController().signal,
+    );
+    expect(result).toEqual({ outcome: "refused" });
+    const rows = await db().sql`SELECT last_error FROM state.queue_messages WHERE id = ${msg.id}`;
+    expect(String(rows[0]?.last_error)).toContain("401 unauthorized");
+  });
+});
