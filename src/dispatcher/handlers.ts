@@ -1,4 +1,4 @@
-import * as v from "valibot";
+import type * as v from "valibot";
 import { type CapabilityClaims, SCOPES, type Scope } from "../contracts/capability";
 import {
   BufferPublishRequest,
@@ -10,7 +10,6 @@ import {
   HeartbeatRequest,
   type HeartbeatResponse,
 } from "../contracts/http";
-import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
 import type { BatchRules } from "./batch";
@@ -61,7 +60,7 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
   d.metrics.claims.inc({ outcome: r.kind });
   switch (r.kind) {
     case "claimed": {
-      const payload = v.parse(TaskPayload, r.payload);
+      const payload = r.payload;
       const ttlMs = d.capabilityTtlMs;
       const token = await issueCapability(d.ring, { ...r, taskId, ttlMs });
       d.log.debug("claimed", { task_id: taskId, attempt: r.attempt });
@@ -81,6 +80,9 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
       return refuse(d, endpoint, 409, "task_finished", `task failed after ${r.attempt} attempts`);
     case "finished":
       return refuse(d, endpoint, 409, "task_finished", `task already ${r.status}`);
+    case "invalid_payload":
+      d.log.error("task failed: invalid payload", { task_id: taskId, reason: r.reason });
+      return refuse(d, endpoint, 409, "task_finished", `task failed: ${r.reason}`);
     case "lease_active":
       return refuse(d, endpoint, 409, "lease_active", "another attempt holds a live lease");
     case "not_found":

@@ -5,8 +5,14 @@ import type { ErrorBody } from "../contracts/http";
 /** Small HTTP helpers of the dispatcher: JSON answers, strict bodies, bearer auth. */
 
 export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
-/** Larger bodies are refused with 413 before a handler runs. */
+/** Larger bodies are refused with 413 and an error body (see readBody). */
 export const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * Bun.serve's own limit: a backstop far above MAX_BODY_BYTES. Bun answers it
+ * with a bare 413 before any handler runs, so below it the handlers answer
+ * oversized bodies themselves, with the `{error, message}` body.
+ */
+export const HARD_BODY_BYTES = 16 * 1024 * 1024;
 
 export type Handler = (req: Request) => Response | Promise<Response>;
 
@@ -25,9 +31,15 @@ export async function readBody<S extends v.GenericSchema>(
   req: Request,
   schema: S,
 ): Promise<Parsed<v.InferOutput<S>>> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  const tooLarge = () =>
+    problem(413, "body_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
+  if (declared > MAX_BODY_BYTES) return { ok: false, response: tooLarge() };
   let raw: unknown;
   try {
-    raw = JSON.parse(await req.text());
+    const bytes = await req.bytes();
+    if (bytes.byteLength > MAX_BODY_BYTES) return { ok: false, response: tooLarge() };
+    raw = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return { ok: false, response: problem(400, "malformed_json", "the body is not valid JSON") };
   }

@@ -1,4 +1,6 @@
+import * as v from "valibot";
 import { NDJSON } from "../contracts/common";
+import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import { failpoint } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
@@ -11,6 +13,7 @@ import {
   leaseRenew,
   taskClaim,
   taskLockForFence,
+  taskMarkFailed,
   taskMarkSucceeded,
 } from "./sql/tasks";
 
@@ -27,12 +30,33 @@ export interface LeaseRules {
   maxAttempts: number;
 }
 
+export type ClaimResult =
+  | Exclude<ClaimOutcome, { kind: "claimed" }>
+  | (Extract<ClaimOutcome, { kind: "claimed" }> & { payload: TaskPayload })
+  | { kind: "invalid_payload"; reason: string };
+
+/**
+ * Claims a task. A stored payload that breaks the task payload contract can
+ * never be worked: the claimed attempt fails the task at once with the
+ * reason, rather than every attempt failing until MAX_ATTEMPTS.
+ */
 export async function claimTask(
   sql: Sql,
   p: { taskId: string } & LeaseRules,
-): Promise<ClaimOutcome> {
+): Promise<ClaimResult> {
   try {
-    return await taskClaim(sql, p);
+    const r = await taskClaim(sql, p);
+    if (r.kind !== "claimed") return r;
+    const parsed = v.safeParse(TaskPayload, r.payload);
+    if (parsed.success) return { ...r, payload: parsed.output };
+    const reason = `payload breaks the task payload contract: ${v.summarize(parsed.issues)}`;
+    await taskMarkFailed(sql, {
+      taskId: p.taskId,
+      attempt: r.attempt,
+      leaseToken: r.leaseToken,
+      error: reason,
+    });
+    return { kind: "invalid_payload", reason };
   } catch (cause) {
     throw new Error(`claiming task ${p.taskId}`, { cause });
   }

@@ -17,7 +17,7 @@ import {
   handleComplete,
   handleHeartbeat,
 } from "./handlers";
-import { bearerCheck, type Handler, json, MAX_BODY_BYTES, only, problem } from "./http";
+import { bearerCheck, HARD_BODY_BYTES, type Handler, json, only, problem } from "./http";
 import { loadKeyRing } from "./keys";
 import { createMetrics, type Metrics } from "./metrics";
 import { runReaper } from "./reaper";
@@ -113,7 +113,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   try {
     server = Bun.serve({
       port,
-      maxRequestBodySize: MAX_BODY_BYTES,
+      maxRequestBodySize: HARD_BODY_BYTES,
       routes: routes(d),
       fetch: () => problem(404, "not_found", "no such endpoint"),
       error: (err) => {

@@ -151,4 +151,21 @@ describe("leases and fencing", () => {
       .sql`SELECT attempt FROM state.outbox WHERE task_id = ${id} AND queue_name = 'task_wakeup' AND attempt IS NOT NULL`;
     expect([...rows]).toEqual([{ attempt: 1 }]);
   }, 30_000);
+
+  test("a stored payload that breaks the contract fails the task at its first claim, with the reason", async () => {
+    const [row] = await db().sql`
+      INSERT INTO state.tasks (org_id, payload) VALUES ('acme', ${db().sql.json({ alerts: "many" })})
+      RETURNING id::text AS id`;
+    const id = String(row?.id);
+    const r = await claimRaw(d, id);
+    expect(r.status).toBe(409);
+    expect(await r.json()).toMatchObject({ error: "task_finished" });
+    const [task] = await db()
+      .sql`SELECT status, attempt, last_error FROM state.tasks WHERE id = ${id}`;
+    expect(task?.status).toBe("failed");
+    expect(task?.attempt).toBe(1);
+    expect(String(task?.last_error)).toContain("payload breaks the task payload contract");
+    const again = await claimRaw(d, id);
+    expect(again.status).toBe(409);
+  });
 });

@@ -158,6 +158,15 @@ export async function taskMarkSucceeded(db: Db, p: { taskId: string }): Promise<
   return at;
 }
 
+/** Fails the attempt that holds `fence` for good (e.g. its payload breaks the contract). */
+export async function taskMarkFailed(db: Db, p: Fence & { error: string }): Promise<boolean> {
+  const rows = await db`
+    UPDATE state.tasks SET status = 'failed', last_error = ${p.error}, finished_at = now(), updated_at = now()
+    WHERE id = ${p.taskId} AND attempt = ${p.attempt} AND lease_token = ${p.leaseToken} AND status = 'running'
+    RETURNING id`;
+  return rows.length === 1;
+}
+
 /** Inserts tasks in `queued`; returns their ids in the order given. */
 export async function taskInsertMany(
   db: Db,
