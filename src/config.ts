@@ -69,7 +69,7 @@ export const EnvSchema = v.object({
   CAPABILITY_VERIFY_KEYS: optionalText,
   /** Where a generated signing key is kept when none is configured. */
   CAPABILITY_KEY_FILE: optionalText,
-  /** Capability token lifetime; defaults to the lease length plus a margin. */
+  /** Capability token lifetime; defaults to one hour plus the lease length. */
   CAPABILITY_TTL_MS: v.optional(positiveInt(1)),
   /** Comma-separated failpoints, see src/failpoints.ts. */
   HARNESS_FAILPOINTS: v.optional(v.string()),
