@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { OrgId, Rfc3339, Severity } from "./common";
+import { Attributes, OrgId, Rfc3339, Severity } from "./common";
 
 /** One line of a batch (JSONL, `application/x-ndjson`). Strict: unknown keys are poison. */
 export const AlertLine = v.strictObject({
@@ -9,6 +9,6 @@ export const AlertLine = v.strictObject({
   severity: Severity,
   title: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
   occurred_at: Rfc3339,
-  attributes: v.optional(v.record(v.string(), v.unknown())),
+  attributes: v.optional(Attributes),
 });
 export type AlertLine = v.InferOutput<typeof AlertLine>;

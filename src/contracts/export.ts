@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ConversionConfig, toJsonSchema } from "@valibot/to-json-schema";
-import { realInstant } from "./common";
+import { Attributes, realInstant } from "./common";
 import { isJsonObject, type Json, type JsonObject, toJson } from "./json";
 import { CONTRACTS, type ContractEntry, type ContractIndex } from "./registry";
 
@@ -35,9 +35,10 @@ export class ContractExportError extends Error {
 /**
  * Actions JSON Schema has no keyword for, written in JSON Schema terms so the
  * export is exactly as strict as the valibot schema:
- * - `realInstant` (Rfc3339's calendar check): `format: date-time` (a real
- *   calendar date and time of day, offset at most 23:59) and no second 60 —
- *   valibot's check also refuses leap seconds, as `Date.parse` does;
+ * - `realInstant` (Rfc3339's "is this day in its month" check): `format:
+ *   date-time`. Every other range (year 0001 on, hour, minute, second ≤ 59,
+ *   offset within ±15:59) is already in Rfc3339's pattern, which is stricter
+ *   than `date-time` wherever the two differ (leap second, offsets to 23:59);
  * - `v.uuid()`: `format: uuid` alone would also admit a `urn:uuid:` prefix
  *   in some validators, so the exact pattern goes with it.
  * Anything else the converter cannot express makes the export fail.
@@ -47,13 +48,24 @@ const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jso
     return {
       ...jsonSchema,
       format: "date-time",
-      not: { pattern: "^.{17}60" },
-      $comment: "a real instant: calendar date, time of day and offset in range, no leap second",
+      $comment: "a real instant PostgreSQL stores: ranges in the pattern, the day in its month",
     };
   }
   if (valibotAction.type === "uuid") {
     if (jsonSchema.pattern !== undefined) return undefined; // the converter reports the clash
     return { ...jsonSchema, format: "uuid", pattern: UUID_PATTERN };
+  }
+  return undefined;
+};
+
+/**
+ * Schemas JSON Schema has no converter for: `Attributes` (a custom schema,
+ * so that arrays are refused) is any JSON object, and `type: "object"`
+ * already refuses arrays.
+ */
+const overrideSchema: ConversionConfig["overrideSchema"] = ({ valibotSchema }) => {
+  if (valibotSchema === Attributes) {
+    return { type: "object", additionalProperties: {}, propertyNames: { type: "string" } };
   }
   return undefined;
 };
@@ -118,7 +130,12 @@ export function contractJsonSchema(entry: ContractEntry): JsonObject {
   let converted: Json;
   try {
     converted = toJson(
-      toJsonSchema(entry.schema, { target: "draft-2020-12", errorMode: "throw", overrideAction }),
+      toJsonSchema(entry.schema, {
+        target: "draft-2020-12",
+        errorMode: "throw",
+        overrideAction,
+        overrideSchema,
+      }),
     );
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

@@ -87,7 +87,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "claim_response",
-    version: 1,
+    version: 2,
     description:
       "200 body of POST /internal/task-claim: the new attempt, its lease and capability.",
     schema: ClaimResponse,
@@ -102,7 +102,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "heartbeat_response",
-    version: 1,
+    version: 2,
     description: "200 body of POST /v1/task/heartbeat: the renewed lease expiry.",
     schema: HeartbeatResponse,
     carriers: [response(HEARTBEAT, 200)],
@@ -178,21 +178,21 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "task_completed",
-    version: 1,
+    version: 2,
     description: "Message on queue task_completed: downstream routing once a task succeeded.",
     schema: TaskCompleted,
     carriers: [{ kind: "queue-message", queue: "task_completed" }],
   },
   {
     name: "dead_letter_envelope",
-    version: 1,
+    version: 2,
     description: "One dead letter as `harness dlq list --json` shows it.",
     schema: DeadLetterEnvelope,
     carriers: [{ kind: "cli-json", command: "harness dlq list --json" }],
   },
   {
     name: "task_payload",
-    version: 1,
+    version: 2,
     description:
       "A task's payload: {alerts: N, work_ms?} or {alerts: [explicit alerts], work_ms?}.",
     schema: TaskPayload,
@@ -203,7 +203,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "alert_line",
-    version: 1,
+    version: 2,
     description: "One line of a batch (JSONL); any line that fails makes the whole batch poison.",
     schema: AlertLine,
     carriers: [{ kind: "jsonl-line", content_type: NDJSON }],

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { Rfc3339, Severity } from "./common";
+import { Attributes, Rfc3339, Severity } from "./common";
 
 /** An alert given explicitly in a task payload; org_id always comes from the task. */
 export const ExplicitAlert = v.strictObject({
@@ -8,7 +8,7 @@ export const ExplicitAlert = v.strictObject({
   severity: Severity,
   title: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
   occurred_at: Rfc3339,
-  attributes: v.optional(v.record(v.string(), v.unknown())),
+  attributes: v.optional(Attributes),
 });
 export type ExplicitAlert = v.InferOutput<typeof ExplicitAlert>;
 

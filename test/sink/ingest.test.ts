@@ -193,7 +193,12 @@ const POISON: PoisonCase[] = [
   {
     name: "an offset PostgreSQL refuses",
     body: `${good}\n${bad({ occurred_at: "2024-01-01T00:00:00+16:00" })}\n`,
-    reason: /^line 2: occurred_at: .* is outside what the database stores/,
+    reason: /^line 2: occurred_at: must be an RFC 3339 date-time .*offset within ±15:59/,
+  },
+  {
+    name: "a year PostgreSQL refuses",
+    body: `${good}\n${bad({ occurred_at: "0000-01-01T00:00:00Z" })}\n`,
+    reason: /^line 2: occurred_at: must be an RFC 3339 date-time .*year 0001–9999/,
   },
   {
     name: "attributes that are an array",
