@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BaseObjectStore } from "./base";
 import {
   type Body,
   ObjectNotFoundError,
@@ -10,7 +11,7 @@ import {
   ObjectTooLargeError,
   readCapped,
 } from "./index";
-import { keySegments, keyUnder, uriFor } from "./uri";
+import { keySegments } from "./uri";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".jsonl": "application/x-ndjson",
@@ -35,25 +36,19 @@ async function* chunksOf(body: Body): AsyncGenerator<Uint8Array> {
  * folder, fsyncs it, renames it into place and fsyncs the folder: a crash
  * leaves either the whole object or none (plus, at worst, a stray temp file).
  */
-export class FileObjectStore implements ObjectStore {
+export class FileObjectStore extends BaseObjectStore {
   private constructor(
-    readonly root: string,
+    root: string,
     private readonly dir: string,
-  ) {}
+  ) {
+    super(root);
+  }
 
   static async open(url: string): Promise<FileObjectStore> {
     const root = url.replace(/\/+$/, "");
     const dir = fileURLToPath(root);
     await mkdir(dir, { recursive: true });
     return new FileObjectStore(root, dir);
-  }
-
-  uriFor(key: string): string {
-    return uriFor(this.root, key);
-  }
-
-  keyOf(uri: string, prefix?: string): string | undefined {
-    return keyUnder(this.root, uri, prefix);
   }
 
   private pathOf(key: string): string {
@@ -101,21 +96,8 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
-  async getStream(key: string, options: { maxBytes: number }): Promise<ReadableStream<Uint8Array>> {
-    const s = await this.stat(key);
-    if (s === undefined) throw new ObjectNotFoundError(this.uriFor(key));
-    if (s.size > options.maxBytes)
-      throw new ObjectTooLargeError(this.uriFor(key), s.size, options.maxBytes);
+  protected openStream(key: string): ReadableStream<Uint8Array> {
     return Bun.file(this.pathOf(key)).stream();
-  }
-
-  async getBytes(key: string, options: { maxBytes: number }): Promise<Uint8Array> {
-    const stream = await this.getStream(key, options);
-    return readCapped(stream, this.uriFor(key), options.maxBytes);
-  }
-
-  async getText(key: string, options: { maxBytes: number }): Promise<string> {
-    return new TextDecoder("utf-8", { fatal: true }).decode(await this.getBytes(key, options));
   }
 
   async delete(key: string): Promise<void> {

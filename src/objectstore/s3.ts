@@ -1,4 +1,5 @@
 import { S3Client } from "bun";
+import { BaseObjectStore } from "./base";
 import {
   type Body,
   ObjectNotFoundError,
@@ -8,7 +9,7 @@ import {
   readCapped,
   type S3Settings,
 } from "./index";
-import { keySegments, keyUnder, uriFor } from "./uri";
+import { keySegments } from "./uri";
 
 function isNotFound(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
@@ -17,12 +18,14 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** `s3://bucket/prefix` through Bun's built-in S3Client (MinIO, AWS, s3rver). */
-export class S3ObjectStore implements ObjectStore {
+export class S3ObjectStore extends BaseObjectStore {
   private constructor(
-    readonly root: string,
+    root: string,
     private readonly client: S3Client,
     private readonly prefix: string,
-  ) {}
+  ) {
+    super(root);
+  }
 
   static open(url: string, s3: S3Settings): S3ObjectStore {
     const root = url.replace(/\/+$/, "");
@@ -36,14 +39,6 @@ export class S3ObjectStore implements ObjectStore {
       ...(s3.region === undefined ? {} : { region: s3.region }),
     });
     return new S3ObjectStore(root, client, match[2] ?? "");
-  }
-
-  uriFor(key: string): string {
-    return uriFor(this.root, key);
-  }
-
-  keyOf(uri: string, prefix?: string): string | undefined {
-    return keyUnder(this.root, uri, prefix);
   }
 
   private path(key: string): string {
@@ -72,20 +67,8 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async getStream(key: string, options: { maxBytes: number }): Promise<ReadableStream<Uint8Array>> {
-    const s = await this.stat(key);
-    if (s === undefined) throw new ObjectNotFoundError(this.uriFor(key));
-    if (s.size > options.maxBytes)
-      throw new ObjectTooLargeError(this.uriFor(key), s.size, options.maxBytes);
+  protected openStream(key: string): ReadableStream<Uint8Array> {
     return this.client.file(this.path(key)).stream();
-  }
-
-  async getBytes(key: string, options: { maxBytes: number }): Promise<Uint8Array> {
-    return readCapped(await this.getStream(key, options), this.uriFor(key), options.maxBytes);
-  }
-
-  async getText(key: string, options: { maxBytes: number }): Promise<string> {
-    return new TextDecoder("utf-8", { fatal: true }).decode(await this.getBytes(key, options));
   }
 
   async delete(key: string): Promise<void> {
