@@ -126,15 +126,29 @@ async function authorised<S extends v.GenericSchema<unknown, Body>>(
   return { ok: true, body: body.value, claims: verified.claims };
 }
 
-const fence = (b: Body) => ({ taskId: b.task_id, attempt: b.attempt, leaseToken: b.lease_token });
+const fence = (b: Body, claims: CapabilityClaims) => ({
+  taskId: b.task_id,
+  attempt: b.attempt,
+  leaseToken: b.lease_token,
+  orgId: claims.org_id,
+});
 const stale = (d: Deps, endpoint: string) =>
   refuse(d, endpoint, 409, "stale_lease", "this attempt no longer holds a live lease");
+const wrongOrg = (d: Deps, endpoint: string) =>
+  refuse(
+    d,
+    endpoint,
+    403,
+    "capability_mismatch",
+    "the capability token is for another org than the task's",
+  );
 
 export async function handleHeartbeat(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "heartbeat", SCOPES.heartbeat, HeartbeatRequest);
   if (!a.ok) return a.response;
-  const r = await renewLease(d.sql, { ...fence(a.body), leaseMs: d.lease.leaseMs });
+  const r = await renewLease(d.sql, { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs });
   if (r.kind === "stale") return stale(d, "heartbeat");
+  if (r.kind === "wrong_org") return wrongOrg(d, "heartbeat");
   const res: HeartbeatResponse = { lease_expires_at: r.leaseExpiresAt.toISOString() };
   return json(200, res);
 }
@@ -145,13 +159,14 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
   if (!a.ok) return a.response;
   const b = a.body;
   const r = await publishBuffer(d.sql, {
-    ...fence(b),
+    ...fence(b, a.claims),
     batchUri: b.batch_uri,
     contentType: b.content_type,
     batchSizeBytes: b.batch_size_bytes,
     rules: d.batch,
   });
   if (r.kind === "stale") return stale(d, endpoint);
+  if (r.kind === "wrong_org") return wrongOrg(d, endpoint);
   if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
   d.log.info("batch accepted", { task_id: b.task_id, attempt: b.attempt, batch_uri: b.batch_uri });
   const res: BufferPublishResponse = { accepted: true, batch_uri: b.batch_uri };
@@ -161,8 +176,9 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
 export async function handleComplete(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "complete", SCOPES.complete, CompleteRequest);
   if (!a.ok) return a.response;
-  const r = await completeTask(d.sql, fence(a.body));
+  const r = await completeTask(d.sql, fence(a.body, a.claims));
   if (r.kind === "stale") return stale(d, "complete");
+  if (r.kind === "wrong_org") return wrongOrg(d, "complete");
   if (!r.repeated)
     d.log.info("task succeeded", { task_id: a.body.task_id, attempt: a.body.attempt });
   const res: CompleteResponse = {

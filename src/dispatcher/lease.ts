@@ -15,6 +15,7 @@ import {
   taskLockForFence,
   taskMarkFailed,
   taskMarkSucceeded,
+  taskOrgOf,
 } from "./sql/tasks";
 
 /**
@@ -62,22 +63,27 @@ export async function claimTask(
   }
 }
 
-export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | { kind: "stale" };
+/** A token for another org than the task's: refused with 403 (invariant 3), nothing changed. */
+export type WrongOrg = { kind: "wrong_org" };
 
-/** One statement: the fence is its WHERE clause. */
+export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | { kind: "stale" } | WrongOrg;
+
+/** One statement: the fence is its WHERE clause. Only a refusal looks further, for its reason. */
 export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
-  let at: Date | null;
   try {
-    at = await leaseRenew(sql, p);
+    const at = await leaseRenew(sql, p);
+    if (at !== null) return { kind: "renewed", leaseExpiresAt: at };
+    const org = await taskOrgOf(sql, p);
+    return org !== null && org !== p.orgId ? { kind: "wrong_org" } : { kind: "stale" };
   } catch (cause) {
     throw new Error(`renewing the lease of task ${p.taskId} attempt ${p.attempt}`, { cause });
   }
-  return at === null ? { kind: "stale" } : { kind: "renewed", leaseExpiresAt: at };
 }
 
 export type PublishResult =
   | { kind: "accepted" }
   | { kind: "stale" }
+  | WrongOrg
   | { kind: "invalid"; message: string };
 
 /**
@@ -92,6 +98,7 @@ export async function publishBuffer(
   try {
     result = await sql.begin(async (tx): Promise<PublishResult> => {
       const row = await taskLockForFence(tx, p);
+      if (row !== null && row.org_id !== p.orgId) return { kind: "wrong_org" };
       if (row === null || !fenceHolds(row, p)) return { kind: "stale" };
       const refusal = batchRefusal(p, { orgId: row.org_id, taskId: p.taskId }, p.rules);
       if (refusal !== null) return { kind: "invalid", message: refusal };
@@ -115,7 +122,10 @@ export async function publishBuffer(
   return result;
 }
 
-export type CompleteResult = { kind: "completed"; repeated: boolean } | { kind: "stale" };
+export type CompleteResult =
+  | { kind: "completed"; repeated: boolean }
+  | { kind: "stale" }
+  | WrongOrg;
 
 /**
  * Marks the task succeeded and writes one `task_completed` outbox row. A
@@ -128,6 +138,7 @@ export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> 
     result = await sql.begin(async (tx): Promise<CompleteResult> => {
       const row = await taskLockForFence(tx, p);
       if (row === null) return { kind: "stale" };
+      if (row.org_id !== p.orgId) return { kind: "wrong_org" };
       if (fenceCompleted(row, p)) return { kind: "completed", repeated: true };
       if (!fenceHolds(row, p)) return { kind: "stale" };
       const finishedAt = await taskMarkSucceeded(tx, p);

@@ -11,7 +11,7 @@ import {
 import { ErrorBody } from "../../src/contracts/http";
 import { generateSigningJwk } from "../../src/dispatcher/keys";
 import { useFreshDatabase } from "../support/db";
-import { startDispatcher, type TestDispatcher } from "../support/dispatcher";
+import { startDispatcher, TEST_OBJECT_STORE_URL, type TestDispatcher } from "../support/dispatcher";
 import { type Claimed, call, claim, fence, footprint, newTask } from "./_client";
 
 // Invariant 3: every forged, stale or misused capability token is refused and changes nothing.
@@ -141,5 +141,29 @@ describe("capability tokens", () => {
       expect(await res.json()).toMatchObject({ error: "capability_mismatch" });
     }
     expect(await footprint(db().sql, id)).toEqual(before);
+  });
+
+  test("a validly signed token for another org than the task's → 403 on every endpoint, nothing changed", async () => {
+    const c = await claim(d, await newTask(db().sql));
+    const otherOrg = await forge(claimsFor(c, { org_id: "someone-else" }));
+    const before = await footprint(db().sql, c.task_id);
+    const batch = {
+      ...fence(c),
+      batch_uri: `${TEST_OBJECT_STORE_URL}/${c.org_id}/${c.task_id}/1-x.jsonl`,
+      content_type: "application/x-ndjson",
+      batch_size_bytes: 10,
+    };
+    for (const [endpoint, body] of [
+      ["heartbeat", fence(c)],
+      ["buffer-publish", batch],
+      ["complete", fence(c)],
+    ] as const) {
+      const res = await call(d, endpoint, otherOrg, body);
+      expect({ endpoint, status: res.status }).toEqual({ endpoint, status: 403 });
+      expect(await res.json()).toMatchObject({ error: "capability_mismatch" });
+    }
+    expect(await footprint(db().sql, c.task_id)).toEqual(before);
+    // The same claims for the task's own org are accepted: the org alone made the difference.
+    expect((await call(d, "heartbeat", await forge(claimsFor(c)), fence(c))).status).toBe(200);
   });
 });

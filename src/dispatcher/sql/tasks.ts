@@ -12,6 +12,8 @@ export interface Fence {
   taskId: string;
   attempt: number;
   leaseToken: string;
+  /** The org the capability token was issued for: it must be the task's. */
+  orgId: string;
 }
 
 const leaseEnd = (db: Db, ms: number) =>
@@ -105,7 +107,7 @@ export async function leaseRenew(db: Db, p: Fence & { leaseMs: number }): Promis
   const rows = await db`
     UPDATE state.tasks SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
     WHERE id = ${p.taskId} AND attempt = ${p.attempt} AND lease_token = ${p.leaseToken}
-      AND status = 'running' AND lease_expires_at > now()
+      AND org_id = ${p.orgId} AND status = 'running' AND lease_expires_at > now()
     RETURNING lease_expires_at`;
   const at = rows[0]?.lease_expires_at;
   return at instanceof Date ? at : null;
@@ -132,6 +134,7 @@ export async function taskLockForFence(db: Db, p: { taskId: string }): Promise<F
 /** The fence: this attempt and token are the current ones, and the lease is live. */
 export function fenceHolds(row: FencedRow, fence: Fence): boolean {
   return (
+    row.org_id === fence.orgId &&
     row.status === "running" &&
     row.attempt === fence.attempt &&
     row.lease_token === fence.leaseToken &&
@@ -142,10 +145,17 @@ export function fenceHolds(row: FencedRow, fence: Fence): boolean {
 /** The same attempt and token already completed the task: a repeat of complete. */
 export function fenceCompleted(row: FencedRow, fence: Fence): boolean {
   return (
+    row.org_id === fence.orgId &&
     row.status === "succeeded" &&
     row.attempt === fence.attempt &&
     row.lease_token === fence.leaseToken
   );
+}
+
+/** The org of a task, or null when there is no such task (for refusals only). */
+export async function taskOrgOf(db: Db, p: { taskId: string }): Promise<string | null> {
+  const [row] = await db`SELECT org_id FROM state.tasks WHERE id = ${p.taskId}`;
+  return typeof row?.org_id === "string" ? row.org_id : null;
 }
 
 /** Marks a locked, fenced task succeeded; returns the database's time of it. */
@@ -159,7 +169,10 @@ export async function taskMarkSucceeded(db: Db, p: { taskId: string }): Promise<
 }
 
 /** Fails the attempt that holds `fence` for good (e.g. its payload breaks the contract). */
-export async function taskMarkFailed(db: Db, p: Fence & { error: string }): Promise<boolean> {
+export async function taskMarkFailed(
+  db: Db,
+  p: Omit<Fence, "orgId"> & { error: string },
+): Promise<boolean> {
   const rows = await db`
     UPDATE state.tasks SET status = 'failed', last_error = ${p.error}, finished_at = now(), updated_at = now()
     WHERE id = ${p.taskId} AND attempt = ${p.attempt} AND lease_token = ${p.leaseToken} AND status = 'running'
