@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import "./plain-output";
+import "./db/dangling";
 import { defineCommand, runMain } from "citty";
 import pkg from "../package.json" with { type: "json" };
 

@@ -23,6 +23,8 @@ export interface PlatformOptions {
   maxAttempts?: number;
   maxReceives?: number;
   env?: Record<string, string>;
+  /** Databases to use instead of fresh ones on the test server (e.g. on an embedded PostgreSQL). */
+  databases?: { state: TestDatabase; data: TestDatabase };
 }
 
 export class TestPlatform {
@@ -36,7 +38,10 @@ export class TestPlatform {
   ) {}
 
   static async start(o: PlatformOptions = {}): Promise<TestPlatform> {
-    const [state, data] = await Promise.all([freshDatabase(), freshDatabase()]);
+    const [state, data] =
+      o.databases === undefined
+        ? await Promise.all([freshDatabase(), freshDatabase()])
+        : [o.databases.state, o.databases.data];
     const objectDir = mkdtempSync(join(tmpdir(), "harness-objects-"));
     const env = {
       STATE_DATABASE_URL: state.url,
