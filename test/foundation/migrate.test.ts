@@ -7,6 +7,14 @@ import { runHarness } from "../support/processes";
 
 const names = [`harness_mig_state_${process.pid}`, `harness_mig_data_${process.pid}`];
 let urls: { state: string; data: string; same: string };
+const STATE_TABLES = [
+  "state.outbox",
+  "state.queue_messages",
+  "state.signing_keys",
+  "state.task_attempts",
+  "state.tasks",
+];
+const DATA_TABLES = ["data.alert_events", "data.sink_batches"];
 
 function dbUrl(admin: string, name: string) {
   const u = new URL(admin);
@@ -54,14 +62,14 @@ describe("harness migrate", () => {
     const [a, b] = await Promise.all([runHarness(["migrate"], env), runHarness(["migrate"], env)]);
     expect([a.code, b.code, a.stderr, b.stderr]).toEqual([0, 0, "", ""]);
     const out = a.stdout + b.stdout;
-    expect(out.match(/applied 0000_state_tables/g)).toHaveLength(1);
+    expect(
+      out.match(
+        /applied 0000_state_tables, 0001_lease_reaper_and_signing_keys, 0002_task_attempts/g,
+      ),
+    ).toHaveLength(1);
     expect(out.match(/applied 0000_data_tables/g)).toHaveLength(1);
-    expect(await tablesIn(urls.state)).toEqual([
-      "state.outbox",
-      "state.queue_messages",
-      "state.tasks",
-    ]);
-    expect(await tablesIn(urls.data)).toEqual(["data.alert_events", "data.sink_batches"]);
+    expect(await tablesIn(urls.state)).toEqual(STATE_TABLES);
+    expect(await tablesIn(urls.data)).toEqual(DATA_TABLES);
   });
 
   test("a second migrate is a no-op", async () => {
@@ -76,13 +84,7 @@ describe("harness migrate", () => {
   test("the same URL for both databases works", async () => {
     const first = await runHarness(["migrate"], { DATABASE_URL: urls.same });
     expect(first.code).toBe(0);
-    expect(await tablesIn(urls.same)).toEqual([
-      "data.alert_events",
-      "data.sink_batches",
-      "state.outbox",
-      "state.queue_messages",
-      "state.tasks",
-    ]);
+    expect(await tablesIn(urls.same)).toEqual([...DATA_TABLES, ...STATE_TABLES]);
     const again = await runHarness(["migrate"], { DATABASE_URL: urls.same });
     expect(again.stdout).not.toContain("applied");
   });
