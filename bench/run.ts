@@ -3,8 +3,16 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runSubject } from "./lib/child";
-import { environment, markdown, type SubjectRun, summarize } from "./lib/report";
+import {
+  environment,
+  loadAverage,
+  markdown,
+  type SubjectRun,
+  skipped,
+  summarize,
+} from "./lib/report";
 import { openServer } from "./lib/server";
+import { wrkVersion } from "./lib/wrk";
 import { selectWorkloads } from "./workloads";
 import type { Subject } from "./workloads/types";
 
@@ -44,16 +52,24 @@ async function main(): Promise<number> {
   ensureDependencies();
 
   const server = await openServer();
-  const env = environment(server, BENCH_DIR);
+  const env = environment(server, BENCH_DIR, wrkVersion() ?? "no wrk");
   const log = (m: string) => console.error(`bench: ${m}`);
   log(
-    `PostgreSQL ${server.version} at ${env.database}; ${rounds} round(s)${quick ? ", quick" : ""}`,
+    `PostgreSQL ${server.version} at ${env.database}; ${rounds} round(s)${quick ? ", quick" : ""}; load average ${env.loadavg.start}`,
   );
   let failures = 0;
   const results = [];
   try {
     for (const workload of workloads) {
       const count = quick ? workload.quickCount : workload.count;
+      const unavailable = workload.unavailable?.();
+      if (unavailable !== undefined) {
+        log(`${workload.id} SKIPPED: ${unavailable}`);
+        results.push(skipped(workload, count, unavailable));
+        continue;
+      }
+      const common = quick ? workload.common?.quick : workload.common?.full;
+      const timeoutMs = workload.timeoutMs ?? (quick ? 60_000 : 180_000);
       const subjects: Subject[] = [workload.ours, ...workload.references];
       const runs: SubjectRun[] = [];
       for (let round = 1; round <= rounds; round++) {
@@ -63,8 +79,8 @@ async function main(): Promise<number> {
           try {
             const m = await runSubject(
               subject.script,
-              { url: db.url, count, options: subject.options },
-              quick ? 60_000 : 180_000,
+              { url: db.url, count, options: { ...common, ...subject.options } },
+              timeoutMs,
             );
             const perSecond = m.items / m.seconds;
             runs.push({ ...m, round, subject: subject.id, perSecond });
@@ -84,6 +100,7 @@ async function main(): Promise<number> {
   } finally {
     await server.close();
   }
+  env.loadavg.end = loadAverage();
 
   const table = markdown(results, env, rounds);
   console.log(table);

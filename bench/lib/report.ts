@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import type { Workload } from "../workloads/types";
+import type { Detail, Workload } from "../workloads/types";
 import type { Measurement } from "./protocol";
 import { median } from "./stats";
 
@@ -21,16 +21,42 @@ export interface Comparison {
   ratio: number;
   target: number;
   met: boolean;
+  details: Record<string, number>;
+}
+
+export interface CheckResult {
+  label: string;
+  unit: string;
+  bound: "max" | "min";
+  limit: number;
+  /** Median of ours' rounds. */
+  value: number;
+  met: boolean;
 }
 
 export interface WorkloadResult {
   id: string;
   title: string;
   unit: string;
+  items: string;
   count: number;
-  ours: { label: string; value: number };
+  ours: { label: string; value: number; details: Record<string, number> };
   comparisons: Comparison[];
+  checks: CheckResult[];
+  details: Detail[];
+  /** Why the workload did not run, when it did not. */
+  skipped?: string;
   runs: SubjectRun[];
+}
+
+/** Medians of every `extra` figure of one subject's rounds. */
+function medianExtras(runs: readonly SubjectRun[]): Record<string, number> {
+  const keys = new Set(runs.flatMap((r) => Object.keys(r.extra ?? {})));
+  const out: Record<string, number> = {};
+  for (const k of keys) {
+    out[k] = median(runs.flatMap((r) => (r.extra?.[k] === undefined ? [] : [r.extra[k]])));
+  }
+  return out;
 }
 
 export function summarize(workload: Workload, runs: SubjectRun[]): WorkloadResult {
@@ -50,16 +76,42 @@ export function summarize(workload: Workload, runs: SubjectRun[]): WorkloadResul
       ratio,
       target: ref.target,
       met: ratio >= ref.target,
+      details: medianExtras(refRuns),
+    };
+  });
+  const oursValue = median(ours.map((r) => r.perSecond));
+  const oursDetails = medianExtras(ours);
+  const checks = (workload.checks ?? []).map((c) => {
+    const value = c.key === "rate" ? oursValue : (oursDetails[c.key] ?? Number.NaN);
+    return {
+      label: c.label,
+      unit: c.unit,
+      bound: c.bound,
+      limit: c.limit,
+      value,
+      met: c.bound === "max" ? value <= c.limit : value >= c.limit,
     };
   });
   return {
     id: workload.id,
     title: workload.title,
     unit: workload.unit,
+    items: workload.items ?? "msgs",
     count: workload.count,
-    ours: { label: workload.ours.label, value: median(ours.map((r) => r.perSecond)) },
+    ours: { label: workload.ours.label, value: oursValue, details: oursDetails },
     comparisons,
+    checks,
+    details: workload.details ?? [],
     runs,
+  };
+}
+
+/** A workload that could not run here: one row saying why. */
+export function skipped(workload: Workload, count: number, reason: string): WorkloadResult {
+  return {
+    ...summarize({ ...workload, count, checks: [] }, []),
+    comparisons: [],
+    skipped: reason,
   };
 }
 
@@ -84,11 +136,24 @@ export interface Environment {
   postgresSettings: Record<string, string>;
   database: string;
   versions: Record<string, string>;
+  /** /proc/loadavg at the start and the end of the run: the machine may be shared. */
+  loadavg: { start: string; end?: string };
+  wrk: string;
+}
+
+/** The 1, 5 and 15 minute load averages, or "?" off Linux. */
+export function loadAverage(): string {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
 }
 
 export function environment(
   server: { version: string; settings: Record<string, string>; where: string; embedded: boolean },
   benchDir: string,
+  wrk: string,
 ): Environment {
   const root = join(benchDir, "..");
   return {
@@ -105,10 +170,33 @@ export function environment(
       "graphile-worker": packageVersion(benchDir, "graphile-worker"),
       postgres: packageVersion(root, "postgres"),
     },
+    loadavg: { start: loadAverage() },
+    wrk,
   };
 }
 
-const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : "n/a";
+
+/** "12,345 req/s (p50 1.2 ms, p99 4.0 ms)". */
+function cell(
+  value: number,
+  unit: string,
+  details: readonly Detail[],
+  extra: Record<string, number>,
+) {
+  const shown = details
+    .filter((d) => extra[d.key] !== undefined)
+    .map(
+      (d) => `${d.label} ${fmt(extra[d.key] ?? Number.NaN, d.digits)}${d.unit ? ` ${d.unit}` : ""}`,
+    );
+  return `${fmt(value)} ${unit}${shown.length ? ` (${shown.join(", ")})` : ""}`;
+}
+
+const targetText = (c: { target: number; met: boolean }) =>
+  c.target === 0 ? "— (shown for scale)" : `≥ ${c.target}× ${c.met ? "met" : "**missed**"}`;
 
 /** The one markdown table: a row per (workload, reference). */
 export function markdown(results: readonly WorkloadResult[], env: Environment, rounds: number) {
@@ -116,17 +204,30 @@ export function markdown(results: readonly WorkloadResult[], env: Environment, r
     `Benchmarks ${env.date.slice(0, 10)} — ${env.cores} cores (${env.cpu}), PostgreSQL ${env.postgres}` +
       ` (fsync ${env.postgresSettings.fsync ?? "?"}, synchronous_commit ${env.postgresSettings.synchronous_commit ?? "?"}),` +
       ` Bun ${env.bun}, postgres.js ${env.versions.postgres}, pg-boss ${env.versions["pg-boss"]},` +
-      ` graphile-worker ${env.versions["graphile-worker"]}; median of ${rounds} round(s), interleaved.`,
+      ` graphile-worker ${env.versions["graphile-worker"]}, ${env.wrk}; median of ${rounds} round(s), interleaved;` +
+      ` load average ${env.loadavg.start} at the start, ${env.loadavg.end ?? "?"} at the end.`,
     "",
     "| figure | ours | reference | ratio | target |",
     "|---|---:|---|---:|---|",
   ];
   for (const r of results) {
+    const title = `${r.title} (${r.count.toLocaleString("en-US")} ${r.items})`;
+    if (r.skipped !== undefined) {
+      lines.push(`| ${title} | skipped: ${r.skipped} | | | |`);
+      continue;
+    }
+    const ours = cell(r.ours.value, r.unit, r.details, r.ours.details);
     for (const c of r.comparisons) {
       lines.push(
-        `| ${r.title} (${r.count.toLocaleString("en-US")} msgs) | ${fmt(r.ours.value)} ${r.unit} | ` +
-          `${c.label}: ${fmt(c.value)} ${r.unit} | ${c.ratio.toFixed(2)}× | ` +
-          `≥ ${c.target}× ${c.met ? "met" : "**missed**"} |`,
+        `| ${title} | ${ours} | ${c.label}: ${cell(c.value, r.unit, r.details, c.details)} | ` +
+          `${c.ratio.toFixed(2)}× | ${targetText(c)} |`,
+      );
+    }
+    if (r.comparisons.length === 0) lines.push(`| ${title} | ${ours} | — | — | — |`);
+    for (const k of r.checks) {
+      lines.push(
+        `| ${title}: ${k.label} | ${fmt(k.value, k.unit === "ms" ? 1 : 0)} ${k.unit} | — | — | ` +
+          `${k.bound === "max" ? "≤" : "≥"} ${fmt(k.limit)} ${k.unit} ${k.met ? "met" : "**missed**"} |`,
       );
     }
   }

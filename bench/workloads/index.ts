@@ -1,8 +1,20 @@
+import { dispatcherClaim, dispatcherHeartbeat } from "./dispatcher";
+import { e2eLarge, e2eSmall } from "./e2e";
 import { queueBatched, queueSingle } from "./queue";
+import { sinkDuplicates, sinkIngest } from "./sink";
 import type { Workload } from "./types";
 
-/** Every workload, in the order the table shows them. Add sink, dispatcher, e2e here. */
-export const WORKLOADS: readonly Workload[] = [queueSingle, queueBatched];
+/** Every workload, in the order the table shows them. Workloads 1–5 of issue 8. */
+export const WORKLOADS: readonly Workload[] = [
+  queueSingle,
+  queueBatched,
+  sinkIngest,
+  sinkDuplicates,
+  dispatcherHeartbeat,
+  dispatcherClaim,
+  e2eSmall,
+  e2eLarge,
+];
 
 /** Workloads whose id or group is named; all when none is. */
 export function selectWorkloads(names: readonly string[]): Workload[] {

@@ -17,8 +17,29 @@ export interface Subject {
 }
 
 export interface Reference extends Subject {
-  /** Least acceptable ratio ours / reference (1.5 = ours at least 1.5× the reference). */
+  /** Least acceptable ratio ours / reference (1.5 = ours at least 1.5× the reference); 0: shown, no target. */
   target: number;
+}
+
+/** An absolute target on one of ours' figures: its `extra` value (or the rate itself, key "rate"). */
+export interface Check {
+  /** "rate" (items per second) or a key of ours' `extra`. */
+  key: string;
+  /** What the table calls it, e.g. "p99 latency". */
+  label: string;
+  unit: string;
+  /** "max": the median must be at most `limit`; "min": at least. */
+  bound: "max" | "min";
+  limit: number;
+}
+
+/** An `extra` figure shown next to a subject's rate in the table. */
+export interface Detail {
+  key: string;
+  label: string;
+  unit: string;
+  /** Decimal places (default 0). */
+  digits?: number;
 }
 
 export interface Workload {
@@ -29,9 +50,21 @@ export interface Workload {
   title: string;
   /** Unit of the figure (items per second of the timed part). */
   unit: string;
+  /** What one item is, for the count in the table ("msgs", "rows", "tasks"…). */
+  items?: string;
   /** Items per round, full and --quick. */
   count: number;
   quickCount: number;
   ours: Subject;
   references: Reference[];
+  /** `extra` figures shown beside each subject's rate, e.g. latency percentiles. */
+  details?: Detail[];
+  /** Absolute targets on ours' figures (latency, memory, a floor rate). */
+  checks?: Check[];
+  /** Why this workload cannot run here (a missing tool), or undefined when it can. */
+  unavailable?: () => string | undefined;
+  /** Options every subject of this workload takes, and their --quick values. */
+  common?: { full: Record<string, number>; quick: Record<string, number> };
+  /** Per-subject timeout in ms (default 180 s, 60 s with --quick). */
+  timeoutMs?: number;
 }

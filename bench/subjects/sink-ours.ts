@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { BufferMessage } from "../../src/contracts/queue";
+import { connect } from "../../src/db/connect";
+import type { Logger } from "../../src/log";
+import { openObjectStore } from "../../src/objectstore";
+import { publishBatch } from "../../src/queue";
+import { runSinkLoop } from "../../src/sink/loop";
+import { newSinkMetrics } from "../../src/sink/metrics";
+import { checkBatch } from "../../src/sink/validate";
+import { makeBatches, ORG } from "../lib/alerts";
+import { option, since, subjectMain } from "../lib/protocol";
+
+/**
+ * Workload 3, ours: the batches written to a file store, one buffer_queue
+ * message each, then the real sink loop (`harness sink`'s: receive, fetch,
+ * validate whole, one INSERT … unnest ON CONFLICT DO NOTHING per batch with
+ * its sink_batches row, ack) with `concurrency` writes in flight, until the
+ * queue is empty. Timed: the loop. With `duplicates` 1 the same messages are
+ * ingested once untimed and the timed run finds every row present.
+ */
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+const s3 = {
+  endpoint: undefined,
+  accessKeyId: undefined,
+  secretAccessKey: undefined,
+  region: undefined,
+};
+
+subjectMain(async (params) => {
+  const concurrency = option(params, "concurrency");
+  const duplicates = option(params, "duplicates") === 1;
+  const dir = mkdtempSync(join(tmpdir(), "harness-bench-sink-"));
+  const store = await openObjectStore(pathToFileURL(dir).href, s3);
+  // Two pools as `harness sink` opens them: STATE (queue, LISTEN) and DATA (writes).
+  const state = connect(params.url, { name: "bench-sink-state", max: concurrency + 2 });
+  const data = connect(params.url, { name: "bench-sink-data", max: concurrency });
+  try {
+    const batches = makeBatches(params.count);
+    const messages: BufferMessage[] = [];
+    for (const [i, b] of batches.entries()) {
+      const put = await store.put(`${ORG}/${b.task}/1-${i}.jsonl`, b.body, {
+        contentType: "application/x-ndjson",
+      });
+      messages.push({
+        task_id: b.task,
+        org_id: ORG,
+        attempt: 1,
+        batch_uri: put.uri,
+        content_type: "application/x-ndjson" as const,
+        batch_size_bytes: put.size,
+      });
+    }
+    const validateStart = performance.now();
+    for (const b of batches) checkBatch(new TextEncoder().encode(b.body), ORG);
+    const validatePerS = params.count / since(validateStart);
+
+    const ingest = async () => {
+      await publishBatch(state, "buffer_queue", messages);
+      const metrics = newSinkMetrics();
+      const start = performance.now();
+      await runSinkLoop(
+        {
+          state,
+          stateSql: state,
+          data,
+          store,
+          maxBatchBytes: 64 << 20,
+          visibilityTimeoutMs: 30_000,
+          log: quiet,
+          metrics,
+        },
+        {
+          concurrency,
+          maxReceives: 5,
+          untilIdle: true,
+          idleMs: 0,
+          stop: new AbortController().signal,
+        },
+      );
+      return { seconds: since(start), metrics };
+    };
+    if (duplicates) await ingest();
+    const { seconds, metrics } = await ingest();
+    const want = duplicates ? metrics.rowsSkipped : metrics.rowsInserted;
+    if (want !== params.count || metrics.deadLetters > 0) {
+      throw new Error(`unexpected sink counts ${JSON.stringify(metrics)}`);
+    }
+    return { items: params.count, seconds, extra: { validate_only_rows_per_s: validatePerS } };
+  } finally {
+    await Promise.allSettled([state.end({ timeout: 1 }), data.end({ timeout: 1 })]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

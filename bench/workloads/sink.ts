@@ -1,0 +1,72 @@
+import type { Workload } from "./types";
+
+/**
+ * Workload 3: 200,000 alerts in 1,000-line JSONL batches through the real
+ * sink path (fetch, parse, validate, upsert, ack) against a bare multi-row
+ * insert of pre-built columns and against COPY of the same rows, 4 batches
+ * in flight for all (`harness sink`'s default concurrency); then the same
+ * batches again when every row is already stored.
+ */
+
+const COUNT = 200_000;
+const QUICK_COUNT = 20_000;
+const CONCURRENCY = 4;
+const fresh = { concurrency: CONCURRENCY, duplicates: 0 };
+const dups = { concurrency: CONCURRENCY, duplicates: 1 };
+
+export const sinkIngest: Workload = {
+  id: "sink-ingest",
+  group: "sink",
+  title: `sink ingest, 1,000-line batches, ${CONCURRENCY} in flight`,
+  unit: "rows/s",
+  items: "rows",
+  count: COUNT,
+  quickCount: QUICK_COUNT,
+  details: [{ key: "validate_only_rows_per_s", label: "validation alone", unit: "rows/s" }],
+  ours: {
+    id: "ours",
+    label: "harness sink loop (fetch, validate, upsert, ack)",
+    script: "subjects/sink-ours.ts",
+    database: "state",
+    options: fresh,
+  },
+  references: [
+    {
+      id: "bare",
+      label: "bare INSERT … unnest ON CONFLICT DO NOTHING, no parsing",
+      script: "subjects/sink-bare.ts",
+      database: "state",
+      options: fresh,
+      target: 0.8,
+    },
+    {
+      id: "copy",
+      label: "COPY FROM STDIN, rows pre-formatted",
+      script: "subjects/sink-copy.ts",
+      database: "state",
+      options: fresh,
+      target: 0.5,
+    },
+  ],
+};
+
+export const sinkDuplicates: Workload = {
+  id: "sink-duplicates",
+  group: "sink",
+  title: `sink re-run, every row already stored, ${CONCURRENCY} in flight`,
+  unit: "rows/s",
+  items: "rows",
+  count: COUNT,
+  quickCount: QUICK_COUNT,
+  ours: { ...sinkIngest.ours, options: dups },
+  references: [
+    {
+      id: "bare",
+      label: "bare INSERT … unnest ON CONFLICT DO NOTHING, no parsing",
+      script: "subjects/sink-bare.ts",
+      database: "state",
+      options: dups,
+      target: 0.8,
+    },
+  ],
+};
