@@ -56,10 +56,15 @@ export async function outboxDrainOnce(
   });
 }
 
-/** Runs until `signal` aborts; resolves once the current round has ended. */
+/**
+ * Runs until `signal` aborts; resolves once the current round has ended.
+ * Wakes on a "wake" event from this dispatcher's own task calls, on a NOTIFY
+ * from task creation elsewhere, or after a short poll (rows another
+ * dispatcher committed and left, e.g. when it died).
+ */
 export async function runDrainer(
   sql: Sql,
-  p: { signal: AbortSignal; log: Logger; metrics: Metrics },
+  p: { signal: AbortSignal; wake: EventTarget; log: Logger; metrics: Metrics },
 ): Promise<void> {
   let wake: (() => void) | undefined;
   let notified = false;
@@ -69,6 +74,7 @@ export async function runDrainer(
   };
   const sub = await sql.listen(OUTBOX_CHANNEL, poke);
   p.signal.addEventListener("abort", poke, { once: true });
+  p.wake.addEventListener("wake", poke);
   try {
     while (!p.signal.aborted) {
       notified = false;
@@ -91,6 +97,7 @@ export async function runDrainer(
       wake = undefined;
     }
   } finally {
+    p.wake.removeEventListener("wake", poke);
     await sub.unlisten().catch(() => {});
   }
 }

@@ -34,6 +34,8 @@ export interface Deps {
   batch: BatchRules;
   capabilityTtlMs: number;
   internalAuth: (req: Request) => boolean;
+  /** After a call committed outbox rows: this dispatcher's drainer publishes them now. */
+  wakeDrainer: () => void;
 }
 
 function refuse(d: Deps, endpoint: string, status: number, code: string, msg: string): Response {
@@ -168,6 +170,7 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
   if (r.kind === "stale") return stale(d, endpoint);
   if (r.kind === "wrong_org") return wrongOrg(d, endpoint);
   if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
+  d.wakeDrainer();
   d.log.info("batch accepted", { task_id: b.task_id, attempt: b.attempt, batch_uri: b.batch_uri });
   const res: BufferPublishResponse = { accepted: true, batch_uri: b.batch_uri };
   return json(202, res);
@@ -179,8 +182,10 @@ export async function handleComplete(d: Deps, req: Request): Promise<Response> {
   const r = await completeTask(d.sql, fence(a.body, a.claims));
   if (r.kind === "stale") return stale(d, "complete");
   if (r.kind === "wrong_org") return wrongOrg(d, "complete");
-  if (!r.repeated)
+  if (!r.repeated) {
+    d.wakeDrainer();
     d.log.info("task succeeded", { task_id: a.body.task_id, attempt: a.body.attempt });
+  }
   const res: CompleteResponse = {
     task_id: a.body.task_id,
     attempt: a.body.attempt,

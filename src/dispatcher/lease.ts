@@ -110,9 +110,10 @@ export async function publishBuffer(
         content_type: NDJSON,
         batch_size_bytes: p.batchSizeBytes,
       };
-      await outboxInsert(tx, [
-        { queue: "buffer_queue", payload, taskId: p.taskId, attempt: row.attempt },
-      ]);
+      await outboxInsert(tx, {
+        rows: [{ queue: "buffer_queue", payload, taskId: p.taskId, attempt: row.attempt }],
+        notify: false,
+      });
       return { kind: "accepted" };
     });
   } catch (cause) {
@@ -148,9 +149,10 @@ export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> 
         attempt: row.attempt,
         completed_at: finishedAt.toISOString(),
       };
-      await outboxInsert(tx, [
-        { queue: "task_completed", payload, taskId: p.taskId, attempt: row.attempt },
-      ]);
+      await outboxInsert(tx, {
+        rows: [{ queue: "task_completed", payload, taskId: p.taskId, attempt: row.attempt }],
+        notify: false,
+      });
       return { kind: "completed", repeated: false };
     });
   } catch (cause) {

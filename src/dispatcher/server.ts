@@ -93,6 +93,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   const sql: Sql = connect(requireStateDatabase(cfg), { name: "dispatcher", max: POOL_SIZE });
   const ring = await loadKeyRing(cfg, sql);
   const metrics = createMetrics();
+  const drainerWake = new EventTarget();
   const d: Deps = {
     sql,
     ring,
@@ -103,10 +104,11 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     batch: { objectStoreUrl, maxBatchBytes: cfg.maxBatchBytes },
     capabilityTtlMs: cfg.capability.ttlMs ?? DEFAULT_TTL_MS + cfg.leaseDurationMs,
     internalAuth: bearerCheck(internalToken),
+    wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
   };
   const abort = new AbortController();
   const loops = [
-    runDrainer(sql, { signal: abort.signal, log, metrics }),
+    runDrainer(sql, { signal: abort.signal, wake: drainerWake, log, metrics }),
     runReaper(sql, { leaseMs: cfg.leaseDurationMs, signal: abort.signal, log, metrics }),
   ];
   let server: Server<undefined>;

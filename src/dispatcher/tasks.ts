@@ -23,7 +23,7 @@ export async function createTasks(
           attempt: null,
         }),
       );
-      await outboxInsert(tx, wakeups);
+      await outboxInsert(tx, { rows: wakeups, notify: true });
       return ids;
     });
   } catch (cause) {

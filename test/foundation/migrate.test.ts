@@ -64,7 +64,7 @@ describe("harness migrate", () => {
     const out = a.stdout + b.stdout;
     expect(
       out.match(
-        /applied 0000_state_tables, 0001_lease_reaper_and_signing_keys, 0002_task_attempts/g,
+        /applied 0000_state_tables, 0001_lease_reaper_and_signing_keys, 0002_task_attempts, 0003_heartbeat_hot_updates/g,
       ),
     ).toHaveLength(1);
     expect(out.match(/applied 0000_data_tables/g)).toHaveLength(1);

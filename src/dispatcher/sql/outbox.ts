@@ -17,21 +17,28 @@ export interface OutboxRow<Q extends QueueName = QueueName> {
   attempt: number | null;
 }
 
-/** Inserts outbox rows and notifies drainers (delivered at commit). Payloads are checked first. */
-export async function outboxInsert(db: Db, rows: readonly OutboxRow[]): Promise<string[]> {
-  if (rows.length === 0) return [];
-  const queues = rows.map((r) => r.queue);
-  const payloads = rows.map((r) => JSON.stringify(v.parse(QUEUES[r.queue], r.payload)));
-  const taskIds = rows.map((r) => r.taskId);
-  const attempts = rows.map((r) => r.attempt);
+/**
+ * Inserts outbox rows; payloads are checked first. With `notify`, drainers in
+ * other processes are woken at commit (task creation from the CLI). Calls
+ * inside a dispatcher pass false and wake their own drainer after commit:
+ * PostgreSQL serialises the commits of every transaction that NOTIFYs,
+ * flush included, which capped the whole pipeline near 1/fsync tasks per second.
+ */
+export async function outboxInsert(
+  db: Db,
+  p: { rows: readonly OutboxRow[]; notify: boolean },
+): Promise<string[]> {
+  if (p.rows.length === 0) return [];
+  const queues = p.rows.map((r) => r.queue);
+  const payloads = p.rows.map((r) => JSON.stringify(v.parse(QUEUES[r.queue], r.payload)));
+  const taskIds = p.rows.map((r) => r.taskId);
+  const attempts = p.rows.map((r) => r.attempt);
   const inserted = await db`
-    WITH inserted AS (
-      INSERT INTO state.outbox (queue_name, payload, task_id, attempt)
-      SELECT q, p, t, a
-      FROM unnest(${queues}::text[], ${payloads}::text[]::jsonb[], ${taskIds}::uuid[], ${attempts}::int[]) AS u(q, p, t, a)
-      RETURNING id
-    ), notified AS (SELECT pg_notify(${OUTBOX_CHANNEL}, '')) 
-    SELECT id::text AS id FROM inserted, notified`;
+    INSERT INTO state.outbox (queue_name, payload, task_id, attempt)
+    SELECT q, p, t, a
+    FROM unnest(${queues}::text[], ${payloads}::text[]::jsonb[], ${taskIds}::uuid[], ${attempts}::int[]) AS u(q, p, t, a)
+    RETURNING id::text AS id`;
+  if (p.notify) await db`SELECT pg_notify(${OUTBOX_CHANNEL}, '')`;
   return inserted.map((r) => String(r.id));
 }
 
