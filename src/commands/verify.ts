@@ -30,7 +30,12 @@ export default harnessCommand({
     const report = await runVerify(cfg, urls, {
       tasks: intFlag("tasks", args.tasks, 1, 100_000),
       alerts: intFlag("alerts", args.alerts, 0, 100_000),
-      workMs: intFlag("work-ms", args["work-ms"] ?? (args.chaos === undefined ? "0" : "200"), 0, 3_600_000),
+      workMs: intFlag(
+        "work-ms",
+        args["work-ms"] ?? (args.chaos === undefined ? "0" : "200"),
+        0,
+        3_600_000,
+      ),
       workers: intFlag("workers", args.workers, 1, 64),
       chaos: args.chaos === undefined ? undefined : intFlag("chaos", args.chaos, 0, 2 ** 31),
       timeoutMs: intFlag("timeout", args.timeout, 1, 86_400) * 1000,

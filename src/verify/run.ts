@@ -174,7 +174,11 @@ export async function runVerify(
   let timedOut = false;
   let restarts: Record<string, number> = {};
   try {
-    const ids = await createTasks(state, { orgId, payload: o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts }, count: o.tasks });
+    const ids = await createTasks(state, {
+      orgId,
+      payload: o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts },
+      count: o.tasks,
+    });
     log.info("tasks created", {
       org_id: orgId,
       tasks: ids.length,
