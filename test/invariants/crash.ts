@@ -1,5 +1,6 @@
 import { expect } from "bun:test";
 import type { Db } from "../../src/db/connect";
+import { prng } from "../../src/verify/chaos";
 import type { Role } from "../support/processes";
 import { waitFor } from "../support/wait";
 
@@ -37,17 +38,8 @@ export async function killNine(role: Role): Promise<void> {
   expect(role.proc.signalCode).toBe("SIGKILL");
 }
 
-/** mulberry32: a small seeded PRNG, so "a random moment" can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** A seeded PRNG (the one `harness verify --chaos` uses), so "a random moment" can be replayed. */
+export const seededRandom = prng;
 
 /** The seed of this run: INVARIANT_SEED when set (to replay a failure), else a fresh one, printed. */
 export function runSeed(label: string): number {

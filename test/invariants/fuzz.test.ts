@@ -9,6 +9,7 @@ import {
   type Scope,
 } from "../../src/contracts/capability";
 import { generateSigningJwk } from "../../src/dispatcher/keys";
+import { prng } from "../../src/verify/chaos";
 import { type Claimed, claim, drained, fence, HEADER } from "../dispatcher/_client";
 import { ConformanceChecker } from "../support/conformance";
 import { waitFor } from "../support/wait";
@@ -29,18 +30,11 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20250601);
 const CASES_PER_ENDPOINT = 2500;
 const IN_FLIGHT = 8;
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
+/** The seeded PRNG of `harness verify --chaos`: the same sequence for the same seed. */
 class Gen {
-  private s: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = prng(seed);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
