@@ -88,9 +88,3 @@ export function intFlag(name: string, value: unknown, min = 1, max = 1_000_000):
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}`);
   return n;
 }
-
-/** For commands a later piece of work fills in: says so and exits 2. */
-export function notBuilt(name: string): never {
-  process.stderr.write(`harness ${name}: not built yet\n`);
-  process.exit(2);
-}
