@@ -96,14 +96,6 @@ export async function messagesDeleteIds(db: Db, ids: readonly string[]): Promise
   return rows.map((r) => String(r.id));
 }
 
-/** Deletes acknowledged messages. Returns how many were still there. */
-export async function messagesDelete(db: Db, ids: readonly string[]): Promise<number> {
-  if (ids.length === 0) return 0;
-  const rows = await db`
-    DELETE FROM state.queue_messages WHERE id = ANY(${ids}::bigint[]) RETURNING id`;
-  return rows.length;
-}
-
 export interface ExtendParams {
   id: string;
   /** Hide until this absolute time... */
