@@ -1,5 +1,6 @@
 import type { Db } from "../db/connect";
 import { depths } from "../queue";
+import { alertEventsCount, sinkBatchesTotals } from "../sink/sql";
 import { outboxPendingCount } from "./sql/outbox";
 import { taskCountByStatus } from "./sql/tasks";
 
@@ -16,17 +17,12 @@ export interface StatusReport {
 }
 
 async function alertCounts(db: Db): Promise<StatusReport["alerts"]> {
-  const [row] = await db`
-    SELECT (SELECT count(*)::int FROM data.alert_events) AS rows,
-           count(*)::int AS batches,
-           coalesce(sum(rows_inserted), 0)::int AS inserted,
-           coalesce(sum(rows_skipped), 0)::int AS skipped
-    FROM data.sink_batches`;
+  const [rows, totals] = await Promise.all([alertEventsCount(db), sinkBatchesTotals(db)]);
   return {
-    rows: Number(row?.rows ?? 0),
-    batches: Number(row?.batches ?? 0),
-    inserted: Number(row?.inserted ?? 0),
-    skipped: Number(row?.skipped ?? 0),
+    rows,
+    batches: totals.batches,
+    inserted: totals.rowsInserted,
+    skipped: totals.rowsSkipped,
   };
 }
 

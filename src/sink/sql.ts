@@ -72,3 +72,9 @@ export async function sinkBatchesTotals(db: Db): Promise<SinkTotals> {
   const t = v.parse(Totals, rows[0]);
   return { batches: t.batches, rowsInserted: t.rows_inserted, rowsSkipped: t.rows_skipped };
 }
+
+/** Rows in `data.alert_events`: for `harness status`. */
+export async function alertEventsCount(db: Db): Promise<number> {
+  const rows = await db`SELECT count(*)::float8 AS n FROM data.alert_events`;
+  return v.parse(v.object({ n: v.number() }), rows[0]).n;
+}
