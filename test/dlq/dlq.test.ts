@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { DeadLetterEnvelope } from "../../src/contracts/queue";
 import { publish } from "../../src/queue";
@@ -10,30 +10,24 @@ import {
   putBatch,
   rowCount,
   sinkUntilIdle,
-  type TempStore,
-  tempStore,
+  useTempStore,
 } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { runHarness } from "../support/processes";
 
 const db = useFreshDatabase();
-let store: TempStore;
+const store = useTempStore();
 
-beforeAll(async () => {
-  store = await tempStore();
-});
-afterAll(() => store.remove());
-
-const env = () => ({ DATABASE_URL: db().url, OBJECT_STORE_URL: store.url });
+const env = () => ({ DATABASE_URL: db().url, OBJECT_STORE_URL: store().url });
 
 describe("harness dlq", () => {
   test("list shows the reason; redrive puts it back; once the batch is fixed it is ingested", async () => {
     const sql = db().sql;
     // Line 3 has a bad severity of the same length as the good one, so the fix keeps the size.
     const lines = [...goodLines("acme", "r", 2), alert("acme", "r-2", { severity: "hihg" })];
-    const b = await putBatch(store.store, jsonl(lines));
+    const b = await putBatch(store().store, jsonl(lines));
     const id = await publishBatchMessage(sql, b);
-    expect((await sinkUntilIdle(sql, store.store)).deadLetters).toBe(1);
+    expect((await sinkUntilIdle(sql, store().store)).deadLetters).toBe(1);
 
     const listed = await runHarness(["dlq", "list", "--json"], env());
     expect(listed.code).toBe(0);
@@ -51,7 +45,7 @@ describe("harness dlq", () => {
     // Fix the batch in place, then redrive just that message.
     const fixed = jsonl([...goodLines("acme", "r", 2), alert("acme", "r-2")]);
     expect(Buffer.byteLength(fixed)).toBe(b.size);
-    await store.store.put(b.uri.slice(store.url.length + 1), fixed, {
+    await store().store.put(b.uri.slice(store().url.length + 1), fixed, {
       contentType: "application/x-ndjson",
     });
     const redriven = await runHarness(["dlq", "redrive", "--id", id], env());

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +17,19 @@ export interface TempStore {
   url: string;
   store: ObjectStore;
   remove(): void;
+}
+
+/** A temp file store for this test file: made before its tests, removed after. */
+export function useTempStore(): () => TempStore {
+  let current: TempStore | undefined;
+  beforeAll(async () => {
+    current = await tempStore();
+  });
+  afterAll(() => current?.remove());
+  return () => {
+    if (current === undefined) throw new Error("the temp store is only there inside tests");
+    return current;
+  };
 }
 
 export async function tempStore(): Promise<TempStore> {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
 import {
@@ -8,17 +8,11 @@ import {
   publishBatchMessage,
   putBatch,
   rowCount,
-  type TempStore,
-  tempStore,
+  useTempStore,
 } from "./helpers";
 
 const db = useFreshDatabase();
-let store: TempStore;
-
-beforeAll(async () => {
-  store = await tempStore();
-});
-afterAll(() => store.remove());
+const store = useTempStore();
 beforeEach(async () => {
   await db().sql`DELETE FROM state.queue_messages`;
   await db().sql`DELETE FROM data.alert_events`;
@@ -28,7 +22,7 @@ beforeEach(async () => {
 function env(extra: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: db().url,
-    OBJECT_STORE_URL: store.url,
+    OBJECT_STORE_URL: store().url,
     VISIBILITY_TIMEOUT_MS: "1000",
     MAX_RECEIVES: "5",
     ...extra,
@@ -38,10 +32,10 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
 describe("harness sink (real process)", () => {
   test("--until-idle ingests, dead-letters poison, logs each batch and prints a summary", async () => {
     const sql = db().sql;
-    const b = await putBatch(store.store, jsonl(goodLines("acme", "p", 1000)));
+    const b = await putBatch(store().store, jsonl(goodLines("acme", "p", 1000)));
     await publishBatchMessage(sql, b);
     await publishBatchMessage(sql, b); // a duplicate buffer message
-    const poison = await putBatch(store.store, jsonl([alert("acme", "x", { severity: "bad" })]));
+    const poison = await putBatch(store().store, jsonl([alert("acme", "x", { severity: "bad" })]));
     await publishBatchMessage(sql, poison);
     const r = await runHarness(
       ["sink", "--until-idle", "--idle-ms", "200", "--concurrency", "2"],
@@ -72,7 +66,7 @@ describe("harness sink (real process)", () => {
     const sql = db().sql;
     const sink = spawnHarness("sink", ["sink"], env({ LOG_LEVEL: "debug" }));
     await sink.waitForLog((l) => l.msg === "sink started", "start");
-    const b = await putBatch(store.store, jsonl(goodLines("acme", "t", 20_000)));
+    const b = await putBatch(store().store, jsonl(goodLines("acme", "t", 20_000)));
     await publishBatchMessage(sql, b);
     await sink.waitForLog((l) => l.msg === "batch received", "the batch in hand");
     expect(await sink.stop("SIGTERM")).toBe(0);
@@ -84,7 +78,7 @@ describe("harness sink (real process)", () => {
 
   test("kill -9 between commit and ack: the batch is redelivered and adds no rows", async () => {
     const sql = db().sql;
-    const b = await putBatch(store.store, jsonl(goodLines("acme", "f", 1000)));
+    const b = await putBatch(store().store, jsonl(goodLines("acme", "f", 1000)));
     const id = await publishBatchMessage(sql, b);
     const doomed = spawnHarness(
       "sink-doomed",

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";
-import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import type { Role } from "../support/processes";
 import { waitFor } from "../support/wait";
 import {
@@ -15,6 +14,7 @@ import {
   startWorker,
   taskRow,
   tempStoreUrl,
+  useWorkerDispatcher,
   waitForWakeups,
 } from "./helpers";
 
@@ -25,26 +25,12 @@ import {
 
 const db = useFreshDatabase();
 const storeUrl = tempStoreUrl();
-let dispatcher: TestDispatcher | undefined;
-let env: Record<string, string> = {};
+const env = useWorkerDispatcher(() => db().url, { storeUrl, leaseMs: 1500, visibilityMs: 1500 });
 const workers: Role[] = [];
-
-beforeAll(async () => {
-  const common = {
-    DATABASE_URL: db().url,
-    INTERNAL_AUTH_TOKEN: TEST_INTERNAL_TOKEN,
-    OBJECT_STORE_URL: storeUrl,
-    LEASE_DURATION_MS: "1500",
-    VISIBILITY_TIMEOUT_MS: "1500",
-  };
-  dispatcher = await startDispatcher({ databaseUrl: db().url, env: common });
-  env = { ...common, DISPATCHER_URL: dispatcher.url };
-}, 30_000);
 
 afterAll(async () => {
   for (const w of workers) w.proc.kill("SIGCONT");
   await Promise.all(workers.map((w) => w.stop("SIGKILL")));
-  await dispatcher?.stop();
 });
 
 async function leaseExpired(taskId: string): Promise<boolean> {
@@ -54,15 +40,15 @@ async function leaseExpired(taskId: string): Promise<boolean> {
 }
 
 test("a worker paused past its lease is fenced out: heartbeat 409, nothing published", async () => {
-  const [id = ""] = await createTasks(env, "acme", ["--alerts", "20", "--work-ms", "3000"]);
+  const [id = ""] = await createTasks(env(), "acme", ["--alerts", "20", "--work-ms", "3000"]);
   await waitForWakeups(db().sql, [id]);
-  const a = startWorker(env, [], "worker-a");
+  const a = startWorker(env(), [], "worker-a");
   workers.push(a);
   await a.waitForLog((l) => l.msg === "claimed" && l.task_id === id && l.attempt === 1, "claim 1");
   a.proc.kill("SIGSTOP");
 
   await waitFor(() => leaseExpired(id), { what: "attempt 1's lease to expire", timeoutMs: 10_000 });
-  const b = startWorker(env, [], "worker-b");
+  const b = startWorker(env(), [], "worker-b");
   workers.push(b);
   await b.waitForLog((l) => l.msg === "claimed" && l.task_id === id && l.attempt === 2, "claim 2");
 
@@ -93,10 +79,10 @@ test("a worker paused past its lease is fenced out: heartbeat 409, nothing publi
 }, 60_000);
 
 test("a worker killed right after buffer-publish: the next attempt publishes the same dedupe keys", async () => {
-  const [id = ""] = await createTasks(env, "acme", ["--alerts", "15"]);
+  const [id = ""] = await createTasks(env(), "acme", ["--alerts", "15"]);
   await waitForWakeups(db().sql, [id]);
   const dying = startWorker(
-    { ...env, HARNESS_FAILPOINTS: "worker.after_publish" },
+    { ...env(), HARNESS_FAILPOINTS: "worker.after_publish" },
     [],
     "worker-dying",
   );
@@ -105,7 +91,7 @@ test("a worker killed right after buffer-publish: the next attempt publishes the
   expect(dying.proc.signalCode).toBe("SIGKILL");
   expect(outcomes(dying, id)).toEqual([]);
 
-  const next = startWorker(env, ["--until-idle", "--idle-ms", "3000"], "worker-next");
+  const next = startWorker(env(), ["--until-idle", "--idle-ms", "3000"], "worker-next");
   workers.push(next);
   expect(await next.exited).toBe(0);
   expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 2 });

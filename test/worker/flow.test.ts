@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { NDJSON } from "../../src/contracts/common";
 import { publish } from "../../src/queue/index";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";
-import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
+import { TEST_INTERNAL_TOKEN } from "../support/dispatcher";
 import {
   bufferMessages,
   createTasks,
@@ -13,6 +13,7 @@ import {
   startWorker,
   taskRow,
   tempStoreUrl,
+  useWorkerDispatcher,
   waitForWakeups,
   wakeupCount,
 } from "./helpers";
@@ -21,32 +22,15 @@ import {
 
 const db = useFreshDatabase();
 const storeUrl = tempStoreUrl();
-let dispatcher: TestDispatcher | undefined;
-let env: Record<string, string> = {};
-
-beforeAll(async () => {
-  const common = {
-    DATABASE_URL: db().url,
-    INTERNAL_AUTH_TOKEN: TEST_INTERNAL_TOKEN,
-    OBJECT_STORE_URL: storeUrl,
-    LEASE_DURATION_MS: "2000",
-    VISIBILITY_TIMEOUT_MS: "2000",
-  };
-  dispatcher = await startDispatcher({ databaseUrl: db().url, env: common });
-  env = { ...common, DISPATCHER_URL: dispatcher.url };
-}, 30_000);
-
-afterAll(async () => {
-  await dispatcher?.stop();
-});
+const env = useWorkerDispatcher(() => db().url, { storeUrl, leaseMs: 2000, visibilityMs: 2000 });
 
 describe("worker: claim → write → publish → complete", () => {
   let taskId = "";
 
   test("a task of 50 alerts gives one buffer message whose batch holds 50 valid lines", async () => {
-    [taskId = ""] = await createTasks(env, "acme", ["--alerts", "50"]);
+    [taskId = ""] = await createTasks(env(), "acme", ["--alerts", "50"]);
     await waitForWakeups(db().sql, [taskId]);
-    const worker = startWorker(env, ["--until-idle"]);
+    const worker = startWorker(env(), ["--until-idle"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker)).toEqual(["succeeded"]);
     expect(worker.stdout()).toContain("worker: 1 tasks succeeded, 50 alerts");
@@ -77,7 +61,7 @@ describe("worker: claim → write → publish → complete", () => {
 
   test("the same wakeup three times more: acked, still one attempt and one batch", async () => {
     for (let i = 0; i < 3; i++) await publish(db().sql, "task_wakeup", { task_id: taskId });
-    const worker = startWorker(env, ["--until-idle", "--concurrency", "4"]);
+    const worker = startWorker(env(), ["--until-idle", "--concurrency", "4"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, taskId)).toEqual(["finished", "finished", "finished"]);
     expect(await wakeupCount(db().sql, taskId)).toBe(0);
@@ -86,9 +70,9 @@ describe("worker: claim → write → publish → complete", () => {
   }, 30_000);
 
   test("a task of zero alerts completes without a batch", async () => {
-    const [id = ""] = await createTasks(env, "acme", ["--alerts", "0"]);
+    const [id = ""] = await createTasks(env(), "acme", ["--alerts", "0"]);
     await waitForWakeups(db().sql, [id]);
-    const worker = startWorker(env, ["--until-idle"]);
+    const worker = startWorker(env(), ["--until-idle"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, id)).toEqual(["succeeded"]);
     expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
@@ -98,7 +82,7 @@ describe("worker: claim → write → publish → complete", () => {
   test("a wakeup for an unknown task is acked with a warning", async () => {
     const ghost = randomUUID();
     await publish(db().sql, "task_wakeup", { task_id: ghost });
-    const worker = startWorker(env, ["--until-idle"]);
+    const worker = startWorker(env(), ["--until-idle"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, ghost)).toEqual(["not_found"]);
     expect(worker.logs.some((l) => l.level === "warn" && l.task_id === ghost)).toBe(true);
@@ -106,10 +90,10 @@ describe("worker: claim → write → publish → complete", () => {
   }, 30_000);
 
   test("a wakeup for a task whose lease another holds is hidden until the lease could expire", async () => {
-    const [id = ""] = await createTasks(env, "acme", ["--alerts", "3"]);
+    const [id = ""] = await createTasks(env(), "acme", ["--alerts", "3"]);
     await waitForWakeups(db().sql, [id]);
     // Someone else holds the lease: claim it through the real API.
-    const claim = await fetch(`${env.DISPATCHER_URL}/internal/task-claim`, {
+    const claim = await fetch(`${env().DISPATCHER_URL}/internal/task-claim`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${TEST_INTERNAL_TOKEN}`,
@@ -118,7 +102,7 @@ describe("worker: claim → write → publish → complete", () => {
       body: JSON.stringify({ task_id: id }),
     });
     expect(claim.status).toBe(200);
-    const worker = startWorker(env, ["--until-idle", "--idle-ms", "300"]);
+    const worker = startWorker(env(), ["--until-idle", "--idle-ms", "300"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, id)).toEqual(["lease_active"]);
     const rows = await db().sql`
@@ -127,7 +111,7 @@ describe("worker: claim → write → publish → complete", () => {
     expect(rows).toHaveLength(1);
     expect(Number(rows[0]?.hidden_ms)).toBeGreaterThan(500);
     // Once that lease lapses, a worker takes attempt 2 and finishes.
-    const next = startWorker(env, ["--until-idle", "--idle-ms", "4000"]);
+    const next = startWorker(env(), ["--until-idle", "--idle-ms", "4000"]);
     expect(await next.exited).toBe(0);
     expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect(await bufferMessages(db().sql, id)).toHaveLength(1);
@@ -136,8 +120,8 @@ describe("worker: claim → write → publish → complete", () => {
 
 describe("worker: stopping", () => {
   test("SIGTERM lets an in-flight task finish within the grace period, exit 0", async () => {
-    const [id = ""] = await createTasks(env, "acme", ["--alerts", "5", "--work-ms", "1500"]);
-    const worker = startWorker(env);
+    const [id = ""] = await createTasks(env(), "acme", ["--alerts", "5", "--work-ms", "1500"]);
+    const worker = startWorker(env());
     await worker.waitForLog((l) => l.msg === "claimed" && l.task_id === id, "claim");
     expect(await worker.stop("SIGTERM")).toBe(0);
     expect(outcomes(worker, id)).toEqual(["succeeded"]);
@@ -146,8 +130,8 @@ describe("worker: stopping", () => {
   }, 30_000);
 
   test("past the grace period an in-flight task is abandoned; its wakeup comes back", async () => {
-    const [id = ""] = await createTasks(env, "acme", ["--alerts", "5", "--work-ms", "3000"]);
-    const worker = startWorker(env, ["--grace-ms", "200"]);
+    const [id = ""] = await createTasks(env(), "acme", ["--alerts", "5", "--work-ms", "3000"]);
+    const worker = startWorker(env(), ["--grace-ms", "200"]);
     await worker.waitForLog((l) => l.msg === "claimed" && l.task_id === id, "claim");
     const stopping = Date.now();
     expect(await worker.stop("SIGTERM")).toBe(0);
@@ -155,7 +139,7 @@ describe("worker: stopping", () => {
     expect(outcomes(worker, id)).toEqual(["abandoned"]);
     expect(await wakeupCount(db().sql, id)).toBeGreaterThan(0);
     expect(await bufferMessages(db().sql, id)).toHaveLength(0);
-    const next = startWorker(env, ["--until-idle", "--idle-ms", "4000"]);
+    const next = startWorker(env(), ["--until-idle", "--idle-ms", "4000"]);
     expect(await next.exited).toBe(0);
     expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 2 });
     expect(await bufferMessages(db().sql, id)).toHaveLength(1);

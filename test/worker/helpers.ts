@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,6 +8,7 @@ import * as v from "valibot";
 import { AlertLine } from "../../src/contracts/alert";
 import { BufferMessage } from "../../src/contracts/queue";
 import type { Sql } from "../../src/db/connect";
+import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import { type Role, runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
 
@@ -22,6 +24,37 @@ export function tempStoreUrl(): string {
   const dir = mkdtempSync(join(tmpdir(), "harness-worker-objects-"));
   tempDirs.push(dir);
   return pathToFileURL(dir).href;
+}
+
+/**
+ * A real dispatcher for this test file on its fresh database and its own file
+ * store, started before its tests and stopped after. Returns the env workers
+ * and `task create` run with (DISPATCHER_URL included).
+ */
+export function useWorkerDispatcher(
+  databaseUrl: () => string,
+  o: { storeUrl: string; leaseMs: number; visibilityMs: number },
+): () => Record<string, string> {
+  let dispatcher: TestDispatcher | undefined;
+  let env: Record<string, string> | undefined;
+  beforeAll(async () => {
+    const common = {
+      DATABASE_URL: databaseUrl(),
+      INTERNAL_AUTH_TOKEN: TEST_INTERNAL_TOKEN,
+      OBJECT_STORE_URL: o.storeUrl,
+      LEASE_DURATION_MS: String(o.leaseMs),
+      VISIBILITY_TIMEOUT_MS: String(o.visibilityMs),
+    };
+    dispatcher = await startDispatcher({ databaseUrl: databaseUrl(), env: common });
+    env = { ...common, DISPATCHER_URL: dispatcher.url };
+  }, 30_000);
+  afterAll(async () => {
+    await dispatcher?.stop();
+  });
+  return () => {
+    if (env === undefined) throw new Error("the dispatcher is only there inside tests");
+    return env;
+  };
 }
 
 export async function createTasks(
