@@ -9,6 +9,8 @@ export interface ConnectOptions {
   max?: number;
   /** Shown in pg_stat_activity. */
   name: string;
+  /** Seconds an idle connection is kept; 0 keeps it for good (a session lock lives on it). */
+  idleTimeout?: number;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface ConnectOptions {
 export function connect(url: string, opts: ConnectOptions): Sql {
   return postgres(url, {
     max: opts.max ?? 10,
-    idle_timeout: 30,
+    idle_timeout: opts.idleTimeout ?? 30,
     connect_timeout: 10,
     // postgres.js waits 3^n/100 s (up to 20 s) before reconnect n, n shared by the whole
     // pool: after a short database restart, queries then stalled for many seconds. Retry

@@ -14,6 +14,7 @@ import { publish, publishBatch } from "../queue";
 import { auditProgress, auditSentBufferPayloads } from "./audit";
 import { type ChaosEvent, chaosSchedule, describeEvent } from "./chaos";
 import { type CheckReport, checkInvariants } from "./checker";
+import { claimDatabase } from "./exclusive";
 
 /**
  * `harness verify`: seeds K tasks of N alerts under a fresh org, runs two
@@ -148,12 +149,46 @@ async function applyEvent(
   }
 }
 
+/** Waits until every task finished and nothing is pending for half a second; false at the deadline. */
+async function waitQuiet(
+  state: Sql,
+  orgId: string,
+  ids: readonly string[],
+  deadline: number,
+): Promise<boolean> {
+  let quietSince: number | undefined;
+  for (;;) {
+    const progress = await auditProgress(state, { orgId, taskIds: ids });
+    const quiet = progress.finished === ids.length && progress.pending === 0;
+    quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
+    if (quietSince !== undefined && Date.now() - quietSince > 500) return true;
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(200);
+  }
+}
+
 export async function runVerify(
   cfg: Config,
   urls: { state: string; data: string },
   o: VerifyOptions,
 ): Promise<VerifyReport> {
   const started = Date.now();
+  const release = await claimDatabase(urls.state, {
+    privateStore: cfg.objectStoreUrl === undefined,
+  });
+  try {
+    return await runClaimed(cfg, urls, o, started);
+  } finally {
+    await release();
+  }
+}
+
+async function runClaimed(
+  cfg: Config,
+  urls: { state: string; data: string },
+  o: VerifyOptions,
+  started: number,
+): Promise<VerifyReport> {
   const orgId = `verify-${o.chaos ?? "calm"}-${started.toString(36)}`;
   const logDir = o.logDir ?? mkdtempSync(join(tmpdir(), "harness-verify-"));
   const state = connect(urls.state, { name: "verify", max: 4 });
@@ -191,19 +226,7 @@ export async function runVerify(
       if (wait > 0) await Bun.sleep(wait);
       await applyEvent(pipeline, event, ids, injected);
     }
-    const deadline = started + o.timeoutMs;
-    let quietSince: number | undefined;
-    for (;;) {
-      const progress = await auditProgress(state, { orgId, taskIds: ids });
-      const quiet = progress.finished === ids.length && progress.pending === 0;
-      quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
-      if (quietSince !== undefined && Date.now() - quietSince > 500) break;
-      if (Date.now() > deadline) {
-        timedOut = true;
-        break;
-      }
-      await Bun.sleep(200);
-    }
+    timedOut = !(await waitQuiet(state, orgId, ids, started + o.timeoutMs));
     restarts = supervisor.crashes();
   } finally {
     await supervisor.stopAll();

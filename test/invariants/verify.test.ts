@@ -1,24 +1,36 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { chaosSchedule } from "../../src/verify/chaos";
 import { useFreshDatabase } from "../support/db";
-import { runHarness } from "../support/processes";
+import { runHarness, spawnHarness } from "../support/processes";
+import { waitFor } from "../support/wait";
 
 /** `harness verify` as a user runs it: a real process against a migrated database. */
 
 const db = useFreshDatabase();
 
+function scheduleOf(stdout: string): unknown {
+  const parsed: unknown = JSON.parse(stdout);
+  return typeof parsed === "object" && parsed !== null && "schedule" in parsed
+    ? parsed.schedule
+    : undefined;
+}
+
+/** Exit code, and stderr's tail when the code is not the one expected. */
+function outcome(r: { code: number; stderr: string }, expected = 0) {
+  return { code: r.code, stderr: r.code === expected ? "" : r.stderr.slice(-2000) };
+}
+
 describe("harness verify", () => {
   test("with a chaos seed: roles killed and restarted, duplicates injected, every invariant holds, exit 0", async () => {
     const r = await runHarness(
-      ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json"],
-      {
-        DATABASE_URL: db().url,
-        LOG_LEVEL: "warn",
-      },
+      ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json", "--timeout", "90"],
+      { DATABASE_URL: db().url, LOG_LEVEL: "warn" },
     );
-    expect({ code: r.code, stderr: r.code === 0 ? "" : r.stderr.slice(-2000) }).toEqual({
-      code: 0,
-      stderr: "",
-    });
+    expect(outcome(r)).toEqual({ code: 0, stderr: "" });
     const report: unknown = JSON.parse(r.stdout);
     expect(report).toMatchObject({
       seed: 3,
@@ -29,29 +41,65 @@ describe("harness verify", () => {
         rows: { expected: 200, found: 200, missing: 0, unexpected: 0 },
       },
     });
-    const text = JSON.stringify(report);
-    expect(text).toContain("kill -9");
+    expect(JSON.stringify(report)).toContain("kill -9");
   }, 120_000);
 
-  test("the same seed gives the same schedule", async () => {
-    const env = { DATABASE_URL: db().url, LOG_LEVEL: "warn" };
-    const runs = await Promise.all(
-      [1, 2].map(() =>
-        runHarness(
-          ["verify", "--tasks", "5", "--alerts", "1", "--chaos", "11", "--json", "--work-ms", "0"],
-          env,
-        ),
-      ),
+  test("the schedule is a function of the seed alone", () => {
+    const plan = (seed: number) =>
+      chaosSchedule({ seed, roles: ["a", "b", "c"], tasks: 5, windowMs: 6_000, events: 12 });
+    expect(plan(11)).toEqual(plan(11));
+    expect(plan(11)).not.toEqual(plan(12));
+    expect(plan(11)).toHaveLength(12);
+  });
+
+  test("one run per database at a time; a second run with the same seed replays the same schedule", async () => {
+    const env = { DATABASE_URL: db().url, LOG_LEVEL: "info" };
+    const args = ["verify", "--tasks", "5", "--alerts", "1", "--chaos", "11", "--json"];
+    const first = spawnHarness("verify-1", [...args, "--work-ms", "0", "--timeout", "50"], env);
+    await first.waitForLog((l) => l.msg === "tasks created", "the first run to start", 30_000);
+    const refused = await runHarness(args, env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      "harness verify: another harness verify is running against this database",
     );
-    const schedules = runs.map((r) => {
-      const parsed: unknown = JSON.parse(r.stdout);
-      return typeof parsed === "object" && parsed !== null && "schedule" in parsed
-        ? parsed.schedule
-        : undefined;
+    expect(outcome({ code: await first.exited, stderr: first.stderr() })).toEqual({
+      code: 0,
+      stderr: "",
     });
-    expect(schedules[0]).toBeDefined();
-    expect(schedules[0]).toEqual(schedules[1]);
+    const second = await runHarness([...args, "--work-ms", "0", "--timeout", "50"], env);
+    expect(outcome(second)).toEqual({ code: 0, stderr: "" });
+    expect(scheduleOf(first.stdout())).toHaveLength(12);
+    expect(scheduleOf(second.stdout)).toEqual(scheduleOf(first.stdout()));
   }, 120_000);
+
+  test("with its private object store, it refuses while another pipeline's roles are connected", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "harness-verify-test-"));
+    const worker = spawnHarness("foreign-worker", ["worker"], {
+      DATABASE_URL: db().url,
+      DISPATCHER_URL: "http://127.0.0.1:9",
+      INTERNAL_AUTH_TOKEN: "a-foreign-pipeline-token",
+      OBJECT_STORE_URL: pathToFileURL(dir).href,
+    });
+    try {
+      await waitFor(
+        async () => {
+          if (worker.proc.exitCode !== null) throw new Error(`worker exited: ${worker.stderr()}`);
+          const [row] = await db().sql`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'harness-worker'`;
+          return row !== undefined && row.n > 0;
+        },
+        { what: "the foreign worker to connect", timeoutMs: 30_000 },
+      );
+      const r = await runHarness(["verify", "--tasks", "1"], { DATABASE_URL: db().url });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("roles of another pipeline are connected to this database");
+      expect(r.stderr).toContain("harness-worker");
+    } finally {
+      await worker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test("without a database it says which variable is missing", async () => {
     const r = await runHarness(["verify"], {});
