@@ -14,7 +14,7 @@ import { connect, type Sql } from "../db/connect";
 /** Beside the migration (72_617_001/2) and signing-key (72_617_101) locks. */
 const VERIFY_LOCK_KEY = 72_617_201;
 
-/** The application names the role processes connect with (src/db/connect.ts). */
+/** The application names of the role processes' pools (connect() prefixes "harness-"). */
 const ROLE_APPLICATION_NAMES = ["harness-dispatcher", "harness-worker", "harness-sink-state"];
 
 export class DatabaseBusyError extends Error {
