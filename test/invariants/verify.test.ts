@@ -1,9 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { chaosSchedule } from "../../src/verify/chaos";
+import { useTempStore } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
@@ -11,6 +8,7 @@ import { waitFor } from "../support/wait";
 /** `harness verify` as a user runs it: a real process against a migrated database. */
 
 const db = useFreshDatabase();
+const foreignStore = useTempStore();
 
 function scheduleOf(stdout: string): unknown {
   const parsed: unknown = JSON.parse(stdout);
@@ -73,12 +71,11 @@ describe("harness verify", () => {
   }, 120_000);
 
   test("with its private object store, it refuses while another pipeline's roles are connected", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "harness-verify-test-"));
     const worker = spawnHarness("foreign-worker", ["worker"], {
       DATABASE_URL: db().url,
       DISPATCHER_URL: "http://127.0.0.1:9",
       INTERNAL_AUTH_TOKEN: "a-foreign-pipeline-token",
-      OBJECT_STORE_URL: pathToFileURL(dir).href,
+      OBJECT_STORE_URL: foreignStore().url,
     });
     try {
       await waitFor(
@@ -97,7 +94,6 @@ describe("harness verify", () => {
       expect(r.stderr).toContain("harness-worker");
     } finally {
       await worker.stop();
-      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, beforeEach } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +30,15 @@ export function useTempStore(): () => TempStore {
     if (current === undefined) throw new Error("the temp store is only there inside tests");
     return current;
   };
+}
+
+/** Empties the queues and the sink's tables before each test of a file. */
+export function clearBeforeEach(sql: () => Sql): void {
+  beforeEach(async () => {
+    await sql()`DELETE FROM state.queue_messages`;
+    await sql()`DELETE FROM data.alert_events`;
+    await sql()`DELETE FROM data.sink_batches`;
+  });
 }
 
 export async function tempStore(): Promise<TempStore> {

@@ -1,9 +1,10 @@
-import { beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { sinkBatchesTotals } from "../../src/sink/sql";
 import { useFreshDatabase } from "../support/db";
 import {
   alert,
+  clearBeforeEach,
   deadLetterOf,
   goodLines,
   jsonl,
@@ -16,11 +17,7 @@ import {
 
 const db = useFreshDatabase();
 const store = useTempStore();
-beforeEach(async () => {
-  await db().sql`DELETE FROM state.queue_messages`;
-  await db().sql`DELETE FROM data.alert_events`;
-  await db().sql`DELETE FROM data.sink_batches`;
-});
+clearBeforeEach(() => db().sql);
 
 describe("sink ingest (loop in-process, real database)", () => {
   test("a valid 1,000-line batch inserts 1,000 rows with the task's org; again adds none", async () => {

@@ -1,8 +1,9 @@
-import { beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
 import {
   alert,
+  clearBeforeEach,
   goodLines,
   jsonl,
   publishBatchMessage,
@@ -13,11 +14,7 @@ import {
 
 const db = useFreshDatabase();
 const store = useTempStore();
-beforeEach(async () => {
-  await db().sql`DELETE FROM state.queue_messages`;
-  await db().sql`DELETE FROM data.alert_events`;
-  await db().sql`DELETE FROM data.sink_batches`;
-});
+clearBeforeEach(() => db().sql);
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
   return {
