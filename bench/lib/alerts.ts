@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Sql } from "../../src/db/connect";
 import { checkBatch } from "../../src/sink/validate";
 
 /**
@@ -60,4 +61,10 @@ export async function inParallel<T>(
       }
     }),
   );
+}
+
+/** Throws unless the reference subject stored exactly `count` rows. */
+export async function expectStoredRows(sql: Sql, count: number): Promise<void> {
+  const [row] = await sql`SELECT count(*)::int AS n FROM data.alert_events`;
+  if (Number(row?.n) !== count) throw new Error(`stored ${row?.n} of ${count}`);
 }

@@ -1,6 +1,6 @@
 import { connect, type Sql } from "../../src/db/connect";
 import type { AlertColumns } from "../../src/sink/validate";
-import { type Batch, columnsOf, inParallel, makeBatches } from "../lib/alerts";
+import { type Batch, columnsOf, expectStoredRows, inParallel, makeBatches } from "../lib/alerts";
 import { option, since, subjectMain } from "../lib/protocol";
 
 /**
@@ -32,8 +32,7 @@ subjectMain(async (params) => {
     const start = performance.now();
     await all();
     const seconds = since(start);
-    const [row] = await sql`SELECT count(*)::int AS n FROM data.alert_events`;
-    if (Number(row?.n) !== params.count) throw new Error(`stored ${row?.n} of ${params.count}`);
+    await expectStoredRows(sql, params.count);
     return { items: params.count, seconds };
   } finally {
     await sql.end({ timeout: 1 });

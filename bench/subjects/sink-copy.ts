@@ -1,5 +1,5 @@
 import { connect } from "../../src/db/connect";
-import { inParallel, makeBatches, ORG } from "../lib/alerts";
+import { expectStoredRows, inParallel, makeBatches, ORG } from "../lib/alerts";
 import { option, since, subjectMain } from "../lib/protocol";
 
 /**
@@ -39,8 +39,7 @@ subjectMain(async (params) => {
       });
     });
     const seconds = since(start);
-    const [row] = await sql`SELECT count(*)::int AS n FROM data.alert_events`;
-    if (Number(row?.n) !== params.count) throw new Error(`stored ${row?.n} of ${params.count}`);
+    await expectStoredRows(sql, params.count);
     return { items: params.count, seconds };
   } finally {
     await sql.end({ timeout: 1 });

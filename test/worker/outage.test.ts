@@ -31,6 +31,15 @@ async function dispatcherDown(): Promise<void> {
   dispatcher = undefined;
 }
 
+/** The task finished on its first attempt, with one batch published, and the worker stops cleanly. */
+async function expectSucceededOnce(worker: Role, id: string): Promise<void> {
+  await worker.waitForLog((l) => l.msg === "task" && l.task_id === id, "the task", 20_000);
+  expect(outcomes(worker, id)).toEqual(["succeeded"]);
+  expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
+  expect(await bufferMessages(db().sql, id)).toHaveLength(1);
+  expect(await worker.stop("SIGTERM")).toBe(0);
+}
+
 beforeAll(async () => {
   port = await freePort();
   common = {
@@ -64,11 +73,7 @@ test("a worker facing a stopped dispatcher retries and succeeds once it is back"
     "a failed claim",
   );
   await dispatcherUp();
-  await worker.waitForLog((l) => l.msg === "task" && l.task_id === id, "the task", 20_000);
-  expect(outcomes(worker, id)).toEqual(["succeeded"]);
-  expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
-  expect(await bufferMessages(db().sql, id)).toHaveLength(1);
-  expect(await worker.stop("SIGTERM")).toBe(0);
+  await expectSucceededOnce(worker, id);
 }, 60_000);
 
 test("a dispatcher outage in the middle of a task: heartbeats retry, the attempt completes", async () => {
@@ -83,9 +88,5 @@ test("a dispatcher outage in the middle of a task: heartbeats retry, the attempt
     10_000,
   );
   await dispatcherUp();
-  await worker.waitForLog((l) => l.msg === "task" && l.task_id === id, "the task", 20_000);
-  expect(outcomes(worker, id)).toEqual(["succeeded"]);
-  expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
-  expect(await bufferMessages(db().sql, id)).toHaveLength(1);
-  expect(await worker.stop("SIGTERM")).toBe(0);
+  await expectSucceededOnce(worker, id);
 }, 60_000);

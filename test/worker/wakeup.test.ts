@@ -54,6 +54,20 @@ async function oneWakeup(taskId: string) {
   return msg;
 }
 
+/** A wakeup whose claim the current `answer` refuses: the handler says so; its row afterwards. */
+async function refusedWakeup() {
+  const msg = await oneWakeup(randomUUID());
+  const result = await handleWakeup(
+    await context(),
+    { msg, hiddenUntil: 0 },
+    new AbortController().signal,
+  );
+  expect(result).toEqual({ outcome: "refused" });
+  const [row] = await db()
+    .sql`SELECT queue_name, last_error FROM state.queue_messages WHERE id = ${msg.id}`;
+  return row;
+}
+
 beforeEach(async () => {
   await db().sql`DELETE FROM state.queue_messages`;
 });
@@ -85,29 +99,14 @@ describe("a wakeup whose claim cannot be worked", () => {
 
   test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {
     answer = () => Response.json({ error: "internal", message: "internal error" }, { status: 500 });
-    const msg = await oneWakeup(randomUUID());
-    const result = await handleWakeup(
-      await context(),
-      { msg, hiddenUntil: 0 },
-      new AbortController().signal,
-    );
-    expect(result).toEqual({ outcome: "refused" });
-    const rows = await db()
-      .sql`SELECT queue_name, last_error FROM state.queue_messages WHERE id = ${msg.id}`;
-    expect(rows[0]?.queue_name).toBe("task_wakeup");
-    expect(String(rows[0]?.last_error)).toContain("claim refused: 500 internal");
+    const row = await refusedWakeup();
+    expect(row?.queue_name).toBe("task_wakeup");
+    expect(String(row?.last_error)).toContain("claim refused: 500 internal");
   });
 
   test("a 401 on claim (a wrong INTERNAL_AUTH_TOKEN) leaves the wakeup with the error noted", async () => {
     answer = () => Response.json({ error: "unauthorized", message: "bad token" }, { status: 401 });
-    const msg = await oneWakeup(randomUUID());
-    const result = await handleWakeup(
-      await context(),
-      { msg, hiddenUntil: 0 },
-      new AbortController().signal,
-    );
-    expect(result).toEqual({ outcome: "refused" });
-    const rows = await db().sql`SELECT last_error FROM state.queue_messages WHERE id = ${msg.id}`;
-    expect(String(rows[0]?.last_error)).toContain("401 unauthorized");
+    const row = await refusedWakeup();
+    expect(String(row?.last_error)).toContain("401 unauthorized");
   });
 });
