@@ -35,6 +35,9 @@ export function expectedKeys(taskId: string, payload: unknown): string[] {
   return alerts.map((a, i) => a.dedupe_key ?? dedupeKey(taskId, i));
 }
 
+/** The outbox rows an attempt writes itself, through buffer-publish and complete. */
+const ATTEMPT_WRITES: ReadonlySet<string> = new Set(["buffer_queue", "task_completed"]);
+
 const sample = (items: readonly string[]) =>
   items.length === 0
     ? ""
@@ -74,11 +77,13 @@ export async function checkInvariants(
   );
 
   // A row written by attempt a after attempt a+1 was claimed came from a fenced attempt.
+  // Only an attempt's own writes count: the reaper's wakeup names the attempt whose
+  // lease expired, and may commit after a claim whose clock started before it.
   const claimedAt = new Map(
     attempts.map((a) => [`${a.task_id}:${a.attempt}`, a.claimed_at.getTime()]),
   );
   const stale = outbox.filter((o) => {
-    if (o.task_id === null || o.attempt === null) return false;
+    if (o.task_id === null || o.attempt === null || !ATTEMPT_WRITES.has(o.queue_name)) return false;
     const next = claimedAt.get(`${o.task_id}:${o.attempt + 1}`);
     return next !== undefined && o.created_at.getTime() >= next;
   });

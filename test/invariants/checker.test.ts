@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { leaseReapExpired, taskClaim } from "../../src/dispatcher/sql/tasks";
 import { checkInvariants } from "../../src/verify/checker";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";
@@ -10,6 +11,7 @@ import { useFreshDatabase } from "../support/db";
 
 const db = useFreshDatabase();
 const org = "checker";
+const FENCING = "no stale attempt wrote an outbox row after it was fenced";
 
 async function seedGoodRun(): Promise<string> {
   const sql = db().sql;
@@ -70,7 +72,36 @@ describe("invariant checker", () => {
     await db()
       .sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt, created_at)
       VALUES ('buffer_queue', '{}', 'sent', ${id}, 1, now() - interval '1 second')`;
-    expect(await failing()).toEqual(["no stale attempt wrote an outbox row after it was fenced"]);
+    expect(await failing()).toEqual([FENCING]);
+  });
+
+  test("the reaper's wakeup for attempt 1, committed after attempt 2's claim began, is not a stale write", async () => {
+    const sql = db().sql;
+    const id = await seedGoodRun();
+    await sql`UPDATE state.tasks SET status = 'running', attempt = 1, lease_token = gen_random_uuid(),
+      lease_expires_at = now() - interval '1 second' WHERE id = ${id}`;
+    await sql`DELETE FROM state.task_attempts WHERE attempt = 2`;
+    await sql`DELETE FROM state.outbox WHERE attempt = 2`;
+    // The claim's clock starts first (a transaction's now() is fixed when it begins); the
+    // reaper locks the row first and writes its wakeup; then the claim takes attempt 2.
+    await sql.begin(async (tx) => {
+      await tx`SELECT now()`;
+      expect(await leaseReapExpired(sql, { limit: 10 })).toBe(1);
+      const claim = await taskClaim(tx, { taskId: id, leaseMs: 60_000, maxAttempts: 5 });
+      expect(claim.kind).toBe("claimed");
+    });
+    const [race] = await sql`
+      SELECT o.created_at >= a.claimed_at AS after_claim FROM state.outbox o
+      JOIN state.task_attempts a ON a.task_id = o.task_id AND a.attempt = 2
+      WHERE o.task_id = ${id} AND o.queue_name = 'task_wakeup' AND o.attempt = 1`;
+    expect(race?.after_claim).toBe(true);
+    const report = await checkInvariants(sql, sql, { orgId: org });
+    expect(report.invariants.find((i) => i.name === FENCING)?.ok).toBe(true);
+    // The same timing for attempt 1's own batch is a stale write.
+    await sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt)
+      VALUES ('buffer_queue', '{}', 'sent', ${id}, 1)`;
+    const again = await checkInvariants(sql, sql, { orgId: org });
+    expect(again.invariants.find((i) => i.name === FENCING)?.ok).toBe(false);
   });
 
   test("a task still running fails the no-task-stuck invariant", async () => {
