@@ -1,5 +1,6 @@
 import { type ArgsDef, type CommandDef, defineCommand, type ParsedArgs } from "citty";
 import { ConfigError, config } from "../config";
+import { describeError } from "../describe-error";
 import { armFailpoints } from "../failpoints";
 import { setLogLevel } from "../log";
 
@@ -35,19 +36,9 @@ export function rejectUnknownFlags(rawArgs: readonly string[], args: ArgsDef): v
   }
 }
 
-function describe(err: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = err;
-  while (current !== undefined && parts.length < 4) {
-    parts.push(current instanceof Error ? current.message : String(current));
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return parts.join(": ");
-}
-
 export function fail(name: string, err: unknown): never {
   const usage = err instanceof UsageError || err instanceof ConfigError;
-  process.stderr.write(`harness ${name}: ${describe(err)}\n`);
+  process.stderr.write(`harness ${name}: ${describeError(err)}\n`);
   process.exit(usage ? 2 : 1);
 }
 

@@ -1,6 +1,6 @@
 import type { BufferMessage } from "../contracts/queue";
+import { describeError } from "../describe-error";
 import { ObjectNotFoundError, type ObjectStore, ObjectTooLargeError } from "../objectstore";
-import { describeError } from "./describe";
 
 /**
  * Locating and fetching a batch, in the order that keeps the sink safe:

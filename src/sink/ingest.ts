@@ -1,10 +1,10 @@
 import type { Db } from "../db/connect";
 import { isTransientDbError, sqlState } from "../db/errors";
+import { describeError } from "../describe-error";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore";
 import { ack, deadLetter, extendVisibility, type Message, recordError } from "../queue";
-import { describeError } from "./describe";
 import { type Failure, fetchBatch } from "./fetch";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
