@@ -81,11 +81,9 @@ describe("invariant checker", () => {
     await sql`UPDATE state.tasks SET status = 'running', attempt = 1, lease_token = gen_random_uuid(),
       lease_expires_at = now() - interval '1 second' WHERE id = ${id}`;
     await sql`DELETE FROM state.task_attempts WHERE attempt = 2`;
-    await sql`DELETE FROM state.outbox WHERE attempt = 2`;
-    // The claim's clock starts first (a transaction's now() is fixed when it begins); the
-    // reaper locks the row first and writes its wakeup; then the claim takes attempt 2.
+    // The claim's transaction begins first, which fixes its now(); the reaper locks the
+    // row first and writes its wakeup; then the claim takes attempt 2.
     await sql.begin(async (tx) => {
-      await tx`SELECT now()`;
       expect(await leaseReapExpired(sql, { limit: 10 })).toBe(1);
       const claim = await taskClaim(tx, { taskId: id, leaseMs: 60_000, maxAttempts: 5 });
       expect(claim.kind).toBe("claimed");
