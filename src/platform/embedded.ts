@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { outOfReach, reachableBinaries } from "./pg-binaries";
 import { isCompiled } from "./self";
 
 /**
@@ -54,7 +55,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   mkdirSync(options.dir, { recursive: true, mode: 0o755 });
   const dataDir = join(options.dir, "data");
   const log = options.onLog ?? (() => {});
+  const binaries = await reachableBinaries();
+  const closed =
+    outOfReach(dataDir, "the data folder") ??
+    (binaries && outOfReach(binaries.initdb, "the PostgreSQL executable"));
+  if (closed !== undefined) throw new EmbeddedUnavailableError(closed);
   const pg = new EmbeddedPostgresClass({
+    binaries,
     databaseDir: dataDir,
     port,
     user: "postgres",
