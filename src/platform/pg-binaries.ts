@@ -31,7 +31,7 @@ export function outOfReach(path: string, what: string): string | undefined {
 const NativePackage = v.object({ postgres: v.string(), initdb: v.string() });
 const PackageJson = v.object({ version: v.string() });
 
-export type PgBinaries = v.InferOutput<typeof NativePackage>;
+type PgBinaries = v.InferOutput<typeof NativePackage>;
 
 /**
  * The executables to run: undefined for the package's own when they are
