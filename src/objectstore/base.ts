@@ -5,7 +5,7 @@ import {
   type ObjectStore,
   ObjectTooLargeError,
   readCapped,
-} from "./index";
+} from "./store";
 import { keyUnder, uriFor } from "./uri";
 
 /**

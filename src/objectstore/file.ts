@@ -3,7 +3,7 @@ import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BaseObjectStore } from "./base";
-import type { Body, ObjectStat } from "./index";
+import type { Body, ObjectStat } from "./store";
 import { keySegments } from "./uri";
 
 const CONTENT_TYPES: Record<string, string> = {

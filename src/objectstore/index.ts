@@ -1,83 +1,20 @@
 /**
- * The object store: one interface, two implementations chosen by
+ * The object store: one interface (./store.ts), two implementations chosen by
  * OBJECT_STORE_URL — `file:///dir` (atomic, fsynced writes) and
  * `s3://bucket/prefix` (Bun's S3Client).
  */
 
-export type Body = string | Uint8Array | Blob | ReadableStream<Uint8Array>;
+import type { ObjectStore, S3Settings } from "./store";
 
-export interface ObjectStat {
-  size: number;
-  contentType: string | undefined;
-}
-
-export interface ObjectStore {
-  /** OBJECT_STORE_URL without a trailing slash; every object URI starts with `${root}/`. */
-  readonly root: string;
-  uriFor(key: string): string;
-  /** The key of a URI under this store's root (and under `prefix` when given), else undefined. */
-  keyOf(uri: string, prefix?: string): string | undefined;
-  /** Writes an object whole: readers never see a partial one. Returns its URI and size. */
-  put(
-    key: string,
-    body: Body,
-    options: { contentType: string },
-  ): Promise<{ uri: string; size: number }>;
-  /** Undefined when there is no such object. */
-  stat(key: string): Promise<ObjectStat | undefined>;
-  /** The object's bytes; ObjectNotFoundError or ObjectTooLargeError past `maxBytes`. */
-  getBytes(key: string, options: { maxBytes: number }): Promise<Uint8Array>;
-  getText(key: string, options: { maxBytes: number }): Promise<string>;
-  getStream(key: string, options: { maxBytes: number }): Promise<ReadableStream<Uint8Array>>;
-  delete(key: string): Promise<void>;
-}
-
-export class ObjectNotFoundError extends Error {
-  override name = "ObjectNotFoundError";
-  constructor(readonly uri: string) {
-    super(`no object at ${uri}`);
-  }
-}
-
-export class ObjectTooLargeError extends Error {
-  override name = "ObjectTooLargeError";
-  constructor(
-    readonly uri: string,
-    readonly size: number,
-    readonly maxBytes: number,
-  ) {
-    super(`object ${uri} is ${size} bytes, over the ${maxBytes} byte cap`);
-  }
-}
-
-/** Reads a stream whole, failing once it passes `maxBytes`. */
-export async function readCapped(
-  stream: ReadableStream<Uint8Array>,
-  uri: string,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new ObjectTooLargeError(uri, total, maxBytes);
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-export interface S3Settings {
-  endpoint: string | undefined;
-  accessKeyId: string | undefined;
-  secretAccessKey: string | undefined;
-  region: string | undefined;
-}
+export {
+  type Body,
+  ObjectNotFoundError,
+  type ObjectStat,
+  type ObjectStore,
+  ObjectTooLargeError,
+  readCapped,
+  type S3Settings,
+} from "./store";
 
 export async function openObjectStore(url: string, s3: S3Settings): Promise<ObjectStore> {
   if (url.startsWith("file://")) {

@@ -1,6 +1,6 @@
 import { S3Client } from "bun";
 import { BaseObjectStore } from "./base";
-import type { Body, ObjectStat, S3Settings } from "./index";
+import type { Body, ObjectStat, S3Settings } from "./store";
 import { keySegments } from "./uri";
 
 function isNotFound(err: unknown): boolean {
