@@ -41,6 +41,22 @@ const objectStoreUrl = v.pipe(
   v.transform((s) => s.replace(/\/+$/, "")),
 );
 
+/** `nats://host:port`, or several comma-separated (the later ones may leave out `nats://`). */
+const natsUrl = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(
+    /^nats:\/\/[^,\s]+(,(nats:\/\/)?[^,\s]+)*$/,
+    "must be nats://host:port[,host:port…] (leave it unset for pgqueue in the state database)",
+  ),
+);
+
+const queueNamespace = v.pipe(
+  v.string(),
+  v.trim(),
+  v.regex(/^[A-Za-z0-9_-]{1,32}$/, "must be 1 to 32 letters, digits, - or _"),
+);
+
 const optionalText = v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty")));
 
 export const EnvSchema = v.object({
@@ -61,6 +77,10 @@ export const EnvSchema = v.object({
   VISIBILITY_TIMEOUT_MS: positiveInt(30_000),
   MAX_ATTEMPTS: positiveInt(5, 1_000),
   MAX_RECEIVES: positiveInt(5, 1_000),
+  /** Unset: pgqueue in the STATE database; `nats://…`: NATS JetStream. */
+  QUEUE_URL: v.optional(natsUrl),
+  /** Prefixes the broker's streams and consumers. */
+  QUEUE_NAMESPACE: v.optional(queueNamespace, "harness"),
   /** Largest batch a worker may announce and the sink will fetch. */
   MAX_BATCH_BYTES: positiveInt(64 * 1024 * 1024),
   /** Private signing JWK (JSON) for capability tokens; see `harness keygen`. */
@@ -95,6 +115,7 @@ export interface Config {
   visibilityTimeoutMs: number;
   maxAttempts: number;
   maxReceives: number;
+  queue: { url: string | undefined; namespace: string };
   maxBatchBytes: number;
   capability: {
     signingKey: string | undefined;
@@ -142,6 +163,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     visibilityTimeoutMs: e.VISIBILITY_TIMEOUT_MS,
     maxAttempts: e.MAX_ATTEMPTS,
     maxReceives: e.MAX_RECEIVES,
+    queue: { url: e.QUEUE_URL, namespace: e.QUEUE_NAMESPACE },
     maxBatchBytes: e.MAX_BATCH_BYTES,
     capability: {
       signingKey: e.CAPABILITY_SIGNING_KEY,

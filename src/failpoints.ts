@@ -20,6 +20,8 @@ import { createLogger } from "./log";
  */
 
 const log = createLogger("failpoints");
+/** Log messages tests wait for. */
+export const FAILPOINT_LOG = { armed: "failpoints armed", fired: "failpoint fired" } as const;
 let armed: Map<string, number> | undefined;
 const hits = new Map<string, number>();
 
@@ -40,7 +42,7 @@ export function parseFailpoints(spec: string | undefined): Map<string, number> {
 /** Arms the failpoints of this process; call once at start with the config's value. */
 export function armFailpoints(spec: string | undefined): void {
   armed = parseFailpoints(spec);
-  if (armed.size > 0) log.warn("failpoints armed", { failpoints: [...armed.keys()] });
+  if (armed.size > 0) log.warn(FAILPOINT_LOG.armed, { failpoints: [...armed.keys()] });
 }
 
 /** Dies here, like kill -9, when this point is armed and its hit count is reached. */
@@ -51,6 +53,6 @@ export function failpoint(name: string): void {
   const hit = (hits.get(name) ?? 0) + 1;
   hits.set(name, hit);
   if (hit < target) return;
-  log.warn("failpoint fired", { failpoint: name, hit });
+  log.warn(FAILPOINT_LOG.fired, { failpoint: name, hit });
   process.kill(process.pid, "SIGKILL");
 }

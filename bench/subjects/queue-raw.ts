@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { connect } from "../../src/db/connect";
-import { publishBatch } from "../../src/queue";
+import { PgQueue } from "../../src/queue/pg/backend";
 import { chunks, option, since, subjectMain } from "../lib/protocol";
 
 /**
- * The raw SQL ceiling: the receive and ack statements of src/queue/sql.ts,
+ * The raw SQL ceiling: the receive and ack statements of src/queue/pg/sql.ts,
  * issued directly with postgres.js in a tight loop — no payload validation,
  * no row parsing, no sorting. Keep the statements in step with sql.ts.
  */
@@ -13,8 +13,16 @@ subjectMain(async (params) => {
   const concurrency = option(params, "concurrency");
   const sql = connect(params.url, { name: "bench-raw", max: concurrency });
   try {
-    const payloads = Array.from({ length: params.count }, () => ({ task_id: randomUUID() }));
-    for (const part of chunks(payloads, 1000)) await publishBatch(sql, "task_wakeup", part);
+    const payloads = Array.from({ length: params.count }, () => ({
+      payload: { task_id: randomUUID() },
+    }));
+    const publisher = PgQueue.open(params.url, { name: "bench-raw-publish", connections: 1 });
+    try {
+      for (const part of chunks(payloads, 1000))
+        await publisher.publisher().publish("task_wakeup", part);
+    } finally {
+      await publisher.close();
+    }
 
     const queue = "task_wakeup";
     const dlq = "task_wakeup.dlq";

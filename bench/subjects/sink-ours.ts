@@ -6,7 +6,7 @@ import type { BufferMessage } from "../../src/contracts/queue";
 import { connect } from "../../src/db/connect";
 import type { Logger } from "../../src/log";
 import { openObjectStore } from "../../src/objectstore";
-import { publishBatch } from "../../src/queue";
+import { PgQueue } from "../../src/queue/pg/backend";
 import { runSinkLoop } from "../../src/sink/loop";
 import { newSinkMetrics } from "../../src/sink/metrics";
 import { checkBatch } from "../../src/sink/validate";
@@ -35,37 +35,45 @@ subjectMain(async (params) => {
   const duplicates = option(params, "duplicates") === 1;
   const dir = mkdtempSync(join(tmpdir(), "harness-bench-sink-"));
   const store = await openObjectStore(pathToFileURL(dir).href, s3);
-  // Two pools as `harness sink` opens them: STATE (queue, LISTEN) and DATA (writes).
-  const state = connect(params.url, { name: "bench-sink-state", max: concurrency + 2 });
+  // Two pools as `harness sink` opens them: STATE (the queue's, and its LISTEN) and DATA (writes).
+  const state = PgQueue.open(params.url, {
+    name: "bench-sink-state",
+    connections: concurrency + 2,
+  });
   const data = connect(params.url, { name: "bench-sink-data", max: concurrency });
   try {
     const batches = makeBatches(params.count);
-    const messages: BufferMessage[] = [];
+    const messages: { payload: BufferMessage }[] = [];
     for (const [i, b] of batches.entries()) {
       const put = await store.put(`${ORG}/${b.task}/1-${i}.jsonl`, b.body, {
         contentType: "application/x-ndjson",
       });
       messages.push({
-        task_id: b.task,
-        org_id: ORG,
-        attempt: 1,
-        batch_uri: put.uri,
-        content_type: "application/x-ndjson" as const,
-        batch_size_bytes: put.size,
+        payload: {
+          task_id: b.task,
+          org_id: ORG,
+          attempt: 1,
+          batch_uri: put.uri,
+          content_type: "application/x-ndjson" as const,
+          batch_size_bytes: put.size,
+        },
       });
     }
     const validateStart = performance.now();
     for (const b of batches) checkBatch(new TextEncoder().encode(b.body), ORG);
     const validatePerS = params.count / since(validateStart);
 
+    const queue = await state.consumer("buffer_queue", {
+      visibilityTimeoutMs: 30_000,
+      maxReceives: 5,
+    });
     const ingest = async () => {
-      await publishBatch(state, "buffer_queue", messages);
+      await state.publisher().publish("buffer_queue", messages);
       const metrics = newSinkMetrics();
       const start = performance.now();
       await runSinkLoop(
         {
-          state,
-          stateSql: state,
+          queue,
           data,
           store,
           maxBatchBytes: 64 << 20,
@@ -75,7 +83,6 @@ subjectMain(async (params) => {
         },
         {
           concurrency,
-          maxReceives: 5,
           untilIdle: true,
           idleMs: 0,
           stop: new AbortController().signal,
@@ -91,7 +98,7 @@ subjectMain(async (params) => {
     }
     return { items: params.count, seconds, extra: { validate_only_rows_per_s: validatePerS } };
   } finally {
-    await Promise.allSettled([state.end({ timeout: 1 }), data.end({ timeout: 1 })]);
+    await Promise.allSettled([state.close(), data.end({ timeout: 1 })]);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,8 +1,8 @@
 import * as v from "valibot";
-import { config, requireStateDatabase } from "../config";
+import { config } from "../config";
 import { DeadLetterEnvelope, QUEUE_NAMES, type QueueName } from "../contracts/queue";
-import { connect, type Sql } from "../db/connect";
-import { listDeadLetters, redrive } from "../queue";
+import { openQueue } from "../queue/open";
+import type { QueueAdmin } from "../queue/seam";
 import { harnessCommand, UsageError } from "./_command";
 
 /** `harness dlq list` and `harness dlq redrive`: inspect dead letters and move them back. */
@@ -23,25 +23,28 @@ function idFlag(value: unknown): string | undefined {
   return text;
 }
 
-async function withState<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = connect(requireStateDatabase(config()), { name: "dlq", max: 1 });
+async function withAdmin<T>(work: (admin: QueueAdmin) => Promise<T>): Promise<T> {
+  const backend = await openQueue(config(), { name: "dlq", connections: 1 });
   try {
-    return await work(sql);
+    return await work(backend.admin());
   } finally {
-    await sql.end({ timeout: 5 });
+    await backend.close();
   }
 }
 
-async function envelopes(sql: Sql, queue: QueueName | undefined): Promise<DeadLetterEnvelope[]> {
-  const rows = await listDeadLetters(sql, queue === undefined ? QUEUE_NAMES : [queue]);
-  return rows.map((r) =>
+async function envelopes(
+  admin: QueueAdmin,
+  queue: QueueName | undefined,
+): Promise<DeadLetterEnvelope[]> {
+  const letters = await admin.listDeadLetters(queue === undefined ? {} : { queues: [queue] });
+  return letters.map((d) =>
     v.parse(DeadLetterEnvelope, {
-      id: r.id,
-      queue: r.queue,
-      payload: r.payload,
-      receive_count: r.receive_count,
-      last_error: r.last_error,
-      created_at: r.created_at.toISOString(),
+      id: d.id,
+      queue: d.queue,
+      payload: d.payload,
+      receive_count: d.receiveCount,
+      last_error: d.lastError,
+      created_at: d.createdAt.toISOString(),
     }),
   );
 }
@@ -62,7 +65,7 @@ const list = harnessCommand({
   },
   async run({ args }) {
     const queue = queueFlag(args.queue);
-    const letters = await withState((sql) => envelopes(sql, queue));
+    const letters = await withAdmin((admin) => envelopes(admin, queue));
     if (args.json) {
       process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
       return;
@@ -85,14 +88,15 @@ const redriveCommand = harnessCommand({
   async run({ args }) {
     const queue = queueFlag(args.queue);
     const id = idFlag(args.id);
-    const moved = await withState(async (sql) => {
+    const moved = await withAdmin(async (admin) => {
       let queues = queue === undefined ? QUEUE_NAMES : [queue];
       if (id !== undefined && queue === undefined) {
-        const letter = (await envelopes(sql, undefined)).find((d) => d.id === id);
+        const letter = (await admin.listDeadLetters({})).find((d) => d.id === id);
         if (letter === undefined) throw new Error(`no dead letter with id ${id}`);
         queues = [letter.queue];
       }
-      const counts = await Promise.all(queues.map((q) => redrive(sql, q, id)));
+      const one = id === undefined ? {} : { id };
+      const counts = await Promise.all(queues.map((q) => admin.redrive({ queue: q, ...one })));
       return queues.map((q, i) => ({ queue: q, n: counts[i] ?? 0 }));
     });
     const total = moved.reduce((sum, m) => sum + m.n, 0);

@@ -2,6 +2,8 @@ import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { connect } from "../db/connect";
 import { isMissingMigration } from "../db/errors";
 import { collectStatus, formatStatus } from "../dispatcher/status";
+import { openQueue } from "../queue/open";
+import { sleep } from "../sleep";
 import { harnessCommand, UsageError } from "./_command";
 
 export default harnessCommand({
@@ -17,31 +19,31 @@ export default harnessCommand({
     const cfg = config();
     const stateUrl = requireStateDatabase(cfg);
     const dataUrl = requireDataDatabase(cfg);
+    const backend = await openQueue(cfg, { name: "status", connections: 1 });
     const state = connect(stateUrl, { name: "status", max: 4 });
     const data = dataUrl === stateUrl ? state : connect(dataUrl, { name: "status", max: 1 });
-    let stop = false;
-    const onSignal = () => {
-      stop = true;
-    };
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     try {
       do {
-        const report = await collectStatus({ state, data });
+        const report = await collectStatus({ state, data, queues: backend.admin() });
         if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (!args.watch) process.stdout.write(formatStatus(report));
         else {
           // On a terminal redraw in place; into a pipe, one table per refresh.
           const clear = process.stdout.isTTY ? "\x1b[H\x1b[2J" : "";
           process.stdout.write(`${clear}${new Date().toISOString()}\n${formatStatus(report)}\n`);
-          for (let waited = 0; waited < 1000 && !stop; waited += 100) await Bun.sleep(100);
+          await sleep(1000, stop.signal);
         }
-      } while (args.watch && !stop);
+      } while (args.watch && !stop.signal.aborted);
     } catch (err) {
       if (isMissingMigration(err))
         throw new Error("the schema is missing: run harness migrate first", { cause: err });
       throw err;
     } finally {
+      await backend.close();
       await state.end({ timeout: 5 });
       if (data !== state) await data.end({ timeout: 5 });
     }

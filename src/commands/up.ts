@@ -1,11 +1,13 @@
-import { config } from "../config";
+import { type Config, config } from "../config";
 import { connect } from "../db/connect";
 import { collectStatus } from "../dispatcher/status";
 import { createTasks } from "../dispatcher/tasks";
 import { createLogger } from "../log";
 import { EmbeddedUnavailableError } from "../platform/embedded";
-import { openHome } from "../up/home";
-import { startPlatform } from "../up/platform";
+import { openQueue } from "../queue/open";
+import { sleep } from "../sleep";
+import { type Home, openHome } from "../up/home";
+import { type RunningPlatform, startPlatform } from "../up/platform";
 import { demoProgress, formatProgress, isDemoDone, progressWriter } from "../up/progress";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 
@@ -55,10 +57,28 @@ export default harnessCommand({
       process.stdout.write("press Ctrl-C to stop\n");
       return;
     }
-    const state = connect(platform.stateUrl, { name: "up", max: 2 });
-    const data = connect(platform.dataUrl, { name: "up", max: 1 });
-    const ids = await createTasks(state, { orgId: "demo", payload: { alerts }, count: demo });
-    process.stdout.write(`created ${demo} demo task(s) with ${alerts} alert(s) each\n`);
+    const ok = await runDemo(cfg, platform, home, { tasks: demo, alerts });
+    await shutdown(ok ? 0 : 1);
+  },
+});
+
+/** Creates the demo tasks, shows progress until all are done, then the summary; true when all went well. */
+async function runDemo(
+  cfg: Config,
+  platform: RunningPlatform,
+  home: Home,
+  o: { tasks: number; alerts: number },
+): Promise<boolean> {
+  const state = connect(platform.stateUrl, { name: "up", max: 2 });
+  const data = connect(platform.dataUrl, { name: "up", max: 1 });
+  const queue = await openQueue({ ...cfg, stateDatabaseUrl: platform.stateUrl }, { name: "up" });
+  try {
+    const ids = await createTasks(state, {
+      orgId: "demo",
+      payload: { alerts: o.alerts },
+      count: o.tasks,
+    });
+    process.stdout.write(`created ${o.tasks} demo task(s) with ${o.alerts} alert(s) each\n`);
     const started = Date.now();
     const writer = progressWriter(process.stdout);
     for (;;) {
@@ -66,24 +86,23 @@ export default harnessCommand({
       writer.update(formatProgress(p, Date.now() - started));
       if (isDemoDone(p)) {
         writer.end();
-        const expected = p.succeeded * alerts;
+        const expected = p.succeeded * o.alerts;
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         process.stdout.write(
           `summary: ${p.succeeded} succeeded, ${p.failed} failed of ${p.total} tasks; ${p.rows} rows ingested (expected ${expected}); ${p.deadLetters} dead letters; ${seconds} s\n`,
         );
-        const all = await collectStatus({ state, data });
+        const all = await collectStatus({ state, data, queues: queue.admin() });
         process.stdout.write(
           `${home.dir} now holds ${all.tasks.succeeded} succeeded task(s) and ${all.alerts.rows} alert row(s)\n`,
         );
-        await state.end();
-        await data.end();
         const ok = p.failed === 0 && p.rows === expected;
         if (!ok)
           log.error("demo finished with errors", { failed: p.failed, rows: p.rows, expected });
-        await shutdown(ok ? 0 : 1);
-        return;
+        return ok;
       }
-      await Bun.sleep(process.stdout.isTTY ? 200 : 1000);
+      await sleep(process.stdout.isTTY ? 200 : 1000);
     }
-  },
-});
+  } finally {
+    await Promise.allSettled([queue.close(), state.end(), data.end()]);
+  }
+}

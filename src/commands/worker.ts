@@ -1,5 +1,6 @@
 import { config } from "../config";
 import { createLogger } from "../log";
+import { WORKER_LOG } from "../worker/logs";
 import { runWorker } from "../worker/main";
 import { harnessCommand, intFlag } from "./_command";
 
@@ -30,10 +31,10 @@ export default harnessCommand({
     const abandon = new AbortController();
     const onSignal = (signal: string) => {
       if (!stop.signal.aborted) {
-        log.info("stopping: no new tasks, finishing in-flight ones", { signal });
+        log.info(WORKER_LOG.stopping, { signal });
         stop.abort();
       } else {
-        log.warn("second signal: abandoning in-flight tasks", { signal });
+        log.warn(WORKER_LOG.abandoning, { signal });
         abandon.abort();
       }
     };
@@ -45,7 +46,6 @@ export default harnessCommand({
       { stop: stop.signal, abandon: abandon.signal },
     );
     const summary = stats.summary();
-    log.info("worker stopped", summary);
     process.stdout.write(
       `worker: ${summary.succeeded} tasks succeeded, ${summary.alerts} alerts, ` +
         `${summary.wakeups} wakeups in ${summary.seconds} s (${summary.tasks_per_second} tasks/s)\n`,

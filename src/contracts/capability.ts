@@ -7,6 +7,8 @@ export const CAPABILITY_TYP = "harness-capability+jwt";
 export const CAPABILITY_ALGS = ["EdDSA"] as const;
 export const CAPABILITY_ISSUER = "harness-dispatcher";
 export const CAPABILITY_AUDIENCE = "harness-task-api";
+/** The request header every `/v1/task/*` call carries its capability token in. */
+export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
 
 export const SCOPES = {
   heartbeat: "task:heartbeat",

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { AlertLine } from "./alert";
-import { CapabilityClaims, CapabilityHeader } from "./capability";
+import { CAPABILITY_HEADER, CapabilityClaims, CapabilityHeader } from "./capability";
 import { NDJSON } from "./common";
 import {
   BufferPublishRequest,
@@ -150,16 +150,16 @@ export const CONTRACTS: readonly ContractEntry[] = [
   {
     name: "capability_header",
     version: 1,
-    description: "Protected header of the capability token (X-Trace-Task-Capability).",
+    description: `Protected header of the capability token (${CAPABILITY_HEADER}).`,
     schema: CapabilityHeader,
-    carriers: [{ kind: "jws-protected-header", token: "X-Trace-Task-Capability" }],
+    carriers: [{ kind: "jws-protected-header", token: CAPABILITY_HEADER }],
   },
   {
     name: "capability_claims",
     version: 1,
     description: "Claims of the capability token, bound to {org_id, task_id, attempt} with scopes.",
     schema: CapabilityClaims,
-    carriers: [{ kind: "jwt-claims", token: "X-Trace-Task-Capability" }],
+    carriers: [{ kind: "jwt-claims", token: CAPABILITY_HEADER }],
   },
   {
     name: "task_wakeup",

@@ -4,7 +4,7 @@ import type { ErrorBody } from "../contracts/http";
 
 /** Small HTTP helpers of the dispatcher: JSON answers, strict bodies, bearer auth. */
 
-export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
+export { CAPABILITY_HEADER } from "../contracts/capability";
 /** Larger bodies are refused with 413 and an error body (see readBody). */
 export const MAX_BODY_BYTES = 64 * 1024;
 /**

@@ -1,5 +1,5 @@
 import type { Db } from "../db/connect";
-import { depths } from "../queue";
+import type { QueueAdmin } from "../queue/seam";
 import { alertEventsCount, sinkBatchesTotals } from "../sink/sql";
 import { outboxPendingCount } from "./sql/outbox";
 import { taskCountByStatus } from "./sql/tasks";
@@ -26,11 +26,15 @@ async function alertCounts(db: Db): Promise<StatusReport["alerts"]> {
   };
 }
 
-/** One snapshot of both databases (not one transaction: they may be different servers). */
-export async function collectStatus(p: { state: Db; data: Db }): Promise<StatusReport> {
+/** One snapshot of both databases and the queues (not one transaction: they may be different servers). */
+export async function collectStatus(p: {
+  state: Db;
+  data: Db;
+  queues: QueueAdmin;
+}): Promise<StatusReport> {
   const [byStatus, queues, pending, alerts] = await Promise.all([
     taskCountByStatus(p.state),
-    depths(p.state),
+    p.queues.depths(),
     outboxPendingCount(p.state),
     alertCounts(p.data),
   ]);

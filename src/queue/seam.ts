@@ -76,21 +76,32 @@ export interface QueueConsumer<Q extends QueueName> {
   receive(max: number): Promise<Message<Q>[]>;
   /** Done with: it never reappears. False when it was already gone. */
   ack(m: Message<Q>): Promise<boolean>;
+  /** `ack` for many at once (one statement where the backend can); how many were still there. */
+  ackBatch(messages: readonly Message<Q>[]): Promise<number>;
   /** Keeps a received message hidden until `until`, or for `visibilityTimeoutMs` more. */
   extendVisibility(m: Message<Q>, until: Date | { visibilityTimeoutMs: number }): Promise<boolean>;
   /** Notes why handling failed; the message comes back after its visibility timeout. */
   recordError(m: Message<Q>, error: string): Promise<void>;
   /** Moves the message to `<queue>.dlq` now, with the reason. */
   deadLetter(m: Message<Q>, error: string): Promise<boolean>;
-  /** Resolves on a publish to this queue, after `timeoutMs`, or when `abort` fires. */
+  /**
+   * Resolves on a publish to this queue, after `timeoutMs`, or when `abort`
+   * fires (never rejects). It listens from the moment it is called: call it
+   * before a `receive` that may come back empty, so a publish in between is
+   * not missed.
+   */
   wait(timeoutMs: number, abort?: AbortSignal): Promise<void>;
   /** This queue's messages (not its dead letters): for `--until-idle`. */
   depth(): Promise<Depth>;
 }
 
 export interface QueuePublisher {
-  /** Publishes each message (checked against the queue's contract first); returns how many. */
-  publish<Q extends QueueName>(queue: Q, messages: readonly Outgoing<Q>[]): Promise<number>;
+  /**
+   * Publishes each message, checked against the queue's contract first (one
+   * that breaks it fails the whole call, publishing nothing). Returns the
+   * messages' ids in order: what `Message.id` and `DeadLetter.id` will say.
+   */
+  publish<Q extends QueueName>(queue: Q, messages: readonly Outgoing<Q>[]): Promise<string[]>;
 }
 
 /** What operators see and do: depths for `status`, dead letters for `dlq` and the dashboard. */

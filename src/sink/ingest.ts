@@ -4,8 +4,9 @@ import { describeError } from "../describe-error";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore";
-import { ack, deadLetter, extendVisibility, type Message, recordError } from "../queue";
+import type { Message, QueueConsumer } from "../queue/seam";
 import { type Failure, fetchBatch } from "./fetch";
+import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
 import { alertEventsInsertBatch } from "./sql";
@@ -13,14 +14,15 @@ import { checkBatch } from "./validate";
 
 /**
  * One buffer message, start to finish: fetch and validate the whole batch,
- * write it in one DATA transaction, then ack on the STATE database. Poison is
+ * write it in one DATA transaction, then ack on the queue. Poison is
  * dead-lettered at once; anything else that fails is left to come back after
  * the visibility timeout (and the queue dead-letters it after MAX_RECEIVES).
  * Either way no row of the batch is written.
  */
 
 export interface SinkDeps {
-  state: Db;
+  /** `buffer_queue`, the sink's only way to the STATE database. */
+  queue: QueueConsumer<"buffer_queue">;
   data: Db;
   store: ObjectStore;
   maxBatchBytes: number;
@@ -47,12 +49,14 @@ function classifyDbError(err: unknown): Failure {
 }
 
 /** Keeps a slow batch hidden from other sinks while it is worked on. */
-function keepHidden(deps: SinkDeps, id: string): () => void {
+function keepHidden(deps: SinkDeps, m: BufferDelivery): () => void {
   const every = Math.max(50, Math.floor(deps.visibilityTimeoutMs / 2));
   const timer = setInterval(() => {
-    extendVisibility(deps.state, id, { visibilityTimeoutMs: deps.visibilityTimeoutMs }).catch(
-      (err: unknown) => deps.log.warn("could not extend visibility", { message_id: id, err }),
-    );
+    deps.queue
+      .extendVisibility(m, { visibilityTimeoutMs: deps.visibilityTimeoutMs })
+      .catch((err: unknown) =>
+        deps.log.warn("could not extend visibility", { message_id: m.id, err }),
+      );
   }, every);
   return () => clearInterval(timer);
 }
@@ -61,12 +65,12 @@ async function settleFailure(deps: SinkDeps, m: BufferDelivery, f: Failure): Pro
   const log = deps.log.child({ message_id: m.id, task_id: m.payload.task_id });
   try {
     if (f.kind === "poison") {
-      await deadLetter(deps.state, "buffer_queue", m.id, f.reason);
+      await deps.queue.deadLetter(m, f.reason);
       deps.metrics.deadLetters++;
-      log.warn("batch dead-lettered", { attempt: m.payload.attempt, reason: f.reason });
+      log.warn(SINK_LOG.deadLettered, { attempt: m.payload.attempt, reason: f.reason });
       return "dead_lettered";
     }
-    await recordError(deps.state, m.id, f.reason);
+    await deps.queue.recordError(m, f.reason);
   } catch (err) {
     log.error("could not record the failure; the message comes back anyway", {
       reason: f.reason,
@@ -74,7 +78,7 @@ async function settleFailure(deps: SinkDeps, m: BufferDelivery, f: Failure): Pro
     });
   }
   deps.metrics.retries++;
-  log.warn("batch failed, will be retried", {
+  log.warn(SINK_LOG.retried, {
     attempt: m.payload.attempt,
     receive_count: m.receiveCount,
     reason: f.reason,
@@ -115,25 +119,25 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
   deps.metrics.rowsInserted += counts.rowsInserted;
   deps.metrics.rowsSkipped += counts.rowsSkipped;
   try {
-    const acked = await ack(deps.state, m.id);
+    const acked = await deps.queue.ack(m);
     if (!acked) deps.log.warn("batch committed but its message was already gone", fields);
   } catch (err) {
     // Committed: a redelivery will find every key present and add nothing.
     deps.log.warn("batch committed but not acked; it will be redelivered", { ...fields, err });
   }
-  deps.log.info("batch ingested", { ...fields, ms: Math.round(performance.now() - started) });
+  deps.log.info(SINK_LOG.ingested, { ...fields, ms: Math.round(performance.now() - started) });
   return "ingested";
 }
 
 export async function ingestMessage(deps: SinkDeps, m: BufferDelivery): Promise<Outcome> {
   const started = performance.now();
-  deps.log.debug("batch received", {
+  deps.log.debug(SINK_LOG.received, {
     message_id: m.id,
     task_id: m.payload.task_id,
     attempt: m.payload.attempt,
     receive_count: m.receiveCount,
   });
-  const stopKeeping = keepHidden(deps, m.id);
+  const stopKeeping = keepHidden(deps, m);
   try {
     return await ingestValid(deps, m, started);
   } catch (err) {

@@ -1,6 +1,4 @@
-import type { Sql } from "../db/connect";
-import { depths, type Message, receive } from "../queue";
-import { listenQueues, type QueueSignal } from "../queue/signal";
+import type { Message } from "../queue/seam";
 import { ingestMessage, type SinkDeps } from "./ingest";
 import type { SinkMetrics } from "./metrics";
 import { Slots } from "./slots";
@@ -10,36 +8,26 @@ import { Slots } from "./slots";
  * receive for all free places), writes at most `concurrency` of them at once
  * and fetches and validates the extra one meanwhile, so that CPU work overlaps
  * the database's even at `--concurrency 1`. When the queue is empty it waits
- * on LISTEN/NOTIFY (or a short timeout, for messages whose visibility timeout
+ * for a publish (or a short timeout, for messages whose visibility timeout
  * passes) instead of spinning. On `stop` it takes no new message and finishes
  * the ones in hand.
  */
 
 export interface SinkLoopOptions {
   concurrency: number;
-  maxReceives: number;
   /** Exit once `buffer_queue` has held nothing at all (ready, hidden or delayed) for `idleMs`. */
   untilIdle: boolean;
   idleMs: number;
   stop: AbortSignal;
-  /** Called once the loop listens for publishes, before the first receive. */
-  onReady?: () => void;
 }
-
-export interface SinkLoopDeps extends SinkDeps {
-  /** The STATE pool itself, for LISTEN. */
-  stateSql: Sql;
-}
-
-const QUEUE = "buffer_queue";
 
 function pollInterval(visibilityTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(visibilityTimeoutMs / 4)));
 }
 
-async function queueEmpty(deps: SinkLoopDeps): Promise<boolean> {
-  const d = (await depths(deps.state)).find((q) => q.queue === QUEUE);
-  return d === undefined || d.ready + d.inFlight + d.delayed === 0;
+async function queueEmpty(deps: SinkDeps): Promise<boolean> {
+  const d = await deps.queue.depth();
+  return d.ready + d.inFlight + d.delayed === 0;
 }
 
 interface LoopState {
@@ -47,7 +35,7 @@ interface LoopState {
   idleSince: number | undefined;
 }
 
-function start(deps: SinkLoopDeps, s: LoopState, m: Message<"buffer_queue">): void {
+function start(deps: SinkDeps, s: LoopState, m: Message<"buffer_queue">): void {
   const work = ingestMessage(deps, m).then(
     () => {},
     (err: unknown) => deps.log.error("batch handling crashed", { message_id: m.id, err }),
@@ -57,7 +45,7 @@ function start(deps: SinkLoopDeps, s: LoopState, m: Message<"buffer_queue">): vo
 }
 
 /** True when the loop should end because it ran until idle and the queue stayed empty. */
-async function idleLongEnough(deps: SinkLoopDeps, o: SinkLoopOptions, s: LoopState) {
+async function idleLongEnough(deps: SinkDeps, o: SinkLoopOptions, s: LoopState) {
   if (!o.untilIdle || s.inFlight.size > 0) return false;
   if (!(await queueEmpty(deps))) {
     s.idleSince = undefined;
@@ -67,25 +55,19 @@ async function idleLongEnough(deps: SinkLoopDeps, o: SinkLoopOptions, s: LoopSta
   return performance.now() - s.idleSince >= o.idleMs;
 }
 
-async function receiveSome(deps: SinkLoopDeps, o: SinkLoopOptions, max: number) {
+async function receiveSome(deps: SinkDeps, max: number) {
   try {
-    return await receive(deps.state, QUEUE, {
-      max,
-      visibilityTimeoutMs: deps.visibilityTimeoutMs,
-      maxReceives: o.maxReceives,
-    });
+    return await deps.queue.receive(max);
   } catch (err) {
     deps.log.warn("receive failed; trying again", { err });
     return undefined;
   }
 }
 
-export async function runSinkLoop(given: SinkLoopDeps, o: SinkLoopOptions): Promise<SinkMetrics> {
+export async function runSinkLoop(given: SinkDeps, o: SinkLoopOptions): Promise<SinkMetrics> {
   const deps = { ...given, writes: given.writes ?? new Slots(o.concurrency) };
   const held = o.concurrency + 1;
   const pollMs = pollInterval(deps.visibilityTimeoutMs);
-  const signal: QueueSignal = await listenQueues(deps.stateSql);
-  o.onReady?.();
   const s: LoopState = { inFlight: new Set(), idleSince: undefined };
   try {
     while (!o.stop.aborted) {
@@ -93,20 +75,19 @@ export async function runSinkLoop(given: SinkLoopDeps, o: SinkLoopOptions): Prom
         await Promise.race(s.inFlight);
         continue;
       }
-      const got = await receiveSome(deps, o, held - s.inFlight.size);
+      const got = await receiveSome(deps, held - s.inFlight.size);
       for (const m of got ?? []) start(deps, s, m);
       if (got !== undefined && got.length > 0) {
         s.idleSince = undefined;
         continue;
       }
       if (got !== undefined && (await idleLongEnough(deps, o, s).catch(() => false))) break;
-      const waits: Promise<unknown>[] = [signal.wait(QUEUE, pollMs, o.stop)];
+      const waits: Promise<unknown>[] = [deps.queue.wait(pollMs, o.stop)];
       if (s.inFlight.size > 0) waits.push(Promise.race(s.inFlight));
       await Promise.race(waits);
     }
   } finally {
     await Promise.allSettled(s.inFlight);
-    await signal.close().catch(() => {});
   }
   return deps.metrics;
 }

@@ -10,7 +10,9 @@ import { createTasks } from "../dispatcher/tasks";
 import { createLogger } from "../log";
 import { freePort } from "../platform/embedded";
 import { type RoleProcess, Supervisor } from "../platform/supervisor";
-import { publish, publishBatch } from "../queue";
+import { openQueue } from "../queue/open";
+import type { QueueBackend } from "../queue/seam";
+import { sleep } from "../sleep";
 import { auditProgress, auditSentBufferPayloads } from "./audit";
 import { type ChaosEvent, chaosSchedule, describeEvent } from "./chaos";
 import { type CheckReport, checkInvariants } from "./checker";
@@ -24,6 +26,9 @@ import { claimDatabase } from "./exclusive";
  */
 
 const log = createLogger("verify");
+
+/** Log messages tests wait for. */
+export const VERIFY_LOG = { tasksCreated: "tasks created" } as const;
 
 export interface VerifyOptions {
   tasks: number;
@@ -50,6 +55,8 @@ export interface VerifyReport {
 interface Pipeline {
   state: Sql;
   data: Sql;
+  /** Publishes the duplicates the chaos schedule injects. */
+  queue: QueueBackend;
   supervisor: Supervisor;
   roles: Map<string, RoleProcess>;
 }
@@ -61,7 +68,7 @@ async function waitReady(url: string, deadline: number): Promise<void> {
       () => false,
     );
     if (ok) return;
-    await Bun.sleep(100);
+    await sleep(100);
   }
   throw new Error(`dispatcher at ${url} not ready in time`);
 }
@@ -137,15 +144,32 @@ async function applyEvent(
       const id = ids[i % ids.length];
       return id === undefined ? [] : [{ task_id: id }];
     });
-    await publishBatch(p.state, "task_wakeup", payloads);
+    await p.queue.publisher().publish(
+      "task_wakeup",
+      payloads.map((payload) => ({ payload })),
+    );
     injected.duplicateWakeups += payloads.length;
   } else {
     const sent = await auditSentBufferPayloads(p.state, { taskIds: ids });
     const chosen = sent[e.pick % Math.max(1, sent.length)];
     const parsed = v.safeParse(BufferMessage, chosen);
     if (!parsed.success) return;
-    await publish(p.state, "buffer_queue", parsed.output);
+    await p.queue.publisher().publish("buffer_queue", [{ payload: parsed.output }]);
     injected.duplicateBuffers++;
+  }
+}
+
+/** Applies each event of the schedule at its time. */
+async function playSchedule(
+  p: Pipeline,
+  schedule: readonly ChaosEvent[],
+  ids: readonly string[],
+  injected: VerifyReport["injected"],
+): Promise<void> {
+  const t0 = Date.now();
+  for (const event of schedule) {
+    await sleep(t0 + event.atMs - Date.now());
+    await applyEvent(p, event, ids, injected);
   }
 }
 
@@ -163,7 +187,7 @@ async function waitQuiet(
     quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
     if (quietSince !== undefined && Date.now() - quietSince > 500) return true;
     if (Date.now() > deadline) return false;
-    await Bun.sleep(200);
+    await sleep(200);
   }
 }
 
@@ -193,8 +217,9 @@ async function runClaimed(
   const logDir = o.logDir ?? mkdtempSync(join(tmpdir(), "harness-verify-"));
   const state = connect(urls.state, { name: "verify", max: 4 });
   const data = connect(urls.data, { name: "verify", max: 2 });
+  const queue = await openQueue({ ...cfg, stateDatabaseUrl: urls.state }, { name: "verify" });
   const { supervisor, roles } = await startRoles(cfg, urls, o, logDir);
-  const pipeline: Pipeline = { state, data, supervisor, roles };
+  const pipeline: Pipeline = { state, data, queue, supervisor, roles };
   const schedule =
     o.chaos === undefined
       ? []
@@ -214,22 +239,18 @@ async function runClaimed(
       payload: o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts },
       count: o.tasks,
     });
-    log.info("tasks created", {
+    log.info(VERIFY_LOG.tasksCreated, {
       org_id: orgId,
       tasks: ids.length,
       alerts: o.alerts,
       log_dir: logDir,
     });
-    const t0 = Date.now();
-    for (const event of schedule) {
-      const wait = t0 + event.atMs - Date.now();
-      if (wait > 0) await Bun.sleep(wait);
-      await applyEvent(pipeline, event, ids, injected);
-    }
+    await playSchedule(pipeline, schedule, ids, injected);
     timedOut = !(await waitQuiet(state, orgId, ids, started + o.timeoutMs));
     restarts = supervisor.crashes();
   } finally {
     await supervisor.stopAll();
+    await queue.close();
   }
   const check = await checkInvariants(state, data, { orgId });
   await state.end();

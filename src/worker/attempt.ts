@@ -3,13 +3,13 @@ import { NDJSON } from "../contracts/common";
 import type { TaskPayload } from "../contracts/task";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
-import type { Message } from "../queue/index";
-import { ack, extendVisibility, recordError } from "../queue/index";
+import type { Message } from "../queue/seam";
+import { sleep } from "../sleep";
 import { alertsFor, toJsonl } from "./alerts";
-import { sleep } from "./backoff";
 import type { ClaimEnvelope, LeaseIdentity, Reply } from "./client";
-import { startHeartbeat } from "./heartbeat";
-import type { TaskResult, Wakeup, WorkerContext } from "./task";
+import type { TaskResult, Wakeup, WorkerContext } from "./context";
+import { type Heartbeat, startHeartbeat } from "./heartbeat";
+import { WORKER_LOG } from "./logs";
 
 /**
  * One claimed attempt: make the batch, work at least `work_ms` while
@@ -57,7 +57,7 @@ class Attempt {
   async keepHidden(until: Date): Promise<void> {
     if (this.fenced.signal.aborted || until.getTime() <= this.hiddenUntil) return;
     try {
-      await extendVisibility(this.ctx.db, this.msg.id, until);
+      await this.ctx.queue.extendVisibility(this.msg, until);
       this.hiddenUntil = until.getTime();
     } catch (err) {
       this.log.warn("could not extend the wakeup's visibility", { err });
@@ -66,7 +66,7 @@ class Attempt {
 
   stale(): TaskResult {
     const r = this.refusal;
-    this.log.warn("fenced out, stopping this attempt", { status: r?.status, code: r?.error });
+    this.log.warn(WORKER_LOG.fencedOut, { status: r?.status, code: r?.error });
     return { outcome: "stale", attempt: this.task.attempt };
   }
 }
@@ -79,22 +79,10 @@ export async function runClaimed(
   parent: Logger,
 ): Promise<TaskResult> {
   const log = parent.child({ attempt: task.attempt });
-  const msg = wakeup.msg;
-  const a = new Attempt(ctx, msg, task, log, wakeup.hiddenUntil);
+  const a = new Attempt(ctx, wakeup.msg, task, log, wakeup.hiddenUntil);
   const signal = AbortSignal.any([abandon, a.fenced.signal]);
   await a.keepHidden(new Date(task.lease_expires_at));
-  const heartbeat = startHeartbeat({
-    client: ctx.client,
-    lease: a.lease,
-    intervalMs: heartbeatInterval(ctx.leaseDurationMs),
-    signal,
-    log,
-    onRenewed: (sentAt, expiresAt) => {
-      a.confirmedAt = Math.max(a.confirmedAt, sentAt);
-      void a.keepHidden(expiresAt);
-    },
-    onFenced: (refusal) => a.fence(refusal),
-  });
+  const heartbeat = heartbeatFor(a, signal);
   try {
     const result = await work(a, signal);
     if (result !== undefined) return result;
@@ -106,8 +94,24 @@ export async function runClaimed(
     await heartbeat.stop();
   }
   // Completed: the wakeup is done with, whatever a racing heartbeat heard.
-  await ack(ctx.db, msg.id);
+  await ctx.queue.ack(wakeup.msg);
   return { outcome: "succeeded", attempt: task.attempt, alerts: alertCount(task.payload) };
+}
+
+/** Heartbeats for the attempt: each renewal keeps the wakeup hidden; a refusal fences it out. */
+function heartbeatFor(a: Attempt, signal: AbortSignal): Heartbeat {
+  return startHeartbeat({
+    client: a.ctx.client,
+    lease: a.lease,
+    intervalMs: heartbeatInterval(a.ctx.leaseDurationMs),
+    signal,
+    log: a.log,
+    onRenewed: (sentAt, expiresAt) => {
+      a.confirmedAt = Math.max(a.confirmedAt, sentAt);
+      void a.keepHidden(expiresAt);
+    },
+    onFenced: (refusal) => a.fence(refusal),
+  });
 }
 
 function alertCount(payload: TaskPayload): number {
@@ -167,6 +171,6 @@ async function refused(a: Attempt, step: string, r: Refusal): Promise<TaskResult
   }
   const reason = `${step} refused: ${r.status} ${r.error}: ${r.message}`;
   a.log.error(`${step} refused`, { status: r.status, code: r.error, reason });
-  await recordError(a.ctx.db, a.msg.id, reason);
+  await a.ctx.queue.recordError(a.msg, reason);
   return { outcome: "refused", attempt: a.task.attempt };
 }

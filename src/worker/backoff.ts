@@ -1,4 +1,4 @@
-/** Capped exponential backoff with jitter, and sleeps that an AbortSignal cuts short. */
+/** Capped exponential backoff with jitter. */
 
 export interface BackoffPolicy {
   baseMs: number;
@@ -11,18 +11,4 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 100, capMs: 2_000 };
 export function backoffDelay(policy: BackoffPolicy, n: number, random = Math.random): number {
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(n, 30));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

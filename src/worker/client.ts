@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { CAPABILITY_HEADER } from "../contracts/capability";
 import {
   BufferPublishResponse,
   ClaimResponse,
@@ -7,7 +8,9 @@ import {
   HeartbeatResponse,
 } from "../contracts/http";
 import type { Logger } from "../log";
-import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, sleep } from "./backoff";
+import { sleep } from "../sleep";
+import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from "./backoff";
+import { WORKER_LOG } from "./logs";
 
 /**
  * The worker's side of the dispatcher's HTTP API. Every response is parsed
@@ -15,8 +18,6 @@ import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF, sleep } from "./back
  * capped exponential backoff and jitter until the caller's signal aborts;
  * any other answer is returned as it is, for the caller to act on.
  */
-
-export const CAPABILITY_HEADER = "X-Trace-Task-Capability";
 
 /** A claim as the dispatcher answers it; the payload is checked separately (a bad one is dead-lettered). */
 export const ClaimEnvelope = v.strictObject({ ...ClaimResponse.entries, payload: v.unknown() });
@@ -172,8 +173,8 @@ export class DispatcherClient {
     const delayMs = backoffDelay(this.backoff, retry);
     const fields = { ...scope, path, retry: retry + 1, delay_ms: delayMs, reason: why };
     if (retry === 0 || retry % 10 === 9)
-      this.opts.log.warn("dispatcher unavailable, retrying", fields);
-    else this.opts.log.debug("dispatcher unavailable, retrying", fields);
+      this.opts.log.warn(WORKER_LOG.dispatcherUnavailable, fields);
+    else this.opts.log.debug(WORKER_LOG.dispatcherUnavailable, fields);
     await sleep(delayMs, signal);
   }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "../log";
-import { sleep } from "./backoff";
+import { sleep } from "../sleep";
 import type { DispatcherClient, LeaseIdentity, Reply } from "./client";
+import { WORKER_LOG } from "./logs";
 
 /**
  * Keeps a lease alive while a task works: one heartbeat every `intervalMs`
@@ -53,7 +54,7 @@ async function beat(opts: HeartbeatOptions, signal: AbortSignal): Promise<boolea
       opts.onRenewed(sentAt, new Date(reply.body.lease_expires_at));
       return true;
     }
-    opts.log.warn("heartbeat refused", { status: reply.status, code: reply.error });
+    opts.log.warn(WORKER_LOG.heartbeatRefused, { status: reply.status, code: reply.error });
     opts.onFenced(reply);
     return false;
   } catch (err) {

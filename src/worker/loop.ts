@@ -1,9 +1,9 @@
-import type { Db } from "../db/connect";
-import { type Message, receive } from "../queue/index";
-import type { QueueSignal } from "../queue/signal";
-import { backoffDelay, DEFAULT_BACKOFF, sleep } from "./backoff";
+import type { Message } from "../queue/seam";
+import { sleep } from "../sleep";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff";
+import type { WorkerContext } from "./context";
 import { WorkerStats } from "./stats";
-import { handleWakeup, type WorkerContext } from "./task";
+import { handleWakeup } from "./task";
 
 /**
  * The worker's poll loop: receive as many `task_wakeup` messages as there are
@@ -13,8 +13,8 @@ import { handleWakeup, type WorkerContext } from "./task";
 
 export interface LoopOptions {
   concurrency: number;
+  /** The consumer's visibility timeout: how long a received wakeup stays hidden at least. */
   visibilityTimeoutMs: number;
-  maxReceives: number;
   /** Longest wait on an empty queue before looking again. */
   pollMs: number;
   /** Exit once the queue stayed empty, with nothing in flight, this long. */
@@ -39,7 +39,6 @@ function aborted(signal: AbortSignal): Promise<void> {
 
 export async function runLoop(
   ctx: WorkerContext,
-  queue: QueueSignal,
   opts: LoopOptions,
   signals: LoopSignals,
 ): Promise<WorkerStats> {
@@ -64,10 +63,10 @@ export async function runLoop(
       continue;
     }
     // Listen before looking, so a publish between the two is not missed.
-    const woken = queue.wait("task_wakeup", waitMs(opts, lastBusy), signals.stop);
+    const woken = ctx.queue.wait(waitMs(opts, lastBusy), signals.stop);
     // The messages stay hidden at least this long (less a margin for clock skew with the database).
     const hiddenUntil = Date.now() + opts.visibilityTimeoutMs - 250;
-    const got = await receiveSome(ctx.db, opts, opts.concurrency - inflight.size).catch((err) => {
+    const got = await ctx.queue.receive(opts.concurrency - inflight.size).catch((err) => {
       failures += 1;
       ctx.log.error("receiving wakeups failed", { err, failures });
       return undefined;
@@ -87,14 +86,6 @@ export async function runLoop(
   }
   await drain(ctx, inflight, opts.graceMs, abandon, graceOver);
   return stats;
-}
-
-function receiveSome(db: Db, opts: LoopOptions, max: number) {
-  return receive(db, "task_wakeup", {
-    max,
-    visibilityTimeoutMs: opts.visibilityTimeoutMs,
-    maxReceives: opts.maxReceives,
-  });
 }
 
 function waitMs(opts: LoopOptions, lastBusy: number): number {

@@ -1,14 +1,19 @@
 import type { Config } from "../config";
-import { requireInternalAuthToken, requireObjectStore, requireStateDatabase } from "../config";
-import { connect, describeUrl } from "../db/connect";
+import { requireInternalAuthToken, requireObjectStore } from "../config";
 import { createLogger } from "../log";
 import { openObjectStore } from "../objectstore/index";
-import { listenQueues } from "../queue/signal";
+import { openQueue } from "../queue/open";
 import { DispatcherClient } from "./client";
+import type { WorkerContext } from "./context";
+import { WORKER_LOG } from "./logs";
 import { type LoopOptions, type LoopSignals, runLoop } from "./loop";
 import type { WorkerStats } from "./stats";
 
-/** `harness worker`: wires config, database, object store and dispatcher client to the loop. */
+/**
+ * `harness worker`: wires config, the `task_wakeup` consumer, the object
+ * store and the dispatcher client to the loop. The queue backend is the only
+ * thing here that holds connections to the state database.
+ */
 
 export interface WorkerFlags {
   concurrency: number;
@@ -21,38 +26,38 @@ export async function runWorker(
   flags: WorkerFlags,
   signals: LoopSignals,
 ): Promise<WorkerStats> {
-  const stateUrl = requireStateDatabase(cfg);
   const internalToken = requireInternalAuthToken(cfg);
   const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
   const log = createLogger("worker", { pid: process.pid });
-  const db = connect(stateUrl, { name: "worker", max: Math.min(flags.concurrency + 2, 40) });
+  const backend = await openQueue(cfg, {
+    name: "worker",
+    connections: Math.min(flags.concurrency + 2, 40),
+  });
   try {
-    const queue = await listenQueues(db).catch((cause: unknown) => {
-      throw new Error(`cannot reach the state database at ${describeUrl(stateUrl)}`, { cause });
+    const queue = await backend.consumer("task_wakeup", {
+      visibilityTimeoutMs: cfg.visibilityTimeoutMs,
+      maxReceives: cfg.maxReceives,
     });
     const client = new DispatcherClient({ baseUrl: cfg.dispatcherUrl, internalToken, log });
     const opts: LoopOptions = {
       concurrency: flags.concurrency,
       visibilityTimeoutMs: cfg.visibilityTimeoutMs,
-      maxReceives: cfg.maxReceives,
       pollMs: 1_000,
       untilIdleMs: flags.untilIdleMs,
       graceMs: flags.graceMs,
     };
-    log.info("worker started", {
+    log.info(WORKER_LOG.started, {
       concurrency: flags.concurrency,
       dispatcher: cfg.dispatcherUrl,
-      state: describeUrl(stateUrl),
+      queue: backend.kind,
       store: store.root,
       lease_ms: cfg.leaseDurationMs,
     });
-    const ctx = { db, store, client, leaseDurationMs: cfg.leaseDurationMs, log };
-    try {
-      return await runLoop(ctx, queue, opts, signals);
-    } finally {
-      await queue.close().catch(() => {});
-    }
+    const ctx: WorkerContext = { queue, store, client, leaseDurationMs: cfg.leaseDurationMs, log };
+    const stats = await runLoop(ctx, opts, signals);
+    log.info(WORKER_LOG.stopped, stats.summary());
+    return stats;
   } finally {
-    await db.end({ timeout: 5 });
+    await backend.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { Outcome, TaskResult } from "./task";
+import type { Outcome, TaskResult } from "./context";
 
 /** What a worker did, for its final summary line. */
 export class WorkerStats {

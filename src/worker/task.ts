@@ -1,51 +1,18 @@
 import * as v from "valibot";
 import { TaskPayload } from "../contracts/task";
-import type { Db } from "../db/connect";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
-import type { ObjectStore } from "../objectstore/index";
-import type { Message } from "../queue/index";
-import { ack, deadLetter, extendVisibility, recordError } from "../queue/index";
+import type { Message } from "../queue/seam";
 import { runClaimed } from "./attempt";
-import type { ClaimEnvelope, DispatcherClient, Reply } from "./client";
+import type { ClaimEnvelope, Reply } from "./client";
+import type { TaskResult, Wakeup, WorkerContext } from "./context";
+import { WORKER_LOG } from "./logs";
 
 /**
  * One `task_wakeup` message, start to end: claim, then either work the
- * attempt (./attempt.ts) or act on the refusal. The worker touches the state
- * database only here and in ./attempt.ts, and only through the queue adapter.
+ * attempt (./attempt.ts) or act on the refusal. The worker touches its queue
+ * only here and in ./attempt.ts, through the consumer in its context.
  */
-
-export interface WorkerContext {
-  db: Db;
-  store: ObjectStore;
-  client: DispatcherClient;
-  leaseDurationMs: number;
-  log: Logger;
-}
-
-/** A received wakeup and the earliest time (epoch ms) its visibility timeout could end. */
-export interface Wakeup {
-  msg: Message<"task_wakeup">;
-  hiddenUntil: number;
-}
-
-export type Outcome =
-  | "succeeded" // published and completed, wakeup acked
-  | "finished" // the task was already done: wakeup acked
-  | "lease_active" // another worker holds the lease: wakeup left for later
-  | "not_found" // no such task: wakeup acked
-  | "stale" // fenced out mid-task: nothing more published, wakeup left
-  | "dead_lettered" // the payload breaks its contract
-  | "refused" // another refusal (auth, validation): wakeup left with the reason
-  | "abandoned" // stopped before the end: wakeup left to reappear
-  | "error"; // an unexpected failure: wakeup left with the reason
-
-export interface TaskResult {
-  outcome: Outcome;
-  attempt?: number;
-  alerts?: number;
-  bytes?: number;
-}
 
 export async function handleWakeup(
   ctx: WorkerContext,
@@ -68,7 +35,7 @@ export async function handleWakeup(
   }
   const ms = Math.round(performance.now() - started);
   const level = result.outcome === "error" || result.outcome === "refused" ? "warn" : "info";
-  log[level]("task", {
+  log[level](WORKER_LOG.task, {
     attempt: result.attempt,
     outcome: result.outcome,
     ms,
@@ -91,10 +58,10 @@ async function claimAndRun(
   if (!payload.success) {
     const reason = `task ${task.task_id} attempt ${task.attempt}: payload breaks the TaskPayload contract: ${v.summarize(payload.issues)}`;
     log.error("invalid task payload, dead-lettering the wakeup", { attempt: task.attempt, reason });
-    await deadLetter(ctx.db, "task_wakeup", msg.id, reason);
+    await ctx.queue.deadLetter(msg, reason);
     return { outcome: "dead_lettered", attempt: task.attempt };
   }
-  log.info("claimed", { attempt: task.attempt, lease_expires_at: task.lease_expires_at });
+  log.info(WORKER_LOG.claimed, { attempt: task.attempt, lease_expires_at: task.lease_expires_at });
   failpoint("worker.after_claim");
   return runClaimed(ctx, wakeup, { ...task, payload: payload.output }, abandon, log);
 }
@@ -106,22 +73,22 @@ async function onClaimRefused(
   log: Logger,
 ): Promise<TaskResult> {
   if (refusal.status === 409 && refusal.error === "task_finished") {
-    await ack(ctx.db, msg.id);
+    await ctx.queue.ack(msg);
     return { outcome: "finished" };
   }
   if (refusal.status === 409 && refusal.error === "lease_active") {
     // Someone holds the lease; look again once it could have expired.
-    await extendVisibility(ctx.db, msg.id, { visibilityTimeoutMs: ctx.leaseDurationMs });
+    await ctx.queue.extendVisibility(msg, { visibilityTimeoutMs: ctx.leaseDurationMs });
     return { outcome: "lease_active" };
   }
   if (refusal.status === 404) {
     log.warn("no such task, acking its wakeup", { code: refusal.error });
-    await ack(ctx.db, msg.id);
+    await ctx.queue.ack(msg);
     return { outcome: "not_found" };
   }
   const reason = `claim refused: ${refusal.status} ${refusal.error}: ${refusal.message}`;
   log.error("claim refused", { status: refusal.status, code: refusal.error, reason });
-  await recordError(ctx.db, msg.id, reason);
+  await ctx.queue.recordError(msg, reason);
   return { outcome: "refused" };
 }
 
@@ -133,7 +100,7 @@ async function noteError(
 ) {
   const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   try {
-    await recordError(ctx.db, msg.id, reason.slice(0, 2000));
+    await ctx.queue.recordError(msg, reason.slice(0, 2000));
   } catch (cause) {
     log.warn("could not record the error on the wakeup", { err: cause });
   }

@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { DeadLetterEnvelope } from "../../src/contracts/queue";
-import { publish } from "../../src/queue";
 import {
   alert,
   goodLines,
@@ -14,6 +13,7 @@ import {
 } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { runHarness } from "../support/processes";
+import { publishPayloads } from "../support/queue";
 
 const db = useFreshDatabase();
 const store = useTempStore();
@@ -26,8 +26,8 @@ describe("harness dlq", () => {
     // Line 3 has a bad severity of the same length as the good one, so the fix keeps the size.
     const lines = [...goodLines("acme", "r", 2), alert("acme", "r-2", { severity: "hihg" })];
     const b = await putBatch(store().store, jsonl(lines));
-    const id = await publishBatchMessage(sql, b);
-    expect((await sinkUntilIdle(sql, store().store)).deadLetters).toBe(1);
+    const id = await publishBatchMessage(db().queue(), b);
+    expect((await sinkUntilIdle(db(), store().store)).deadLetters).toBe(1);
 
     const listed = await runHarness(["dlq", "list", "--json"], env());
     expect(listed.code).toBe(0);
@@ -68,8 +68,10 @@ describe("harness dlq", () => {
     const sql = db().sql;
     await sql`DELETE FROM state.queue_messages`;
     for (let i = 0; i < 3; i++) {
-      const m = await publish(sql, "task_wakeup", { task_id: crypto.randomUUID() });
-      await sql`UPDATE state.queue_messages SET queue_name = 'task_wakeup.dlq', last_error = 'boom' WHERE id = ${m}::bigint`;
+      const [m] = await publishPayloads(db().queue(), "task_wakeup", [
+        { task_id: crypto.randomUUID() },
+      ]);
+      await sql`UPDATE state.queue_messages SET queue_name = 'task_wakeup.dlq', last_error = 'boom' WHERE id = ${m ?? "0"}::bigint`;
     }
     const r = await runHarness(["dlq", "redrive", "--queue", "task_wakeup"], env());
     expect(r.stdout.trim()).toBe("redrove 3 message(s) from task_wakeup.dlq to task_wakeup");

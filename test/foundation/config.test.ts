@@ -30,9 +30,35 @@ describe("config", () => {
     ["DATABASE_URL", "mysql://x"],
     ["OBJECT_STORE_URL", "file://relative"],
     ["INTERNAL_AUTH_TOKEN", "short"],
+    ["QUEUE_URL", "amqp://broker:5672"],
+    ["QUEUE_URL", "nats://"],
+    ["QUEUE_NAMESPACE", "has.dots"],
+    ["QUEUE_NAMESPACE", "has space"],
   ])("a bad %s (%p) is refused with a message naming it", (name, value) => {
     expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
+  });
+
+  test("QUEUE_URL unset means pgqueue; QUEUE_NAMESPACE defaults to harness", () => {
+    expect(parseConfig({}).queue).toEqual({ url: undefined, namespace: "harness" });
+    const nats = parseConfig({
+      QUEUE_URL: "nats://127.0.0.1:4222,nats://10.0.0.2:4222",
+      QUEUE_NAMESPACE: "ci-7",
+    });
+    expect(nats.queue).toEqual({
+      url: "nats://127.0.0.1:4222,nats://10.0.0.2:4222",
+      namespace: "ci-7",
+    });
+  });
+
+  test("a role on a QUEUE_URL this version has no backend for stops with one line, exit 2", async () => {
+    const r = await runHarness(["dlq", "list"], {
+      DATABASE_URL: "postgres://x@127.0.0.1:1/x",
+      QUEUE_URL: "nats://127.0.0.1:4222",
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("the NATS backend is not built into this version yet");
   });
 
   test("a bad value stops the process at start with one line naming the variable, exit 2", async () => {

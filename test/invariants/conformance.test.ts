@@ -3,7 +3,6 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as v from "valibot";
 import { ClaimResponse } from "../../src/contracts/http";
-import { publishBatch } from "../../src/queue";
 import { auditProgress } from "../../src/verify/audit";
 import { alertsFor } from "../../src/worker/alerts";
 import { fence, HEADER } from "../dispatcher/_client";
@@ -13,6 +12,7 @@ import {
   conformanceProxy,
 } from "../support/conformance";
 import { runHarness } from "../support/processes";
+import { publishPayloads } from "../support/queue";
 import { waitFor } from "../support/wait";
 import { writeObject } from "./http";
 import { TestPlatform } from "./platform";
@@ -121,8 +121,8 @@ describe("invariants: live conformance to the exported contracts", () => {
     expect((await viaProxy("/v1/task/complete", cap, fence(claimed))).status).toBe(200);
 
     // Duplicate wakeups, so refusals (409 error bodies) cross the proxy too.
-    await publishBatch(
-      p.state.sql,
+    await publishPayloads(
+      p.state.queue(),
       "task_wakeup",
       plain.slice(0, 10).map((task_id) => ({ task_id })),
     );

@@ -1,6 +1,8 @@
 import { expect } from "bun:test";
 import type { Db } from "../../src/db/connect";
+import { FAILPOINT_LOG } from "../../src/failpoints";
 import { prng } from "../../src/verify/chaos";
+import { WORKER_LOG } from "../../src/worker/logs";
 import type { Role } from "../support/processes";
 import { waitFor } from "../support/wait";
 
@@ -19,7 +21,7 @@ export async function expectFailpointKill(role: Role, point: string, timeoutMs =
   });
   expect(role.proc.signalCode).toBe("SIGKILL");
   expect(code).not.toBe(0);
-  const fired = role.logs.find((l) => l.msg === "failpoint fired");
+  const fired = role.logs.find((l) => l.msg === FAILPOINT_LOG.fired);
   expect(fired).toMatchObject({ failpoint: point });
   return fired;
 }
@@ -62,7 +64,7 @@ export async function outboxCounts(
 
 /** The task a worker's log says it claimed (the "claimed" line), with its attempt. */
 export function claimedBy(role: Role): { taskId: string; attempt: number } {
-  const line = role.logs.find((l) => l.msg === "claimed");
+  const line = role.logs.find((l) => l.msg === WORKER_LOG.claimed);
   const taskId = line?.task_id;
   const attempt = line?.attempt;
   if (typeof taskId !== "string" || typeof attempt !== "number")

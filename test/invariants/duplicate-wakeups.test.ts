@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { publishBatch } from "../../src/queue";
+import { publishPayloads } from "../support/queue";
 import { TestPlatform } from "./platform";
 
 /**
@@ -24,7 +24,7 @@ describe("invariants: duplicate wakeups", () => {
     const extra = ids.flatMap((id, i) =>
       Array.from({ length: 2 + (i % 3) }, () => ({ task_id: id })),
     );
-    await publishBatch(p.state.sql, "task_wakeup", extra);
+    await publishPayloads(p.state.queue(), "task_wakeup", extra);
     for (let i = 0; i < 3; i++) p.startWorker(["--concurrency", "4"]);
     p.startSink(["--concurrency", "2"]);
     await p.waitQuiet(org, ids, 60_000);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "../../src/db/connect";
 import { migrateDatabase } from "../../src/db/migrate";
-import type { TestDatabase } from "../support/db";
+import { type TestDatabase, testDatabase } from "../support/db";
 import { type EmbeddedServer, startEmbeddedServer } from "../support/embedded";
 import type { Role } from "../support/processes";
 import { waitFor } from "../support/wait";
@@ -30,7 +30,7 @@ async function embeddedDatabase(name: string): Promise<TestDatabase> {
   const sql = connect(url, { name: "test", max: 4 });
   await migrateDatabase(sql, "state");
   await migrateDatabase(sql, "data");
-  return { name, url, sql, drop: () => sql.end({ timeout: 1 }) };
+  return testDatabase(name, url, sql);
 }
 
 beforeAll(async () => {

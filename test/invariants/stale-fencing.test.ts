@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import * as v from "valibot";
 import { ErrorBody } from "../../src/contracts/http";
 import { alertsFor, toJsonl } from "../../src/worker/alerts";
+import { WORKER_LOG } from "../../src/worker/logs";
 import {
   type Claimed,
   call,
@@ -143,7 +144,9 @@ describe("invariants: stale attempt fencing", () => {
     await waitFor(
       () =>
         ids.every((id) =>
-          frozen.logs.some((l) => l.msg === "claimed" && l.task_id === id && l.attempt === 1),
+          frozen.logs.some(
+            (l) => l.msg === WORKER_LOG.claimed && l.task_id === id && l.attempt === 1,
+          ),
         ),
       { what: "the first worker to claim all three tasks", timeoutMs: 20_000 },
     );
@@ -173,7 +176,7 @@ describe("invariants: stale attempt fencing", () => {
         ids.every((id) =>
           frozen.logs.some(
             (l) =>
-              l.msg === "fenced out, stopping this attempt" &&
+              l.msg === WORKER_LOG.fencedOut &&
               l.task_id === id &&
               l.status === 409 &&
               l.code === "stale_lease",

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { chaosSchedule } from "../../src/verify/chaos";
+import { VERIFY_LOG } from "../../src/verify/run";
 import { useTempStore } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
@@ -54,7 +55,11 @@ describe("harness verify", () => {
     const env = { DATABASE_URL: db().url, LOG_LEVEL: "info" };
     const args = ["verify", "--tasks", "5", "--alerts", "1", "--chaos", "11", "--json"];
     const first = spawnHarness("verify-1", [...args, "--work-ms", "0", "--timeout", "50"], env);
-    await first.waitForLog((l) => l.msg === "tasks created", "the first run to start", 30_000);
+    await first.waitForLog(
+      (l) => l.msg === VERIFY_LOG.tasksCreated,
+      "the first run to start",
+      30_000,
+    );
     const refused = await runHarness(args, env);
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim()).toBe(

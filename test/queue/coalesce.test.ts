@@ -1,24 +1,29 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { ack, ackBatch, publishBatch, receive } from "../../src/queue";
+import { Coalescer } from "../../src/queue/pg/coalesce";
 import { useFreshDatabase } from "../support/db";
+import { waitFor } from "../support/wait";
 
-/** Concurrent calls on one handle are merged (src/queue/coalesce.ts): the invariants still hold per caller. */
+/**
+ * pgqueue merges concurrent receives and acks of one backend into shared
+ * statements (src/queue/pg/coalesce.ts): the invariants still hold per caller.
+ */
 const db = useFreshDatabase();
 const opts = { visibilityTimeoutMs: 30_000, maxReceives: 5 };
 
 async function seed(n: number): Promise<string[]> {
   await db().sql`DELETE FROM state.queue_messages`;
-  const payloads = Array.from({ length: n }, () => ({ task_id: randomUUID() }));
-  return publishBatch(db().sql, "task_wakeup", payloads);
+  const messages = Array.from({ length: n }, () => ({ payload: { task_id: randomUUID() } }));
+  return db().queue().publisher().publish("task_wakeup", messages);
 }
 
-describe("pgqueue under concurrent calls on one handle", () => {
+const consumer = () => db().queue().consumer("task_wakeup", opts);
+
+describe("pgqueue under concurrent calls on one backend", () => {
   test("20 concurrent receives of max 1 get 20 distinct messages, one each", async () => {
     await seed(50);
-    const got = await Promise.all(
-      Array.from({ length: 20 }, () => receive(db().sql, "task_wakeup", { ...opts, max: 1 })),
-    );
+    const c = await consumer();
+    const got = await Promise.all(Array.from({ length: 20 }, () => c.receive(1)));
     for (const messages of got) expect(messages).toHaveLength(1);
     const ids = got.flat().map((m) => m.id);
     expect(new Set(ids).size).toBe(20);
@@ -27,36 +32,122 @@ describe("pgqueue under concurrent calls on one handle", () => {
 
   test("merged receives never give a caller more than its max, and share nothing", async () => {
     await seed(4);
-    const [a, b, c] = await Promise.all([
-      receive(db().sql, "task_wakeup", { ...opts, max: 3 }),
-      receive(db().sql, "task_wakeup", { ...opts, max: 2 }),
-      receive(db().sql, "task_wakeup", { ...opts, max: 2 }),
-    ]);
+    const c = await consumer();
+    const [a, b, d] = await Promise.all([c.receive(3), c.receive(2), c.receive(2)]);
     expect(a.length).toBeLessThanOrEqual(3);
     expect(b.length).toBeLessThanOrEqual(2);
-    expect(c.length).toBeLessThanOrEqual(2);
-    const ids = [...a, ...b, ...c].map((m) => m.id);
+    expect(d.length).toBeLessThanOrEqual(2);
+    const ids = [...a, ...b, ...d].map((m) => m.id);
     expect(ids).toHaveLength(4);
     expect(new Set(ids).size).toBe(4);
   });
 
-  test("two concurrent acks of one message: exactly one finds it", async () => {
-    const [id] = await seed(1);
-    if (id === undefined) throw new Error("no id");
-    const results = await Promise.all([ack(db().sql, id), ack(db().sql, id), ack(db().sql, id)]);
+  test("two consumers of one queue on one backend share nothing either", async () => {
+    await seed(10);
+    const [x, y] = await Promise.all([consumer(), consumer()]);
+    const got = await Promise.all([x.receive(6), y.receive(6), x.receive(6), y.receive(6)]);
+    const ids = got.flat().map((m) => m.id);
+    expect(ids).toHaveLength(10);
+    expect(new Set(ids).size).toBe(10);
+  });
+
+  test("three concurrent acks of one message: exactly one finds it", async () => {
+    await seed(1);
+    const c = await consumer();
+    const [m] = await c.receive(1);
+    if (m === undefined) throw new Error("nothing received");
+    const results = await Promise.all([c.ack(m), c.ack(m), c.ack(m)]);
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
-  test("concurrent ackBatch calls count only their own ids", async () => {
-    const ids = await seed(6);
+  test("concurrent ackBatch calls count only their own messages", async () => {
+    await seed(6);
+    const c = await consumer();
+    const got = await c.receive(6);
+    expect(got).toHaveLength(6);
     const counts = await Promise.all([
-      ackBatch(db().sql, ids.slice(0, 3)),
-      ackBatch(db().sql, ids.slice(2, 6)),
-      ackBatch(db().sql, []),
+      c.ackBatch(got.slice(0, 3)),
+      c.ackBatch(got.slice(2, 6)),
+      c.ackBatch([]),
     ]);
     expect(counts[0] + counts[1]).toBe(6);
     expect(counts[2]).toBe(0);
     const [row] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
     expect(row?.n).toBe(0);
+  });
+});
+
+describe("Coalescer", () => {
+  /** A coalescer whose statements wait for `release`, recording the inputs of each. */
+  function gated(maxInFlight: number, maxWeight: number) {
+    const runs: number[][] = [];
+    const gates: Array<() => void> = [];
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        runs.push(inputs);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return inputs.map((n) => n * 10);
+      },
+      weight: (n) => n,
+      maxWeight,
+      maxInFlight,
+    });
+    const release = () => {
+      for (const open of gates.splice(0)) open();
+    };
+    /** Waits until `n` statements have started. */
+    const started = (n: number) => waitFor(() => runs.length >= n, { what: `${n} statements` });
+    return { coalescer, runs, release, started };
+  }
+
+  test("a lone call runs at once; calls made while the limit is busy merge into one", async () => {
+    const { coalescer, runs, release, started } = gated(2, 100);
+    const outs = Array.from({ length: 6 }, (_, i) => coalescer.submit(i + 1));
+    expect(runs).toEqual([[1], [2]]);
+    release();
+    expect(await Promise.all(outs.slice(0, 2))).toEqual([10, 20]);
+    await started(3);
+    expect(runs).toEqual([[1], [2], [3, 4, 5, 6]]);
+    release();
+    expect(await Promise.all(outs)).toEqual([10, 20, 30, 40, 50, 60]);
+  });
+
+  test("a merged statement stays within maxWeight, but always takes one input", async () => {
+    const { coalescer, runs, release, started } = gated(1, 5);
+    const outs = [
+      coalescer.submit(1),
+      coalescer.submit(3),
+      coalescer.submit(2),
+      coalescer.submit(9),
+    ];
+    for (const n of [2, 3]) {
+      release();
+      await started(n);
+    }
+    release();
+    expect(await Promise.all(outs)).toEqual([10, 30, 20, 90]);
+    expect(runs).toEqual([[1], [3, 2], [9]]);
+  });
+
+  test("a failed statement fails every call merged into it, and only those", async () => {
+    let calls = 0;
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        calls++;
+        if (inputs.includes(13)) throw new Error("unlucky");
+        return inputs;
+      },
+      weight: () => 1,
+      maxWeight: 10,
+      maxInFlight: 1,
+    });
+    const results = await Promise.allSettled([
+      coalescer.submit(1),
+      coalescer.submit(13),
+      coalescer.submit(2),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+    expect(calls).toBe(2);
+    expect(await coalescer.submit(3)).toBe(3);
   });
 });

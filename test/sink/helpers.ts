@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import type { Sql } from "../../src/db/connect";
 import type { Logger } from "../../src/log";
 import { type ObjectStore, openObjectStore } from "../../src/objectstore";
-import { publish } from "../../src/queue";
+import type { QueueBackend } from "../../src/queue/seam";
 import { runSinkLoop } from "../../src/sink/loop";
 import { newSinkMetrics, type SinkMetrics } from "../../src/sink/metrics";
 
@@ -96,19 +96,23 @@ export async function putBatch(
   return { taskId, orgId, attempt, uri, size };
 }
 
-export function publishBatchMessage(
-  sql: Sql,
+/** Publishes the buffer message of a batch; returns its id. */
+export async function publishBatchMessage(
+  queue: QueueBackend,
   b: Batch,
   override: { batch_uri?: string; batch_size_bytes?: number; org_id?: string } = {},
 ): Promise<string> {
-  return publish(sql, "buffer_queue", {
+  const payload = {
     task_id: b.taskId,
     org_id: override.org_id ?? b.orgId,
     attempt: b.attempt,
     batch_uri: override.batch_uri ?? b.uri,
-    content_type: "application/x-ndjson",
+    content_type: "application/x-ndjson" as const,
     batch_size_bytes: override.batch_size_bytes ?? b.size,
-  });
+  };
+  const [id] = await queue.publisher().publish("buffer_queue", [{ payload }]);
+  if (id === undefined) throw new Error("publishing returned no id");
+  return id;
 }
 
 const quiet: Logger = {
@@ -119,26 +123,31 @@ const quiet: Logger = {
   child: () => quiet,
 };
 
-/** Runs the sink loop in-process against `sql` (state and data alike) until the queue is idle. */
+/**
+ * Runs the sink loop in-process until the queue is idle: `buffer_queue` of
+ * `db`'s queue for the state side, `db.sql` for the data side.
+ */
 export async function sinkUntilIdle(
-  sql: Sql,
+  db: { sql: Sql; queue(): QueueBackend },
   store: ObjectStore,
   opts: { visibilityTimeoutMs?: number; maxReceives?: number; concurrency?: number } = {},
 ): Promise<SinkMetrics> {
+  const visibilityTimeoutMs = opts.visibilityTimeoutMs ?? 300;
+  const queue = await db
+    .queue()
+    .consumer("buffer_queue", { visibilityTimeoutMs, maxReceives: opts.maxReceives ?? 3 });
   return runSinkLoop(
     {
-      state: sql,
-      stateSql: sql,
-      data: sql,
+      queue,
+      data: db.sql,
       store,
       maxBatchBytes: 64 * 1024 * 1024,
-      visibilityTimeoutMs: opts.visibilityTimeoutMs ?? 300,
+      visibilityTimeoutMs,
       log: quiet,
       metrics: newSinkMetrics(),
     },
     {
       concurrency: opts.concurrency ?? 4,
-      maxReceives: opts.maxReceives ?? 3,
       untilIdle: true,
       idleMs: 100,
       stop: new AbortController().signal,

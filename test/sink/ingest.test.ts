@@ -23,8 +23,8 @@ describe("sink ingest (loop in-process, real database)", () => {
   test("a valid 1,000-line batch inserts 1,000 rows with the task's org; again adds none", async () => {
     const sql = db().sql;
     const b = await putBatch(store().store, jsonl(goodLines("acme", "k", 1000)));
-    const first = await publishBatchMessage(sql, b);
-    const m1 = await sinkUntilIdle(sql, store().store);
+    const first = await publishBatchMessage(db().queue(), b);
+    const m1 = await sinkUntilIdle(db(), store().store);
     expect(m1).toMatchObject({ batches: 1, rowsInserted: 1000, rowsSkipped: 0, deadLetters: 0 });
     const [row] = await sql`
       SELECT count(*)::int AS n, count(DISTINCT org_id)::int AS orgs, min(org_id) AS org,
@@ -47,13 +47,13 @@ describe("sink ingest (loop in-process, real database)", () => {
     );
 
     // The same message delivered again, and a second batch with the same keys: nothing new.
-    await publishBatchMessage(sql, b);
+    await publishBatchMessage(db().queue(), b);
     const again = await putBatch(store().store, jsonl(goodLines("acme", "k", 1000)), {
       taskId: b.taskId,
       attempt: 2,
     });
-    await publishBatchMessage(sql, again);
-    const m2 = await sinkUntilIdle(sql, store().store);
+    await publishBatchMessage(db().queue(), again);
+    const m2 = await sinkUntilIdle(db(), store().store);
     expect(m2).toMatchObject({ batches: 2, rowsInserted: 0, rowsSkipped: 2000, deadLetters: 0 });
     expect(await rowCount(sql)).toBe(1000);
     const batches = await sql`
@@ -78,8 +78,8 @@ describe("sink ingest (loop in-process, real database)", () => {
       alert("acme", "dup", { title: "second" }),
     ];
     const b = await putBatch(store().store, jsonl(lines));
-    await publishBatchMessage(sql, b);
-    const m = await sinkUntilIdle(sql, store().store);
+    await publishBatchMessage(db().queue(), b);
+    const m = await sinkUntilIdle(db(), store().store);
     expect(m).toMatchObject({ batches: 1, rowsInserted: 2, rowsSkipped: 1, deadLetters: 0 });
     const [row] = await sql`SELECT title FROM data.alert_events WHERE dedupe_key = 'dup'`;
     expect(row?.title).toBe("alert dup");
@@ -90,9 +90,9 @@ describe("sink ingest (loop in-process, real database)", () => {
     const lines = goodLines("acme", "o", 1000);
     for (let i = 0; i < 8; i++) {
       const order = i % 2 === 0 ? lines : [...lines].reverse();
-      await publishBatchMessage(sql, await putBatch(store().store, jsonl(order)));
+      await publishBatchMessage(db().queue(), await putBatch(store().store, jsonl(order)));
     }
-    const m = await sinkUntilIdle(sql, store().store, {
+    const m = await sinkUntilIdle(db(), store().store, {
       concurrency: 4,
       visibilityTimeoutMs: 10_000,
     });
@@ -104,8 +104,8 @@ describe("sink ingest (loop in-process, real database)", () => {
     const sql = db().sql;
     const { attributes: _, ...bare } = alert("acme", "bare");
     const b = await putBatch(store().store, `${JSON.stringify(bare)}\r\n`);
-    await publishBatchMessage(sql, b);
-    await sinkUntilIdle(sql, store().store);
+    await publishBatchMessage(db().queue(), b);
+    await sinkUntilIdle(db(), store().store);
     const [row] =
       await sql`SELECT attributes, jsonb_typeof(attributes) AS t FROM data.alert_events`;
     expect(row).toEqual({ attributes: {}, t: "object" });
@@ -245,10 +245,10 @@ describe("poison batches are dead-lettered with zero rows and a reason naming th
     const ids = new Map<string, { id: string; taskId: string }>();
     for (const c of POISON) {
       const b = await putBatch(store().store, c.body ?? `${good}\n`);
-      const id = await publishBatchMessage(sql, b, c.override?.(b) ?? {});
+      const id = await publishBatchMessage(db().queue(), b, c.override?.(b) ?? {});
       ids.set(c.name, { id, taskId: b.taskId });
     }
-    const m = await sinkUntilIdle(sql, store().store);
+    const m = await sinkUntilIdle(db(), store().store);
     expect(m.deadLetters).toBe(POISON.length);
     expect(m.batches).toBe(0);
     expect(m.retries).toBe(0);
@@ -266,8 +266,11 @@ describe("poison batches are dead-lettered with zero rows and a reason naming th
     const sql = db().sql;
     const b = await putBatch(store().store, `${good}\n`);
     await store().store.delete(b.uri.slice(store().url.length + 1));
-    const id = await publishBatchMessage(sql, b);
-    const m = await sinkUntilIdle(sql, store().store, { visibilityTimeoutMs: 100, maxReceives: 3 });
+    const id = await publishBatchMessage(db().queue(), b);
+    const m = await sinkUntilIdle(db(), store().store, {
+      visibilityTimeoutMs: 100,
+      maxReceives: 3,
+    });
     expect(m.retries).toBe(3);
     expect(m.deadLetters).toBe(0); // the queue moved it, not the sink
     const reason = await deadLetterOf(sql, id);

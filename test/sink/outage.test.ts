@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Sql } from "../../src/db/connect";
 import { migrateDatabase } from "../../src/db/migrate";
+import { SINK_LOG } from "../../src/sink/logs";
 import { useFreshDatabase } from "../support/db";
 import { type EmbeddedServer, startEmbeddedServer } from "../support/embedded";
 import { spawnHarness } from "../support/processes";
@@ -60,10 +61,10 @@ async function alertRows(taskId: string): Promise<number> {
 describe("DATA database unreachable", () => {
   test("a batch is retried while it is down and ingested once it is back", async () => {
     const sink = spawnHarness("sink", ["sink"], sinkEnv(1000));
-    await sink.waitForLog((l) => l.msg === "sink started", "start");
+    await sink.waitForLog((l) => l.msg === SINK_LOG.started, "start");
     await dataServer.stop();
     const b = await putBatch(store.store, jsonl(goodLines("acme", "outage", 1000)));
-    const id = await publishBatchMessage(state().sql, b);
+    const id = await publishBatchMessage(state().queue(), b);
     const failing = await waitFor(
       async () => {
         const [m] = await state().sql`
@@ -89,10 +90,10 @@ describe("DATA database unreachable", () => {
 
   test("a batch that keeps failing is dead-lettered after MAX_RECEIVES, with zero rows", async () => {
     const sink = spawnHarness("sink", ["sink"], sinkEnv(3));
-    await sink.waitForLog((l) => l.msg === "sink started", "start");
+    await sink.waitForLog((l) => l.msg === SINK_LOG.started, "start");
     await dataServer.stop();
     const b = await putBatch(store.store, jsonl(goodLines("acme", "dead", 100)));
-    const id = await publishBatchMessage(state().sql, b);
+    const id = await publishBatchMessage(state().queue(), b);
     const dead = await waitFor(
       async () => {
         const [m] = await state().sql`

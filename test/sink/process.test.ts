@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { SINK_LOG } from "../../src/sink/logs";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
 import {
@@ -30,10 +31,10 @@ describe("harness sink (real process)", () => {
   test("--until-idle ingests, dead-letters poison, logs each batch and prints a summary", async () => {
     const sql = db().sql;
     const b = await putBatch(store().store, jsonl(goodLines("acme", "p", 1000)));
-    await publishBatchMessage(sql, b);
-    await publishBatchMessage(sql, b); // a duplicate buffer message
+    await publishBatchMessage(db().queue(), b);
+    await publishBatchMessage(db().queue(), b); // a duplicate buffer message
     const poison = await putBatch(store().store, jsonl([alert("acme", "x", { severity: "bad" })]));
-    await publishBatchMessage(sql, poison);
+    await publishBatchMessage(db().queue(), poison);
     const r = await runHarness(
       ["sink", "--until-idle", "--idle-ms", "200", "--concurrency", "2"],
       env(),
@@ -43,7 +44,7 @@ describe("harness sink (real process)", () => {
       /^sink: 2 batches, 1000 rows inserted, 1000 rows skipped as duplicates, 1 dead letters, 0 retries/,
     );
     const logs = r.stderr.split("\n").filter((l) => l.startsWith("{"));
-    const ingested = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "batch ingested");
+    const ingested = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === SINK_LOG.ingested);
     expect(ingested).toHaveLength(2);
     expect(ingested[0]).toMatchObject({ component: "sink", task_id: b.taskId, attempt: 1 });
     expect(Object.keys(ingested[0])).toEqual(
@@ -55,28 +56,28 @@ describe("harness sink (real process)", () => {
         "receive_count",
       ]),
     );
-    expect(r.stderr).toContain('"msg":"batch dead-lettered"');
+    expect(r.stderr).toContain(`"msg":"${SINK_LOG.deadLettered}"`);
     expect(await rowCount(sql)).toBe(1000);
   }, 30_000);
 
   test("SIGTERM while a batch is in hand: it is finished and acked, then exit 0", async () => {
     const sql = db().sql;
     const sink = spawnHarness("sink", ["sink"], env({ LOG_LEVEL: "debug" }));
-    await sink.waitForLog((l) => l.msg === "sink started", "start");
+    await sink.waitForLog((l) => l.msg === SINK_LOG.started, "start");
     const b = await putBatch(store().store, jsonl(goodLines("acme", "t", 20_000)));
-    await publishBatchMessage(sql, b);
-    await sink.waitForLog((l) => l.msg === "batch received", "the batch in hand");
+    await publishBatchMessage(db().queue(), b);
+    await sink.waitForLog((l) => l.msg === SINK_LOG.received, "the batch in hand");
     expect(await sink.stop("SIGTERM")).toBe(0);
     expect(await rowCount(sql)).toBe(20_000);
     expect(await sql`SELECT 1 FROM state.queue_messages`).toHaveLength(0);
     expect(sink.stdout()).toMatch(/^sink: 1 batches, 20000 rows inserted/);
-    expect(sink.stderr()).toContain('"msg":"stopping: finishing in-flight batches"');
+    expect(sink.stderr()).toContain(`"msg":"${SINK_LOG.stopping}"`);
   }, 30_000);
 
   test("kill -9 between commit and ack: the batch is redelivered and adds no rows", async () => {
     const sql = db().sql;
     const b = await putBatch(store().store, jsonl(goodLines("acme", "f", 1000)));
-    const id = await publishBatchMessage(sql, b);
+    const id = await publishBatchMessage(db().queue(), b);
     const doomed = spawnHarness(
       "sink-doomed",
       ["sink"],

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from "bun:test";
 import { connect, type Sql } from "../../src/db/connect";
 import { migrateDatabase } from "../../src/db/migrate";
+import { PgQueue } from "../../src/queue/pg/backend";
 import { type EmbeddedServer, startEmbeddedServer } from "./embedded";
 
 /**
@@ -54,6 +55,8 @@ export interface TestDatabase {
   url: string;
   /** A small pool on the database, closed by `drop`. */
   sql: Sql;
+  /** pgqueue on this database (opened on first use, closed by `drop`): publish, admin, consumers. */
+  queue(): PgQueue;
   drop(): Promise<void>;
 }
 
@@ -70,19 +73,36 @@ export async function freshDatabase(): Promise<TestDatabase> {
     await adminSql.end();
   }
   const url = withDatabase(admin, name);
-  const sql = connect(url, { name: "test", max: 4 });
+  return testDatabase(name, url, connect(url, { name: "test", max: 4 }), async () => {
+    const a = connect(admin, { name: "test-admin", max: 1 });
+    try {
+      await a`DROP DATABASE IF EXISTS ${a(name)} WITH (FORCE)`;
+    } finally {
+      await a.end();
+    }
+  });
+}
+
+/** A database a test made itself, on its pool; `drop` closes queue and pool, then runs `after`. */
+export function testDatabase(
+  name: string,
+  url: string,
+  sql: Sql,
+  after: () => Promise<void> = async () => {},
+): TestDatabase {
+  let queue: PgQueue | undefined;
   return {
     name,
     url,
     sql,
+    queue() {
+      queue ??= PgQueue.open(url, { name: "test-queue" });
+      return queue;
+    },
     async drop() {
+      await queue?.close();
       await sql.end({ timeout: 1 });
-      const a = connect(admin, { name: "test-admin", max: 1 });
-      try {
-        await a`DROP DATABASE IF EXISTS ${a(name)} WITH (FORCE)`;
-      } finally {
-        await a.end();
-      }
+      await after();
     },
   };
 }

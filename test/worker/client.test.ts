@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import * as v from "valibot";
+import { CAPABILITY_HEADER } from "../../src/contracts/capability";
 import {
   BufferPublishRequest,
   ClaimRequest,
@@ -9,7 +10,6 @@ import {
 } from "../../src/contracts/http";
 import { createLogger, setLogLevel } from "../../src/log";
 import {
-  CAPABILITY_HEADER,
   DispatcherClient,
   DispatcherContractError,
   RequestAbortedError,

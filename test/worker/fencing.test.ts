@@ -3,6 +3,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dedupeKey } from "../../src/worker/alerts";
+import { WORKER_LOG } from "../../src/worker/logs";
 import { useFreshDatabase } from "../support/db";
 import type { Role } from "../support/processes";
 import { waitFor } from "../support/wait";
@@ -44,23 +45,36 @@ test("a worker paused past its lease is fenced out: heartbeat 409, nothing publi
   await waitForWakeups(db().sql, [id]);
   const a = startWorker(env(), [], "worker-a");
   workers.push(a);
-  await a.waitForLog((l) => l.msg === "claimed" && l.task_id === id && l.attempt === 1, "claim 1");
+  await a.waitForLog(
+    (l) => l.msg === WORKER_LOG.claimed && l.task_id === id && l.attempt === 1,
+    "claim 1",
+  );
   a.proc.kill("SIGSTOP");
 
   await waitFor(() => leaseExpired(id), { what: "attempt 1's lease to expire", timeoutMs: 10_000 });
   const b = startWorker(env(), [], "worker-b");
   workers.push(b);
-  await b.waitForLog((l) => l.msg === "claimed" && l.task_id === id && l.attempt === 2, "claim 2");
+  await b.waitForLog(
+    (l) => l.msg === WORKER_LOG.claimed && l.task_id === id && l.attempt === 2,
+    "claim 2",
+  );
 
   a.proc.kill("SIGCONT");
-  const refused = await a.waitForLog((l) => l.msg === "heartbeat refused", "refused heartbeat");
+  const refused = await a.waitForLog(
+    (l) => l.msg === WORKER_LOG.heartbeatRefused,
+    "refused heartbeat",
+  );
   expect(refused).toMatchObject({ status: 409, code: "stale_lease", task_id: id, attempt: 1 });
-  await a.waitForLog((l) => l.msg === "task" && l.task_id === id, "attempt 1 ends");
+  await a.waitForLog((l) => l.msg === WORKER_LOG.task && l.task_id === id, "attempt 1 ends");
   // Later duplicate wakeups (the reaper's) may reach A too; they find attempt 2's lease.
   expect(outcomes(a, id)[0]).toBe("stale");
   expect(outcomes(a, id).slice(1)).not.toContain("succeeded");
 
-  await b.waitForLog((l) => l.msg === "task" && l.task_id === id, "attempt 2 ends", 15_000);
+  await b.waitForLog(
+    (l) => l.msg === WORKER_LOG.task && l.task_id === id,
+    "attempt 2 ends",
+    15_000,
+  );
   expect(outcomes(b, id)).toEqual(["succeeded"]);
   expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 2 });
 

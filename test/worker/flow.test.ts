@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { NDJSON } from "../../src/contracts/common";
-import { publish } from "../../src/queue/index";
 import { dedupeKey } from "../../src/worker/alerts";
+import { WORKER_LOG } from "../../src/worker/logs";
 import { useFreshDatabase } from "../support/db";
 import { TEST_INTERNAL_TOKEN } from "../support/dispatcher";
+import { publishPayloads } from "../support/queue";
 import {
   bufferMessages,
   createTasks,
@@ -34,7 +35,7 @@ describe("worker: claim → write → publish → complete", () => {
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker)).toEqual(["succeeded"]);
     expect(worker.stdout()).toContain("worker: 1 tasks succeeded, 50 alerts");
-    expect(worker.logs.some((l) => l.msg === "worker stopped")).toBe(true);
+    expect(worker.logs.some((l) => l.msg === WORKER_LOG.stopped)).toBe(true);
 
     expect(await taskRow(db().sql, taskId)).toEqual({
       status: "succeeded",
@@ -60,7 +61,11 @@ describe("worker: claim → write → publish → complete", () => {
   }, 30_000);
 
   test("the same wakeup three times more: acked, still one attempt and one batch", async () => {
-    for (let i = 0; i < 3; i++) await publish(db().sql, "task_wakeup", { task_id: taskId });
+    await publishPayloads(
+      db().queue(),
+      "task_wakeup",
+      [taskId, taskId, taskId].map((task_id) => ({ task_id })),
+    );
     const worker = startWorker(env(), ["--until-idle", "--concurrency", "4"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, taskId)).toEqual(["finished", "finished", "finished"]);
@@ -81,7 +86,7 @@ describe("worker: claim → write → publish → complete", () => {
 
   test("a wakeup for an unknown task is acked with a warning", async () => {
     const ghost = randomUUID();
-    await publish(db().sql, "task_wakeup", { task_id: ghost });
+    await publishPayloads(db().queue(), "task_wakeup", [{ task_id: ghost }]);
     const worker = startWorker(env(), ["--until-idle"]);
     expect(await worker.exited).toBe(0);
     expect(outcomes(worker, ghost)).toEqual(["not_found"]);
@@ -122,7 +127,7 @@ describe("worker: stopping", () => {
   test("SIGTERM lets an in-flight task finish within the grace period, exit 0", async () => {
     const [id = ""] = await createTasks(env(), "acme", ["--alerts", "5", "--work-ms", "1500"]);
     const worker = startWorker(env());
-    await worker.waitForLog((l) => l.msg === "claimed" && l.task_id === id, "claim");
+    await worker.waitForLog((l) => l.msg === WORKER_LOG.claimed && l.task_id === id, "claim");
     expect(await worker.stop("SIGTERM")).toBe(0);
     expect(outcomes(worker, id)).toEqual(["succeeded"]);
     expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
@@ -132,7 +137,7 @@ describe("worker: stopping", () => {
   test("past the grace period an in-flight task is abandoned; its wakeup comes back", async () => {
     const [id = ""] = await createTasks(env(), "acme", ["--alerts", "5", "--work-ms", "3000"]);
     const worker = startWorker(env(), ["--grace-ms", "200"]);
-    await worker.waitForLog((l) => l.msg === "claimed" && l.task_id === id, "claim");
+    await worker.waitForLog((l) => l.msg === WORKER_LOG.claimed && l.task_id === id, "claim");
     const stopping = Date.now();
     expect(await worker.stop("SIGTERM")).toBe(0);
     expect(Date.now() - stopping).toBeLessThan(2_000);

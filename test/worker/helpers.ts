@@ -8,6 +8,7 @@ import * as v from "valibot";
 import { AlertLine } from "../../src/contracts/alert";
 import { BufferMessage } from "../../src/contracts/queue";
 import type { Sql } from "../../src/db/connect";
+import { WORKER_LOG } from "../../src/worker/logs";
 import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import { type Role, runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
@@ -134,6 +135,6 @@ export async function readBatch(uri: string): Promise<{ lines: AlertLine[]; byte
 
 export function outcomes(role: Role, taskId?: string): unknown[] {
   return role.logs
-    .filter((l) => l.msg === "task" && (taskId === undefined || l.task_id === taskId))
+    .filter((l) => l.msg === WORKER_LOG.task && (taskId === undefined || l.task_id === taskId))
     .map((l) => l.outcome);
 }

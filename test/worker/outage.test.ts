@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { WORKER_LOG } from "../../src/worker/logs";
 import { useFreshDatabase } from "../support/db";
 import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import { freePort } from "../support/embedded";
@@ -33,7 +34,7 @@ async function dispatcherDown(): Promise<void> {
 
 /** The task finished on its first attempt, with one batch published, and the worker stops cleanly. */
 async function expectSucceededOnce(worker: Role, id: string): Promise<void> {
-  await worker.waitForLog((l) => l.msg === "task" && l.task_id === id, "the task", 20_000);
+  await worker.waitForLog((l) => l.msg === WORKER_LOG.task && l.task_id === id, "the task", 20_000);
   expect(outcomes(worker, id)).toEqual(["succeeded"]);
   expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
   expect(await bufferMessages(db().sql, id)).toHaveLength(1);
@@ -69,7 +70,7 @@ test("a worker facing a stopped dispatcher retries and succeeds once it is back"
   const worker = startWorker(env);
   workers.push(worker);
   await worker.waitForLog(
-    (l) => l.msg === "dispatcher unavailable, retrying" && l.path === "/internal/task-claim",
+    (l) => l.msg === WORKER_LOG.dispatcherUnavailable && l.path === "/internal/task-claim",
     "a failed claim",
   );
   await dispatcherUp();
@@ -80,10 +81,10 @@ test("a dispatcher outage in the middle of a task: heartbeats retry, the attempt
   const [id = ""] = await createTasks(env, "acme", ["--alerts", "10", "--work-ms", "2500"]);
   const worker = startWorker(env);
   workers.push(worker);
-  await worker.waitForLog((l) => l.msg === "claimed" && l.task_id === id, "the claim");
+  await worker.waitForLog((l) => l.msg === WORKER_LOG.claimed && l.task_id === id, "the claim");
   await dispatcherDown();
   await worker.waitForLog(
-    (l) => l.msg === "dispatcher unavailable, retrying" && l.task_id === id,
+    (l) => l.msg === WORKER_LOG.dispatcherUnavailable && l.task_id === id,
     "a failed heartbeat or publish",
     10_000,
   );

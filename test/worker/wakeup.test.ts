@@ -2,10 +2,11 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { createLogger, setLogLevel } from "../../src/log";
 import { openObjectStore } from "../../src/objectstore/index";
-import { listDeadLetters, publish, receive } from "../../src/queue/index";
 import { DispatcherClient } from "../../src/worker/client";
-import { handleWakeup, type WorkerContext } from "../../src/worker/task";
+import type { WorkerContext } from "../../src/worker/context";
+import { handleWakeup } from "../../src/worker/task";
 import { useFreshDatabase } from "../support/db";
+import { publishPayloads } from "../support/queue";
 import { tempStoreUrl } from "./helpers";
 
 /**
@@ -30,7 +31,7 @@ async function context(): Promise<WorkerContext> {
     region: undefined,
   };
   return {
-    db: db().sql,
+    queue: await wakeups(),
     store: await openObjectStore(dir, noS3),
     client: new DispatcherClient({
       baseUrl: `http://127.0.0.1:${server.port}`,
@@ -43,13 +44,12 @@ async function context(): Promise<WorkerContext> {
   };
 }
 
+const wakeups = () =>
+  db().queue().consumer("task_wakeup", { visibilityTimeoutMs: 60_000, maxReceives: 5 });
+
 async function oneWakeup(taskId: string) {
-  await publish(db().sql, "task_wakeup", { task_id: taskId });
-  const [msg] = await receive(db().sql, "task_wakeup", {
-    max: 1,
-    visibilityTimeoutMs: 60_000,
-    maxReceives: 5,
-  });
+  await publishPayloads(db().queue(), "task_wakeup", [{ task_id: taskId }]);
+  const [msg] = await (await wakeups()).receive(1);
   if (msg === undefined) throw new Error("no wakeup received");
   return msg;
 }
@@ -92,9 +92,12 @@ describe("a wakeup whose claim cannot be worked", () => {
       new AbortController().signal,
     );
     expect(result).toEqual({ outcome: "dead_lettered", attempt: 1 });
-    const dead = await listDeadLetters(db().sql, ["task_wakeup"]);
+    const dead = await db()
+      .queue()
+      .admin()
+      .listDeadLetters({ queues: ["task_wakeup"] });
     expect(dead.map((d) => d.id)).toEqual([msg.id]);
-    expect(dead[0]?.last_error).toContain("payload breaks the TaskPayload contract");
+    expect(dead[0]?.lastError).toContain("payload breaks the TaskPayload contract");
   });
 
   test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {

@@ -1,5 +1,5 @@
 /**
- * Natural batching of concurrent calls on one database handle: a call made
+ * Natural batching of concurrent calls on one pgqueue backend: a call made
  * while `maxInFlight` statements of its kind are already running waits and is
  * merged with the others that arrived meanwhile into the next statement. A
  * lone call runs at once; nothing ever waits on a timer. Under load this turns
@@ -69,24 +69,4 @@ export class Coalescer<In, Out> {
       for (const w of batch) w.reject(error);
     }
   }
-}
-
-/** One coalescer per database handle and key, dropped with the handle. */
-export function coalescerFor<In, Out>(
-  registry: WeakMap<object, Map<string, Coalescer<In, Out>>>,
-  handle: object,
-  key: string,
-  make: () => Coalescer<In, Out>,
-): Coalescer<In, Out> {
-  let byKey = registry.get(handle);
-  if (byKey === undefined) {
-    byKey = new Map();
-    registry.set(handle, byKey);
-  }
-  let coalescer = byKey.get(key);
-  if (coalescer === undefined) {
-    coalescer = make();
-    byKey.set(key, coalescer);
-  }
-  return coalescer;
 }

@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import type { Db } from "../db/connect";
+import type { Db } from "../../db/connect";
+import type { Depth } from "../seam";
 
 /**
  * The SQL of `state.queue_messages`, one named function per operation.
@@ -19,26 +20,24 @@ const MessageRow = v.object({
 export type MessageRow = v.InferOutput<typeof MessageRow>;
 const MessageRows = v.array(MessageRow);
 
-export interface PublishParams {
+export interface InsertParams {
   queue: string;
-  payloads: readonly unknown[];
-  /** Absolute time before which the messages stay hidden. */
-  availableAt?: Date;
-  /** Relative delay, decided by the database clock. */
-  delayMs?: number;
+  messages: readonly { payload: unknown; availableAt?: Date | undefined }[];
 }
 
-/** Inserts messages and notifies listeners of the queue (delivered at commit). */
-export async function messagesInsert(db: Db, p: PublishParams): Promise<string[]> {
-  if (p.payloads.length === 0) return [];
-  const json = p.payloads.map((payload) => JSON.stringify(payload));
-  const at = p.availableAt?.toISOString() ?? null;
-  const delay = p.delayMs ?? 0;
+/**
+ * Inserts messages (each visible from its `availableAt`, else now) and
+ * notifies listeners of the queue (delivered at commit). Returns their ids in order.
+ */
+export async function messagesInsert(db: Db, p: InsertParams): Promise<string[]> {
+  if (p.messages.length === 0) return [];
+  const json = p.messages.map((m) => JSON.stringify(m.payload));
+  const ats = p.messages.map((m) => m.availableAt?.toISOString() ?? null);
   const rows = await db`
     WITH inserted AS (
       INSERT INTO state.queue_messages (queue_name, payload, available_at)
-      SELECT ${p.queue}, payload, coalesce(${at}::timestamptz, now() + make_interval(secs => ${delay}::double precision / 1000))
-      FROM unnest(${json}::text[]::jsonb[]) AS payload
+      SELECT ${p.queue}, m.payload, coalesce(m.at, now())
+      FROM unnest(${json}::text[]::jsonb[], ${ats}::text[]::timestamptz[]) AS m(payload, at)
       RETURNING id
     ), notified AS (
       SELECT pg_notify(${NOTIFY_CHANNEL}, ${p.queue})
@@ -117,8 +116,8 @@ export async function messagesSetVisibility(db: Db, p: ExtendParams): Promise<bo
 }
 
 /** Records an error on a message without changing its visibility. */
-export async function messagesRecordError(db: Db, id: string, error: string): Promise<void> {
-  await db`UPDATE state.queue_messages SET last_error = ${error} WHERE id = ${id}::bigint`;
+export async function messagesRecordError(db: Db, p: { id: string; error: string }): Promise<void> {
+  await db`UPDATE state.queue_messages SET last_error = ${p.error} WHERE id = ${p.id}::bigint`;
 }
 
 /** Moves one message to its dead-letter queue with the reason. */
@@ -171,14 +170,6 @@ const DepthRow = v.object({
   in_flight: v.number(),
   delayed: v.number(),
 });
-export interface Depth {
-  /** Visible now. */
-  ready: number;
-  /** Received and hidden until their visibility timeout. */
-  inFlight: number;
-  /** Never received yet, published with a future `available_at`. */
-  delayed: number;
-}
 
 /** Counts per queue name, dead-letter queues included. */
 export async function messagesDepth(db: Db): Promise<Map<string, Depth>> {

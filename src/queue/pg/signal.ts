@@ -1,5 +1,5 @@
-import type { Sql } from "../db/connect";
-import { createLogger } from "../log";
+import type { Sql } from "../../db/connect";
+import { createLogger } from "../../log";
 import { NOTIFY_CHANNEL } from "./sql";
 
 /**

@@ -1,0 +1,168 @@
+import { dlqName, type QueueName } from "../../contracts/queue";
+import type { Db } from "../../db/connect";
+import { checkIncoming } from "../contract";
+import type { ConsumerOptions, Depth, Message, QueueConsumer } from "../seam";
+import { Coalescer } from "./coalesce";
+import type { QueueSignal } from "./signal";
+import {
+  type MessageRow,
+  messagesDeadLetter,
+  messagesDeleteIds,
+  messagesDepth,
+  messagesReceive,
+  messagesRecordError,
+  messagesSetVisibility,
+} from "./sql";
+
+/**
+ * One queue of pgqueue, from the receiving side (invariant 1). Concurrent
+ * receives are merged into one statement while another is in flight
+ * (./coalesce.ts): the same SKIP LOCKED receive, its rows handed out in id
+ * order, each caller getting at most its `max`. Acks are merged the same way,
+ * by the deleter the backend shares among its consumers.
+ */
+
+const RECEIVE_IN_FLIGHT = 2;
+const RECEIVE_MERGED_MAX = 500;
+const DELETE_IN_FLIGHT = 2;
+const DELETE_MERGED_MAX = 1000;
+
+export type Deleter = Coalescer<readonly string[], number>;
+
+/** Deletes ids; an id listed by two merged calls counts for the first one only. */
+export function newDeleter(db: Db): Deleter {
+  return new Coalescer<readonly string[], number>({
+    run: async (lists) => {
+      const gone = new Set(await messagesDeleteIds(db, lists.flat()));
+      return lists.map((list) => {
+        let n = 0;
+        for (const id of list) if (gone.delete(id)) n++;
+        return n;
+      });
+    },
+    weight: (list) => list.length,
+    maxWeight: DELETE_MERGED_MAX,
+    maxInFlight: DELETE_IN_FLIGHT,
+  });
+}
+
+export interface PgConsumerDeps {
+  db: Db;
+  deleter: Deleter;
+  signal: QueueSignal;
+}
+
+export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
+  readonly #receiver: Coalescer<number, MessageRow[]>;
+  readonly #dlq: string;
+
+  constructor(
+    readonly queue: Q,
+    private readonly options: ConsumerOptions,
+    private readonly deps: PgConsumerDeps,
+  ) {
+    this.#dlq = dlqName(queue);
+    this.#receiver = new Coalescer<number, MessageRow[]>({
+      run: (maxes) => this.#receiveMerged(maxes),
+      weight: (max) => max,
+      maxWeight: RECEIVE_MERGED_MAX,
+      maxInFlight: RECEIVE_IN_FLIGHT,
+    });
+  }
+
+  async #receiveMerged(maxes: number[]): Promise<MessageRow[][]> {
+    const rows = await messagesReceive(this.deps.db, {
+      queue: this.queue,
+      dlq: this.#dlq,
+      max: maxes.reduce((sum, m) => sum + m, 0),
+      visibilityTimeoutMs: this.options.visibilityTimeoutMs,
+      maxReceives: this.options.maxReceives,
+    });
+    let at = 0;
+    return maxes.map((m) => {
+      const part = rows.slice(at, at + m);
+      at += m;
+      return part;
+    });
+  }
+
+  async receive(max: number): Promise<Message<Q>[]> {
+    let rows: MessageRow[];
+    try {
+      rows = await this.#receiver.submit(Math.max(0, Math.floor(max)));
+    } catch (cause) {
+      throw new Error(`receiving from ${this.queue}`, { cause });
+    }
+    const messages: Message<Q>[] = [];
+    for (const row of rows) {
+      const checked = checkIncoming(this.queue, row.payload);
+      if (!checked.ok) {
+        await this.#moveToDlq(row.id, checked.reason);
+        continue;
+      }
+      messages.push({
+        id: row.id,
+        queue: this.queue,
+        payload: checked.payload,
+        receiveCount: row.receive_count,
+        lastError: row.last_error,
+        createdAt: row.created_at,
+      });
+    }
+    return messages;
+  }
+
+  async ack(m: Message<Q>): Promise<boolean> {
+    return (await this.ackBatch([m])) === 1;
+  }
+
+  async ackBatch(messages: readonly Message<Q>[]): Promise<number> {
+    if (messages.length === 0) return 0;
+    try {
+      return await this.deps.deleter.submit(messages.map((m) => m.id));
+    } catch (cause) {
+      throw new Error(`acking ${messages.length} message(s) of ${this.queue}`, { cause });
+    }
+  }
+
+  extendVisibility(m: Message<Q>, until: Date | { visibilityTimeoutMs: number }) {
+    const to =
+      until instanceof Date ? { until } : { visibilityTimeoutMs: until.visibilityTimeoutMs };
+    return this.#run(`extending the visibility of message ${m.id}`, () =>
+      messagesSetVisibility(this.deps.db, { id: m.id, ...to }),
+    );
+  }
+
+  recordError(m: Message<Q>, error: string): Promise<void> {
+    return this.#run(`recording an error on message ${m.id}`, () =>
+      messagesRecordError(this.deps.db, { id: m.id, error }),
+    );
+  }
+
+  deadLetter(m: Message<Q>, error: string): Promise<boolean> {
+    return this.#moveToDlq(m.id, error);
+  }
+
+  wait(timeoutMs: number, abort?: AbortSignal): Promise<void> {
+    return this.deps.signal.wait(this.queue, timeoutMs, abort);
+  }
+
+  async depth(): Promise<Depth> {
+    const all = await this.#run("counting the messages", () => messagesDepth(this.deps.db));
+    return all.get(this.queue) ?? { ready: 0, inFlight: 0, delayed: 0 };
+  }
+
+  #moveToDlq(id: string, error: string): Promise<boolean> {
+    return this.#run(`dead-lettering message ${id}`, () =>
+      messagesDeadLetter(this.deps.db, { id, dlq: this.#dlq, error }),
+    );
+  }
+
+  async #run<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (cause) {
+      throw new Error(`${what} of ${this.queue}`, { cause });
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/** The sink's log messages that tests and operators wait for: match on these, never on a copy. */
+export const SINK_LOG = {
+  /** Logged once the sink listens for publishes, before its first receive. */
+  started: "sink started",
+  stopped: "sink stopped",
+  stopping: "stopping: finishing in-flight batches",
+  /** (debug) A batch in hand (fields: message_id, task_id, attempt, receive_count). */
+  received: "batch received",
+  ingested: "batch ingested",
+  deadLettered: "batch dead-lettered",
+  retried: "batch failed, will be retried",
+} as const;

@@ -1,0 +1,74 @@
+import { type Config, requireDataDatabase, requireObjectStore } from "../config";
+import { connect, describeUrl } from "../db/connect";
+import { createLogger } from "../log";
+import { openObjectStore } from "../objectstore/index";
+import { openQueue } from "../queue/open";
+import { SINK_LOG } from "./logs";
+import { runSinkLoop } from "./loop";
+import { newSinkMetrics, type SinkMetrics } from "./metrics";
+
+/**
+ * `harness sink`: wires config, the `buffer_queue` consumer (the sink's only
+ * way to the STATE database), the DATA pool and the object store to the loop.
+ */
+
+export interface SinkFlags {
+  concurrency: number;
+  /** Exit once `buffer_queue` has held nothing for `idleMs`. */
+  untilIdle: boolean;
+  idleMs: number;
+}
+
+export interface SinkRun {
+  metrics: SinkMetrics;
+  elapsedMs: number;
+}
+
+export async function runSink(
+  cfg: Config,
+  flags: SinkFlags,
+  signals: { stop: AbortSignal },
+): Promise<SinkRun> {
+  const dataUrl = requireDataDatabase(cfg);
+  const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
+  const log = createLogger("sink");
+  // "sink-state" labels the STATE connections: verify looks for them (src/verify/exclusive.ts).
+  const backend = await openQueue(cfg, { name: "sink-state", connections: flags.concurrency + 2 });
+  const data = connect(dataUrl, { name: "sink-data", max: flags.concurrency });
+  const metrics = newSinkMetrics();
+  const started = performance.now();
+  try {
+    const queue = await backend.consumer("buffer_queue", {
+      visibilityTimeoutMs: cfg.visibilityTimeoutMs,
+      maxReceives: cfg.maxReceives,
+    });
+    log.info(SINK_LOG.started, {
+      concurrency: flags.concurrency,
+      queue: backend.kind,
+      data: describeUrl(dataUrl),
+      store: store.root,
+    });
+    const deps = {
+      queue,
+      data,
+      store,
+      maxBatchBytes: cfg.maxBatchBytes,
+      visibilityTimeoutMs: cfg.visibilityTimeoutMs,
+      log,
+      metrics,
+    };
+    await runSinkLoop(deps, { ...flags, stop: signals.stop });
+  } finally {
+    await Promise.allSettled([backend.close(), data.end({ timeout: 5 })]);
+  }
+  const elapsedMs = performance.now() - started;
+  log.info(SINK_LOG.stopped, {
+    batches: metrics.batches,
+    rows_inserted: metrics.rowsInserted,
+    rows_skipped: metrics.rowsSkipped,
+    dead_letters: metrics.deadLetters,
+    retries: metrics.retries,
+    ms: Math.round(elapsedMs),
+  });
+  return { metrics, elapsedMs };
+}

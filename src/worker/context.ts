@@ -1,0 +1,41 @@
+import type { Logger } from "../log";
+import type { ObjectStore } from "../objectstore/store";
+import type { Message, QueueConsumer } from "../queue/seam";
+import type { DispatcherClient } from "./client";
+
+/**
+ * What a worker works with. It reaches the state database only through its
+ * `task_wakeup` consumer, and tasks only through the dispatcher's API: it
+ * holds no database handle at all.
+ */
+export interface WorkerContext {
+  queue: QueueConsumer<"task_wakeup">;
+  store: ObjectStore;
+  client: DispatcherClient;
+  leaseDurationMs: number;
+  log: Logger;
+}
+
+/** A received wakeup and the earliest time (epoch ms) its visibility timeout could end. */
+export interface Wakeup {
+  msg: Message<"task_wakeup">;
+  hiddenUntil: number;
+}
+
+export type Outcome =
+  | "succeeded" // published and completed, wakeup acked
+  | "finished" // the task was already done: wakeup acked
+  | "lease_active" // another worker holds the lease: wakeup left for later
+  | "not_found" // no such task: wakeup acked
+  | "stale" // fenced out mid-task: nothing more published, wakeup left
+  | "dead_lettered" // the payload breaks its contract
+  | "refused" // another refusal (auth, validation): wakeup left with the reason
+  | "abandoned" // stopped before the end: wakeup left to reappear
+  | "error"; // an unexpected failure: wakeup left with the reason
+
+export interface TaskResult {
+  outcome: Outcome;
+  attempt?: number;
+  alerts?: number;
+  bytes?: number;
+}

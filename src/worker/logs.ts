@@ -1,0 +1,14 @@
+/** The worker's log messages that tests and operators wait for: match on these, never on a copy. */
+export const WORKER_LOG = {
+  started: "worker started",
+  stopped: "worker stopped",
+  /** A claim succeeded (fields: task_id, attempt, lease_expires_at). */
+  claimed: "claimed",
+  /** One wakeup handled (fields: task_id, attempt, outcome, ms). */
+  task: "task",
+  heartbeatRefused: "heartbeat refused",
+  fencedOut: "fenced out, stopping this attempt",
+  dispatcherUnavailable: "dispatcher unavailable, retrying",
+  stopping: "stopping: no new tasks, finishing in-flight ones",
+  abandoning: "second signal: abandoning in-flight tasks",
+} as const;
