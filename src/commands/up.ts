@@ -71,7 +71,10 @@ async function runDemo(
 ): Promise<boolean> {
   const state = connect(platform.stateUrl, { name: "up", max: 2 });
   const data = connect(platform.dataUrl, { name: "up", max: 1 });
-  const queue = await openQueue({ ...cfg, stateDatabaseUrl: platform.stateUrl }, { name: "up" });
+  const queue = await openQueue(
+    { ...cfg, stateDatabaseUrl: platform.stateUrl },
+    { name: "up", connections: 1 },
+  );
   try {
     const ids = await createTasks(state, {
       orgId: "demo",

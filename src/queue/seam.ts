@@ -78,7 +78,10 @@ export interface QueueConsumer<Q extends QueueName> {
   ack(m: Message<Q>): Promise<boolean>;
   /** `ack` for many at once (one statement where the backend can); how many were still there. */
   ackBatch(messages: readonly Message<Q>[]): Promise<number>;
-  /** Keeps a received message hidden until `until`, or for `visibilityTimeoutMs` more. */
+  /**
+   * Keeps a received message hidden until `until`, or for `visibilityTimeoutMs`
+   * more (0: visible again now). False when it is gone (acked, dead-lettered).
+   */
   extendVisibility(m: Message<Q>, until: Date | { visibilityTimeoutMs: number }): Promise<boolean>;
   /** Notes why handling failed; the message comes back after its visibility timeout. */
   recordError(m: Message<Q>, error: string): Promise<void>;
@@ -114,6 +117,7 @@ export interface QueueAdmin {
 
 export interface QueueBackend {
   readonly kind: "pgqueue" | "nats";
+  /** One queue's consumer; rejects when the backend cannot be reached (checked here, at start). */
   consumer<Q extends QueueName>(queue: Q, options: ConsumerOptions): Promise<QueueConsumer<Q>>;
   /**
    * A publisher. pgqueue publishes inside `tx` when one is given (atomic with
