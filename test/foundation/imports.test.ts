@@ -100,13 +100,30 @@ describe("src/ imports", () => {
     ]);
   });
 
+  const graph = () => {
+    const g = new Map<string, string[]>();
+    for (const file of sourceFiles(SRC)) g.set(file, importsOf(file, readFileSync(file, "utf8")));
+    return g;
+  };
+
   test("no module of src/ imports itself through others", () => {
-    const graph = new Map<string, string[]>();
-    for (const file of sourceFiles(SRC)) {
-      graph.set(file, importsOf(file, readFileSync(file, "utf8")));
-    }
-    expect(graph.size).toBeGreaterThan(50);
-    const cycles = findCycles(graph).map((c) => c.map((p) => relative(SRC, p)).join(" → "));
+    const g = graph();
+    expect(g.size).toBeGreaterThan(50);
+    const cycles = findCycles(g).map((c) => c.map((p) => relative(SRC, p)).join(" → "));
     expect(cycles).toEqual([]);
+  });
+
+  test("the worker reaches the state database only through the queue seam", () => {
+    // Its modules import neither the database layer nor a queue backend: only
+    // main.ts opens the backend the configuration names (src/queue/open.ts).
+    const worker = [...graph()].filter(([file]) => relative(SRC, file).startsWith("worker/"));
+    expect(worker.length).toBeGreaterThan(5);
+    const reached = worker.flatMap(([file, imports]) =>
+      imports
+        .map((i) => relative(SRC, i))
+        .filter((i) => i.startsWith("db/") || i.startsWith("queue/pg/"))
+        .map((i) => `${relative(SRC, file)} → ${i}`),
+    );
+    expect(reached).toEqual([]);
   });
 });
