@@ -32,7 +32,11 @@ subjectMain(async (params) => {
         // The no-op handler: nothing to do with the payload.
         if (batch === 1) {
           for (const m of messages) if (await wakeups.ack(m)) done++;
-        } else done += await wakeups.ackBatch(messages);
+        } else {
+          // Not `done += await …`: that reads `done` before the await and loses the others' acks.
+          const acked = await wakeups.ackBatch(messages);
+          done += acked;
+        }
       }
     };
     const start = performance.now();
