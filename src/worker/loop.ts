@@ -7,7 +7,7 @@ import { handleWakeup } from "./task";
 
 /**
  * The worker's poll loop: receive as many `task_wakeup` messages as there are
- * free slots, run each, and when the queue is empty wait for a NOTIFY (or
+ * free slots, run each, and when the queue is empty wait for a publish (or
  * `pollMs`, for messages whose visibility timeout passed) — no busy loop.
  */
 
