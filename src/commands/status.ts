@@ -1,7 +1,7 @@
 import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { connect } from "../db/connect";
 import { isMissingMigration } from "../db/errors";
-import { collectStatus, formatStatus } from "../dispatcher/status";
+import { collectStatus, formatStatus } from "../reads/status";
 import { harnessCommand, UsageError } from "./_command";
 
 export default harnessCommand({

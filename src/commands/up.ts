@@ -1,12 +1,13 @@
 import { config } from "../config";
 import { connect } from "../db/connect";
-import { collectStatus } from "../dispatcher/status";
-import { createTasks } from "../dispatcher/tasks";
 import { createLogger } from "../log";
 import { EmbeddedUnavailableError } from "../platform/embedded";
+import { demoProgress } from "../reads/progress";
+import { collectStatus } from "../reads/status";
+import { createTasks } from "../tasks/create";
 import { openHome } from "../up/home";
 import { startPlatform } from "../up/platform";
-import { demoProgress, formatProgress, isDemoDone, progressWriter } from "../up/progress";
+import { formatProgress, isDemoDone, progressWriter } from "../up/progress";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 
 const log = createLogger("up");
