@@ -63,6 +63,8 @@ export const EnvSchema = v.object({
   MAX_RECEIVES: positiveInt(5, 1_000),
   /** Largest batch a worker may announce and the sink will fetch. */
   MAX_BATCH_BYTES: positiveInt(64 * 1024 * 1024),
+  /** Distinct batches one attempt may buffer-publish. */
+  MAX_BATCHES_PER_ATTEMPT: positiveInt(16, 100_000),
   /** Private signing JWK (JSON) for capability tokens; see `harness keygen`. */
   CAPABILITY_SIGNING_KEY: optionalText,
   /** Extra public JWKs (JSON array) still accepted, for key rotation. */
@@ -96,6 +98,7 @@ export interface Config {
   maxAttempts: number;
   maxReceives: number;
   maxBatchBytes: number;
+  maxBatchesPerAttempt: number;
   capability: {
     signingKey: string | undefined;
     verifyKeys: string | undefined;
@@ -143,6 +146,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxAttempts: e.MAX_ATTEMPTS,
     maxReceives: e.MAX_RECEIVES,
     maxBatchBytes: e.MAX_BATCH_BYTES,
+    maxBatchesPerAttempt: e.MAX_BATCHES_PER_ATTEMPT,
     capability: {
       signingKey: e.CAPABILITY_SIGNING_KEY,
       verifyKeys: e.CAPABILITY_VERIFY_KEYS,
