@@ -46,11 +46,12 @@ export const tasks = state.table(
     /** The lease expiry the reaper last woke this task for: one wakeup per expiry. */
     reapedExpiry: tz("reaped_expiry"),
     /**
-     * Distinct batches the current attempt published (reset at each claim),
-     * saturating at MAX_BATCHES_PER_ATTEMPT + 1. On the task row so the fenced
-     * statement's row lock makes the count exact under concurrent calls.
+     * The batches the current attempt published (md5 of each distinct
+     * batch_uri; reset at each claim), at most MAX_BATCHES_PER_ATTEMPT. On the
+     * task row, so the fenced statement that appends to it re-reads it under
+     * its row lock: the count and the repeat check are exact under concurrent calls.
      */
-    attemptBatches: integer("attempt_batches").notNull().default(0),
+    attemptBatches: uuid("attempt_batches").array().notNull().default(sql`'{}'`),
   },
   (t) => [
     // Running tasks for the reaper. Not on lease_expires_at: a heartbeat changes only

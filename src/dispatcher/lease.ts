@@ -121,7 +121,7 @@ export async function publishBuffer(
     const maxBatches = p.rules.maxBatchesPerAttempt;
     const r = await taskPublishBatch(sql, { ...p, message, maxBatches });
     if (!r.held) return await refusalOf(sql, p);
-    if (r.overCap) return { kind: "too_many_batches", max: maxBatches };
+    if (!r.accepted) return { kind: "too_many_batches", max: maxBatches };
     result = { kind: "accepted", repeat: !r.inserted };
   } catch (cause) {
     throw new Error(`publishing a batch of task ${p.taskId} attempt ${p.attempt}`, { cause });

@@ -34,7 +34,7 @@ export type ClaimOutcome =
 
 /**
  * `queued`, or `running` with an expired lease → attempt + 1, a new lease
- * and a fresh batch count, recorded in `state.task_attempts`, where the
+ * and no batches yet, recorded in `state.task_attempts`, where the
  * attempt it took over from ends `fenced`; past `maxAttempts` → `failed`,
  * its last attempt ending `expired`. The trailing read sees the row as it
  * was before this statement, which only picks the refusal's reason.
@@ -48,7 +48,7 @@ export async function taskClaim(
     WITH claimed AS (
       UPDATE state.tasks
       SET status = 'running', attempt = attempt + 1, lease_token = gen_random_uuid(),
-          lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = 0
+          lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}'
       WHERE id = ${p.taskId} AND attempt < ${p.maxAttempts} AND ${claimable}
       RETURNING org_id, attempt, lease_token::text AS lease_token, lease_expires_at, payload
     ), recorded AS (

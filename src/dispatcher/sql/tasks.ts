@@ -22,59 +22,44 @@ export async function leaseRenew(db: Db, p: Fence & { leaseMs: number }): Promis
   return at instanceof Date ? at : null;
 }
 
-const PublishRow = v.object({
-  held: v.boolean(),
-  repeat: v.nullable(v.boolean()),
-  batches: v.nullable(v.number()),
-  inserted: v.number(),
-});
+const PublishRow = v.object({ accepted: v.nullable(v.boolean()), inserted: v.number() });
 
-export type PublishOutcome =
-  | { held: false }
-  | { held: true; repeat: boolean; overCap: boolean; inserted: boolean };
+export type PublishOutcome = { held: false } | { held: true; accepted: boolean; inserted: boolean };
 
 /**
- * Writes the `buffer_queue` outbox row of a batch of the attempt holding the
- * fence. A batch this attempt published before counts once: nothing is
- * written again (and outbox_batch_once_idx makes that exact when two
- * publishes race). A new batch counts on the task row, saturating at
- * `maxBatches + 1`; the row lock makes the count exact under concurrent
- * calls, and past `maxBatches` nothing is written.
+ * Records a batch of the attempt holding the fence and writes its
+ * `buffer_queue` outbox row. The task row keeps the attempt's distinct
+ * batches (`attempt_batches`, md5 of each batch_uri): a new one is appended
+ * while there are fewer than `maxBatches`; a repeat changes nothing. The
+ * UPDATE re-reads the row under its lock, so two racing calls see each
+ * other: the cap is exact. `accepted` is whether the batch is among the
+ * attempt's batches now; the outbox row is written once
+ * (outbox_batch_once_idx), so `inserted` is false for a repeat.
  */
 export async function taskPublishBatch(
   db: Db,
   p: Fence & { message: BufferMessage; maxBatches: number },
 ): Promise<PublishOutcome> {
+  const key = db`md5(${p.message.batch_uri})::uuid`;
   const row = { queue: "buffer_queue" as const, payload: p.message, taskId: p.taskId };
   const [raw] = await db`
-    WITH prior AS (
-      SELECT EXISTS (
-        SELECT 1 FROM state.outbox
-        WHERE task_id = ${p.taskId} AND attempt = ${p.attempt} AND queue_name = 'buffer_queue'
-          AND payload->>'batch_uri' = ${p.message.batch_uri}
-      ) AS repeat
-    ), counted AS (
+    WITH counted AS (
       UPDATE state.tasks t
-      SET attempt_batches = CASE WHEN prior.repeat THEN t.attempt_batches
-                                 ELSE least(t.attempt_batches + 1, ${p.maxBatches} + 1) END
-      FROM prior
+      SET attempt_batches = CASE
+        WHEN ${key} = ANY(t.attempt_batches) OR cardinality(t.attempt_batches) >= ${p.maxBatches}
+        THEN t.attempt_batches
+        ELSE t.attempt_batches || ${key} END
       WHERE ${fenceSql(db, p)}
-      RETURNING prior.repeat, t.attempt_batches AS batches
+      RETURNING ${key} = ANY(t.attempt_batches) AS accepted
     ), inserted AS (${outboxInsertSql(db, {
       rows: [{ ...row, attempt: p.attempt }],
-      when: db`EXISTS (SELECT 1 FROM counted WHERE NOT repeat AND batches <= ${p.maxBatches})`,
+      when: db`EXISTS (SELECT 1 FROM counted WHERE accepted)`,
     })})
-    SELECT c.repeat IS NOT NULL AS held, c.repeat, c.batches,
-           (SELECT count(*) FROM inserted)::int AS inserted
+    SELECT c.accepted, (SELECT count(*) FROM inserted)::int AS inserted
     FROM (SELECT 1) AS one LEFT JOIN counted c ON true`;
   const r = v.parse(PublishRow, raw);
-  if (!r.held || r.repeat === null || r.batches === null) return { held: false };
-  return {
-    held: true,
-    repeat: r.repeat,
-    overCap: !r.repeat && r.batches > p.maxBatches,
-    inserted: r.inserted > 0,
-  };
+  if (r.accepted === null) return { held: false };
+  return { held: true, accepted: r.accepted, inserted: r.inserted > 0 };
 }
 
 /**
