@@ -144,6 +144,7 @@ const fence = (b: Body, claims: CapabilityClaims) => ({
   leaseToken: b.lease_token,
   orgId: claims.org_id,
 });
+
 /** The two refusals of every fenced call: 409 `stale_lease`, 403 `capability_mismatch`. */
 function refused(d: Deps, endpoint: string, r: Refused): Response {
   if (r.kind === "stale") {

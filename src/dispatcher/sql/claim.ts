@@ -78,9 +78,12 @@ export async function taskClaim(
     FROM (SELECT 1) AS one
     LEFT JOIN claimed c ON true
     LEFT JOIN state.tasks t ON t.id = ${p.taskId}`;
-  const row = v.parse(ClaimRow, raw);
+  return claimOutcomeOf(v.parse(ClaimRow, raw), p.taskId);
+}
+
+function claimOutcomeOf(row: v.InferOutput<typeof ClaimRow>, taskId: string): ClaimOutcome {
   if (row.attempt !== null && row.org_id !== null && row.lease_token !== null) {
-    if (row.lease_expires_at === null) throw new Error(`claim of ${p.taskId} returned no expiry`);
+    if (row.lease_expires_at === null) throw new Error(`claim of ${taskId} returned no expiry`);
     return {
       kind: "claimed",
       orgId: row.org_id,
