@@ -7,10 +7,10 @@ import type { Outgoing, QueuePublisher } from "../queue/seam";
  * BRIDGE, to be replaced at merge by the queue seam's pgqueue backend
  * (`backend.publisher(tx)`): a QueuePublisher over today's
  * `publishBatch(tx, queue, payloads, { availableAt })`, publishing inside
- * the drainer's transaction. pgqueue has no dedupe by id, so `dedupeId` is
- * ignored here (the outbox's own status is what keeps a row from being
- * published twice by pgqueue). Messages are grouped by their `availableAt`,
- * the one visibility time `publishBatch` takes per call.
+ * the drainer's transaction: a row's message and its `sent` mark commit
+ * together, so `dedupeId` is not needed here and is ignored. Messages are
+ * grouped by their `availableAt`, the one visibility time `publishBatch`
+ * takes per call.
  */
 export function bridgePublisher(tx: Db): QueuePublisher {
   return {

@@ -94,7 +94,7 @@ export async function taskComplete(db: Db, p: Fence): Promise<boolean> {
       ],
       when: db`EXISTS (SELECT 1 FROM done)`,
     })})
-    SELECT (SELECT count(*) FROM done)::int AS done, (SELECT count(*) FROM inserted)::int AS inserted`;
+    SELECT (SELECT count(*) FROM done)::int AS done`;
   return Number(row?.done) === 1;
 }
 
@@ -112,18 +112,13 @@ export async function taskFail(
   p: Fence & { reason: string; retryAfterMs: number | null },
 ): Promise<{ retryAt: Date | null } | null> {
   const requeue = p.retryAfterMs !== null;
+  const wakeup = {
+    queue: "task_wakeup" as const,
+    payload: { task_id: p.taskId },
+    taskId: p.taskId,
+  };
   const wakeups =
-    p.retryAfterMs === null
-      ? []
-      : [
-          {
-            queue: "task_wakeup" as const,
-            payload: { task_id: p.taskId },
-            taskId: p.taskId,
-            attempt: p.attempt,
-            delayMs: p.retryAfterMs,
-          },
-        ];
+    p.retryAfterMs === null ? [] : [{ ...wakeup, attempt: p.attempt, delayMs: p.retryAfterMs }];
   const [raw] = await db`
     WITH failed AS (
       UPDATE state.tasks t
