@@ -6,7 +6,7 @@ import type { Sql } from "../db/connect";
 import { failpoint } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
-import { classifyFence, type Fence, taskFenceRead } from "./sql/fence";
+import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
 import { leaseRenew, taskComplete, taskFail, taskPublishBatch } from "./sql/tasks";
 
 /**
@@ -35,10 +35,13 @@ export function retryBackoffMs(attempt: number, b = DEFAULT_RETRY_BACKOFF): numb
 /** A refusal every fenced call may get: another attempt or lease (409), another org's token (403). */
 export type Refused = { kind: "stale" } | { kind: "wrong_org" };
 
-/** Why a fenced statement changed nothing, where a repeated complete counts as stale. */
+/** A refusal of a call other than complete, where a repeated complete counts as stale. */
+const refusalFrom = (row: FenceRow | null): Refused =>
+  classifyFence(row) === "wrong_org" ? { kind: "wrong_org" } : { kind: "stale" };
+
+/** Why a fenced statement changed nothing. */
 async function refusalOf(sql: Sql, f: Fence): Promise<Refused> {
-  const why = classifyFence(await taskFenceRead(sql, f));
-  return why === "wrong_org" ? { kind: "wrong_org" } : { kind: "stale" };
+  return refusalFrom(await taskFenceRead(sql, f));
 }
 
 export type ClaimResult =
@@ -108,7 +111,7 @@ export async function publishBuffer(
     const invalid = batchRefusal(p, { orgId: p.orgId, taskId: p.taskId }, p.rules);
     if (invalid !== null) {
       const row = await taskFenceRead(sql, p);
-      return row?.holds === true ? { kind: "invalid", message: invalid } : await refusalOf(sql, p);
+      return row?.holds === true ? { kind: "invalid", message: invalid } : refusalFrom(row);
     }
     const message: BufferMessage = {
       task_id: p.taskId,
