@@ -83,6 +83,8 @@ export const EnvSchema = v.object({
   QUEUE_NAMESPACE: v.optional(queueNamespace, "harness"),
   /** Largest batch a worker may announce and the sink will fetch. */
   MAX_BATCH_BYTES: positiveInt(64 * 1024 * 1024),
+  /** Distinct batches one attempt may buffer-publish. */
+  MAX_BATCHES_PER_ATTEMPT: positiveInt(16, 100_000),
   /** Private signing JWK (JSON) for capability tokens; see `harness keygen`. */
   CAPABILITY_SIGNING_KEY: optionalText,
   /** Extra public JWKs (JSON array) still accepted, for key rotation. */
@@ -117,6 +119,7 @@ export interface Config {
   maxReceives: number;
   queue: { url: string | undefined; namespace: string };
   maxBatchBytes: number;
+  maxBatchesPerAttempt: number;
   capability: {
     signingKey: string | undefined;
     verifyKeys: string | undefined;
@@ -165,6 +168,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxReceives: e.MAX_RECEIVES,
     queue: { url: e.QUEUE_URL, namespace: e.QUEUE_NAMESPACE },
     maxBatchBytes: e.MAX_BATCH_BYTES,
+    maxBatchesPerAttempt: e.MAX_BATCHES_PER_ATTEMPT,
     capability: {
       signingKey: e.CAPABILITY_SIGNING_KEY,
       verifyKeys: e.CAPABILITY_VERIFY_KEYS,

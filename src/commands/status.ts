@@ -1,8 +1,8 @@
 import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { connect } from "../db/connect";
 import { isMissingMigration } from "../db/errors";
-import { collectStatus, formatStatus } from "../dispatcher/status";
 import { openQueue } from "../queue/open";
+import { collectStatus, formatStatus } from "../reads/status";
 import { sleep } from "../sleep";
 import { harnessCommand, UsageError } from "./_command";
 

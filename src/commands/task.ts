@@ -3,7 +3,7 @@ import { config, requireStateDatabase } from "../config";
 import { OrgId } from "../contracts/common";
 import { TaskPayload } from "../contracts/task";
 import { connect } from "../db/connect";
-import { createTasks } from "../dispatcher/tasks";
+import { createTasks } from "../tasks/create";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 
 type Flags = {

@@ -1,14 +1,15 @@
 import { type Config, config } from "../config";
 import { connect } from "../db/connect";
-import { collectStatus } from "../dispatcher/status";
-import { createTasks } from "../dispatcher/tasks";
 import { createLogger } from "../log";
 import { EmbeddedUnavailableError } from "../platform/embedded";
 import { openQueue } from "../queue/open";
+import { demoProgress } from "../reads/progress";
+import { collectStatus } from "../reads/status";
 import { sleep } from "../sleep";
+import { createTasks } from "../tasks/create";
 import { type Home, openHome } from "../up/home";
 import { type RunningPlatform, startPlatform } from "../up/platform";
-import { demoProgress, formatProgress, isDemoDone, progressWriter } from "../up/progress";
+import { formatProgress, isDemoDone, progressWriter } from "../up/progress";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 
 const log = createLogger("up");

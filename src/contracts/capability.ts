@@ -14,6 +14,7 @@ export const SCOPES = {
   heartbeat: "task:heartbeat",
   bufferPublish: "task:buffer-publish",
   complete: "task:complete",
+  fail: "task:fail",
 } as const;
 export type Scope = (typeof SCOPES)[keyof typeof SCOPES];
 

@@ -56,4 +56,23 @@ export const CompleteResponse = v.strictObject({
 });
 export type CompleteResponse = v.InferOutput<typeof CompleteResponse>;
 
+/** The longest failure reason a fail call may carry. */
+export const MAX_FAIL_REASON = 4096;
+
+export const FailRequest = v.strictObject({
+  ...Fence,
+  reason: v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_FAIL_REASON)),
+  retryable: v.boolean(),
+});
+export type FailRequest = v.InferOutput<typeof FailRequest>;
+
+/** `queued` with the time its wakeup is due, or `failed` for good (`retry_at` null). */
+export const FailResponse = v.strictObject({
+  task_id: Uuid,
+  attempt: Attempt,
+  status: v.picklist(["queued", "failed"]),
+  retry_at: v.nullable(Rfc3339),
+});
+export type FailResponse = v.InferOutput<typeof FailResponse>;
+
 export { NDJSON };

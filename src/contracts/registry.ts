@@ -10,6 +10,8 @@ import {
   CompleteRequest,
   CompleteResponse,
   ErrorBody,
+  FailRequest,
+  FailResponse,
   HeartbeatRequest,
   HeartbeatResponse,
 } from "./http";
@@ -60,6 +62,7 @@ const CLAIM = "/internal/task-claim";
 const HEARTBEAT = "/v1/task/heartbeat";
 const BUFFER_PUBLISH = "/v1/task/buffer-publish";
 const COMPLETE = "/v1/task/complete";
+const FAIL = "/v1/task/fail";
 
 /** Refusal statuses per endpoint, as the HTTP table of DESIGN.md names them (400/413 for bad bodies). */
 const REFUSALS: Record<string, number[]> = {
@@ -67,6 +70,7 @@ const REFUSALS: Record<string, number[]> = {
   [HEARTBEAT]: [400, 401, 403, 409, 413],
   [BUFFER_PUBLISH]: [400, 401, 403, 409, 413, 422],
   [COMPLETE]: [400, 401, 403, 409, 413],
+  [FAIL]: [400, 401, 403, 409, 413],
 };
 
 const request = (path: string): Carrier => ({ kind: "http-request", method: "POST", path });
@@ -134,6 +138,22 @@ export const CONTRACTS: readonly ContractEntry[] = [
     description: "200 body of POST /v1/task/complete (idempotent for the current attempt).",
     schema: CompleteResponse,
     carriers: [response(COMPLETE, 200)],
+  },
+  {
+    name: "fail_request",
+    version: 1,
+    description:
+      "Body of POST /v1/task/fail: the fence, why the attempt failed, and whether to retry.",
+    schema: FailRequest,
+    carriers: [request(FAIL)],
+  },
+  {
+    name: "fail_response",
+    version: 1,
+    description:
+      "200 body of POST /v1/task/fail: queued again with when its wakeup is due, or failed.",
+    schema: FailResponse,
+    carriers: [response(FAIL, 200)],
   },
   {
     name: "error_body",

@@ -9,6 +9,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
 
@@ -16,7 +17,15 @@ import {
 export const state = pgSchema("state");
 
 export const taskStatus = state.enum("task_status", ["queued", "running", "succeeded", "failed"]);
-export const outboxStatus = state.enum("outbox_status", ["pending", "sent"]);
+/** `rejected`: the row broke its queue's contract; never published, never retried. */
+export const outboxStatus = state.enum("outbox_status", ["pending", "sent", "rejected"]);
+/** How an attempt ended: `fenced` when a newer attempt was claimed over its expired lease. */
+export const attemptOutcome = state.enum("attempt_outcome", [
+  "completed",
+  "failed",
+  "fenced",
+  "expired",
+]);
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "string" });
 
@@ -36,6 +45,13 @@ export const tasks = state.table(
     finishedAt: tz("finished_at"),
     /** The lease expiry the reaper last woke this task for: one wakeup per expiry. */
     reapedExpiry: tz("reaped_expiry"),
+    /**
+     * The batches the current attempt published (md5 of each distinct
+     * batch_uri; reset at each claim), at most MAX_BATCHES_PER_ATTEMPT. On the
+     * task row, so the fenced statement that appends to it re-reads it under
+     * its row lock: the count and the repeat check are exact under concurrent calls.
+     */
+    attemptBatches: uuid("attempt_batches").array().notNull().default(sql`'{}'`),
   },
   (t) => [
     // Running tasks for the reaper. Not on lease_expires_at: a heartbeat changes only
@@ -78,10 +94,18 @@ export const outbox = state.table(
     attempt: integer("attempt"),
     createdAt: tz("created_at").notNull().defaultNow(),
     sentAt: tz("sent_at"),
+    /** The message is published hidden until then (null: visible at once). */
+    availableAt: tz("available_at"),
+    /** Why the row was rejected. */
+    error: text("error"),
   },
   (t) => [
     index("outbox_pending_idx").on(t.id).where(sql`${t.status} = 'pending'`),
     index("outbox_task_idx").on(t.taskId),
+    // One row per batch of an attempt: a repeated buffer-publish inserts nothing.
+    uniqueIndex("outbox_batch_once_idx")
+      .on(t.taskId, t.attempt, sql`(${t.payload}->>'batch_uri')`)
+      .where(sql`${t.queueName} = 'buffer_queue'`),
   ],
 );
 
@@ -97,9 +121,10 @@ export const signingKeys = state.table("signing_keys", {
 });
 
 /**
- * One row per claim: which attempt got which lease when. The invariant
- * checker uses it to prove that no fenced attempt wrote anything after the
- * next attempt was claimed.
+ * One row per claim: which attempt got which lease when, and how it ended.
+ * The invariant checker uses it to prove that no fenced attempt wrote
+ * anything after the next attempt was claimed; the dashboard shows it as
+ * the task's timeline.
  */
 export const taskAttempts = state.table(
   "task_attempts",
@@ -108,6 +133,10 @@ export const taskAttempts = state.table(
     attempt: integer("attempt").notNull(),
     leaseToken: uuid("lease_token").notNull(),
     claimedAt: tz("claimed_at").notNull().defaultNow(),
+    endedAt: tz("ended_at"),
+    outcome: attemptOutcome("outcome"),
+    /** A failure's reason, or why the attempt was fenced or expired. */
+    reason: text("reason"),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.attempt] })],
 );

@@ -15,6 +15,8 @@ export interface BatchRef {
 export interface BatchRules {
   objectStoreUrl: string;
   maxBatchBytes: number;
+  /** Distinct batches one attempt may publish (MAX_BATCHES_PER_ATTEMPT); past it, 422. */
+  maxBatchesPerAttempt: number;
 }
 
 // A file name: no separators, no percent-encoding, no query or fragment, no dot-only names.

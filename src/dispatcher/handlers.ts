@@ -7,6 +7,8 @@ import {
   type ClaimResponse,
   CompleteRequest,
   type CompleteResponse,
+  FailRequest,
+  type FailResponse,
   HeartbeatRequest,
   type HeartbeatResponse,
 } from "../contracts/http";
@@ -16,7 +18,15 @@ import type { BatchRules } from "./batch";
 import { authorise, issueCapability, type Verifier } from "./capability";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
 import type { KeyRing } from "./keys";
-import { claimTask, completeTask, type LeaseRules, publishBuffer, renewLease } from "./lease";
+import {
+  claimTask,
+  completeTask,
+  failTask,
+  type LeaseRules,
+  publishBuffer,
+  type Refused,
+  renewLease,
+} from "./lease";
 import type { Metrics } from "./metrics";
 
 /**
@@ -134,23 +144,21 @@ const fence = (b: Body, claims: CapabilityClaims) => ({
   leaseToken: b.lease_token,
   orgId: claims.org_id,
 });
-const stale = (d: Deps, endpoint: string) =>
-  refuse(d, endpoint, 409, "stale_lease", "this attempt no longer holds a live lease");
-const wrongOrg = (d: Deps, endpoint: string) =>
-  refuse(
-    d,
-    endpoint,
-    403,
-    "capability_mismatch",
-    "the capability token is for another org than the task's",
-  );
+
+/** The two refusals of every fenced call: 409 `stale_lease`, 403 `capability_mismatch`. */
+function refused(d: Deps, endpoint: string, r: Refused): Response {
+  if (r.kind === "stale") {
+    return refuse(d, endpoint, 409, "stale_lease", "this attempt no longer holds a live lease");
+  }
+  const msg = "the capability token is for another org than the task's";
+  return refuse(d, endpoint, 403, "capability_mismatch", msg);
+}
 
 export async function handleHeartbeat(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "heartbeat", SCOPES.heartbeat, HeartbeatRequest);
   if (!a.ok) return a.response;
   const r = await renewLease(d.sql, { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs });
-  if (r.kind === "stale") return stale(d, "heartbeat");
-  if (r.kind === "wrong_org") return wrongOrg(d, "heartbeat");
+  if (r.kind !== "renewed") return refused(d, "heartbeat", r);
   const res: HeartbeatResponse = { lease_expires_at: r.leaseExpiresAt.toISOString() };
   return json(200, res);
 }
@@ -167,11 +175,20 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
     batchSizeBytes: b.batch_size_bytes,
     rules: d.batch,
   });
-  if (r.kind === "stale") return stale(d, endpoint);
-  if (r.kind === "wrong_org") return wrongOrg(d, endpoint);
   if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
-  d.wakeDrainer();
-  d.log.info("batch accepted", { task_id: b.task_id, attempt: b.attempt, batch_uri: b.batch_uri });
+  if (r.kind === "too_many_batches") {
+    const msg = `an attempt may publish at most ${r.max} batches (MAX_BATCHES_PER_ATTEMPT)`;
+    return refuse(d, endpoint, 422, "too_many_batches", msg);
+  }
+  if (r.kind !== "accepted") return refused(d, endpoint, r);
+  if (!r.repeat) {
+    d.wakeDrainer();
+    d.log.info("batch accepted", {
+      task_id: b.task_id,
+      attempt: b.attempt,
+      batch_uri: b.batch_uri,
+    });
+  }
   const res: BufferPublishResponse = { accepted: true, batch_uri: b.batch_uri };
   return json(202, res);
 }
@@ -180,8 +197,7 @@ export async function handleComplete(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "complete", SCOPES.complete, CompleteRequest);
   if (!a.ok) return a.response;
   const r = await completeTask(d.sql, fence(a.body, a.claims));
-  if (r.kind === "stale") return stale(d, "complete");
-  if (r.kind === "wrong_org") return wrongOrg(d, "complete");
+  if (r.kind !== "completed") return refused(d, "complete", r);
   if (!r.repeated) {
     d.wakeDrainer();
     d.log.info("task succeeded", { task_id: a.body.task_id, attempt: a.body.attempt });
@@ -190,6 +206,31 @@ export async function handleComplete(d: Deps, req: Request): Promise<Response> {
     task_id: a.body.task_id,
     attempt: a.body.attempt,
     status: "succeeded",
+  };
+  return json(200, res);
+}
+
+export async function handleFail(d: Deps, req: Request): Promise<Response> {
+  const a = await authorised(d, req, "fail", SCOPES.fail, FailRequest);
+  if (!a.ok) return a.response;
+  const b = a.body;
+  const r = await failTask(d.sql, {
+    ...fence(b, a.claims),
+    reason: b.reason,
+    retryable: b.retryable,
+    rules: d.lease,
+  });
+  if (r.kind !== "requeued" && r.kind !== "failed") return refused(d, "fail", r);
+  const scope = { task_id: b.task_id, attempt: b.attempt, reason: b.reason };
+  if (r.kind === "requeued") {
+    d.wakeDrainer();
+    d.log.info("attempt failed; task requeued", { ...scope, retry_at: r.retryAt.toISOString() });
+  } else d.log.warn("task failed", scope);
+  const res: FailResponse = {
+    task_id: b.task_id,
+    attempt: b.attempt,
+    status: r.kind === "requeued" ? "queued" : "failed",
+    retry_at: r.kind === "requeued" ? r.retryAt.toISOString() : null,
   };
   return json(200, res);
 }

@@ -1,27 +1,19 @@
 import * as v from "valibot";
 import { NDJSON } from "../contracts/common";
+import type { BufferMessage } from "../contracts/queue";
 import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import { failpoint } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
-import { outboxInsert } from "./sql/outbox";
-import {
-  type ClaimOutcome,
-  type Fence,
-  fenceCompleted,
-  fenceHolds,
-  leaseRenew,
-  taskClaim,
-  taskLockForFence,
-  taskMarkFailed,
-  taskMarkSucceeded,
-  taskOrgOf,
-} from "./sql/tasks";
+import { type ClaimOutcome, taskClaim } from "./sql/claim";
+import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
+import { leaseRenew, taskComplete, taskFail, taskPublishBatch } from "./sql/tasks";
 
 /**
  * The dispatcher's domain operations on a task. Each takes one params object,
- * runs its fencing check and its effects in one transaction, and answers
- * with a result the HTTP layer maps to a status code.
+ * runs one fenced statement (./sql/tasks.ts), and answers with a result the
+ * HTTP layer maps to a status code. A refusal is classified once, the same
+ * way for every endpoint (./sql/fence.ts).
  */
 
 export type { ClaimOutcome, Fence };
@@ -29,6 +21,27 @@ export type { ClaimOutcome, Fence };
 export interface LeaseRules {
   leaseMs: number;
   maxAttempts: number;
+  /** A retryable failure's wakeup waits base · 2^(attempt − 1), at most max (ms). */
+  retryBackoff?: { baseMs: number; maxMs: number };
+}
+
+export const DEFAULT_RETRY_BACKOFF = { baseMs: 1_000, maxMs: 300_000 };
+
+/** How long a retryable failure of `attempt` waits before its wakeup: exponential, capped. */
+export function retryBackoffMs(attempt: number, b = DEFAULT_RETRY_BACKOFF): number {
+  return Math.min(b.maxMs, b.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+}
+
+/** A refusal every fenced call may get: another attempt or lease (409), another org's token (403). */
+export type Refused = { kind: "stale" } | { kind: "wrong_org" };
+
+/** A refusal of a call other than complete, where a repeated complete counts as stale. */
+const refusalFrom = (row: FenceRow | null): Refused =>
+  classifyFence(row) === "wrong_org" ? { kind: "wrong_org" } : { kind: "stale" };
+
+/** Why a fenced statement changed nothing. */
+async function refusalOf(sql: Sql, f: Fence): Promise<Refused> {
+  return refusalFrom(await taskFenceRead(sql, f));
 }
 
 export type ClaimResult =
@@ -38,8 +51,9 @@ export type ClaimResult =
 
 /**
  * Claims a task. A stored payload that breaks the task payload contract can
- * never be worked: the claimed attempt fails the task at once with the
- * reason, rather than every attempt failing until MAX_ATTEMPTS.
+ * never be worked: the claimed attempt fails the task at once, through the
+ * same fenced fail as `POST /v1/task/fail`, rather than every attempt failing
+ * until MAX_ATTEMPTS.
  */
 export async function claimTask(
   sql: Sql,
@@ -51,44 +65,42 @@ export async function claimTask(
     const parsed = v.safeParse(TaskPayload, r.payload);
     if (parsed.success) return { ...r, payload: parsed.output };
     const reason = `payload breaks the task payload contract: ${v.summarize(parsed.issues)}`;
-    await taskMarkFailed(sql, {
+    const fence = {
       taskId: p.taskId,
       attempt: r.attempt,
       leaseToken: r.leaseToken,
-      error: reason,
-    });
+      orgId: r.orgId,
+    };
+    await failTask(sql, { ...fence, reason, retryable: false, rules: p });
     return { kind: "invalid_payload", reason };
   } catch (cause) {
     throw new Error(`claiming task ${p.taskId}`, { cause });
   }
 }
 
-/** A token for another org than the task's: refused with 403 (invariant 3), nothing changed. */
-export type WrongOrg = { kind: "wrong_org" };
+export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | Refused;
 
-export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | { kind: "stale" } | WrongOrg;
-
-/** One statement: the fence is its WHERE clause. Only a refusal looks further, for its reason. */
 export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
   try {
     const at = await leaseRenew(sql, p);
     if (at !== null) return { kind: "renewed", leaseExpiresAt: at };
-    const org = await taskOrgOf(sql, p);
-    return org !== null && org !== p.orgId ? { kind: "wrong_org" } : { kind: "stale" };
+    return await refusalOf(sql, p);
   } catch (cause) {
     throw new Error(`renewing the lease of task ${p.taskId} attempt ${p.attempt}`, { cause });
   }
 }
 
 export type PublishResult =
-  | { kind: "accepted" }
-  | { kind: "stale" }
-  | WrongOrg
-  | { kind: "invalid"; message: string };
+  | { kind: "accepted"; repeat: boolean }
+  | Refused
+  | { kind: "invalid"; message: string }
+  | { kind: "too_many_batches"; max: number };
 
 /**
- * Fences, checks the batch against the task row's org and id, and writes the
- * `buffer_queue` outbox row carrying the task row's org and id, never the body's.
+ * Checks the batch against the task's org and id, then writes its
+ * `buffer_queue` outbox row carrying the org the fence compared with the
+ * task row, never the body's. A refused batch is still fenced first: a stale
+ * attempt gets 409 whatever it sends.
  */
 export async function publishBuffer(
   sql: Sql,
@@ -96,37 +108,32 @@ export async function publishBuffer(
 ): Promise<PublishResult> {
   let result: PublishResult;
   try {
-    result = await sql.begin(async (tx): Promise<PublishResult> => {
-      const row = await taskLockForFence(tx, p);
-      if (row !== null && row.org_id !== p.orgId) return { kind: "wrong_org" };
-      if (row === null || !fenceHolds(row, p)) return { kind: "stale" };
-      const refusal = batchRefusal(p, { orgId: row.org_id, taskId: p.taskId }, p.rules);
-      if (refusal !== null) return { kind: "invalid", message: refusal };
-      const payload = {
-        task_id: p.taskId,
-        org_id: row.org_id,
-        attempt: row.attempt,
-        batch_uri: p.batchUri,
-        content_type: NDJSON,
-        batch_size_bytes: p.batchSizeBytes,
-      };
-      await outboxInsert(tx, {
-        rows: [{ queue: "buffer_queue", payload, taskId: p.taskId, attempt: row.attempt }],
-        notify: false,
-      });
-      return { kind: "accepted" };
-    });
+    const invalid = batchRefusal(p, { orgId: p.orgId, taskId: p.taskId }, p.rules);
+    if (invalid !== null) {
+      const row = await taskFenceRead(sql, p);
+      return row?.holds === true ? { kind: "invalid", message: invalid } : refusalFrom(row);
+    }
+    const message: BufferMessage = {
+      task_id: p.taskId,
+      org_id: p.orgId,
+      attempt: p.attempt,
+      batch_uri: p.batchUri,
+      content_type: NDJSON,
+      batch_size_bytes: p.batchSizeBytes,
+    };
+    const maxBatches = p.rules.maxBatchesPerAttempt;
+    const r = await taskPublishBatch(sql, { ...p, message, maxBatches });
+    if (!r.held) return await refusalOf(sql, p);
+    if (!r.accepted) return { kind: "too_many_batches", max: maxBatches };
+    result = { kind: "accepted", repeat: !r.inserted };
   } catch (cause) {
     throw new Error(`publishing a batch of task ${p.taskId} attempt ${p.attempt}`, { cause });
   }
-  if (result.kind === "accepted") failpoint("dispatcher.after_outbox_commit");
+  if (!result.repeat) failpoint("dispatcher.after_outbox_commit");
   return result;
 }
 
-export type CompleteResult =
-  | { kind: "completed"; repeated: boolean }
-  | { kind: "stale" }
-  | WrongOrg;
+export type CompleteResult = { kind: "completed"; repeated: boolean } | Refused;
 
 /**
  * Marks the task succeeded and writes one `task_completed` outbox row. A
@@ -134,31 +141,43 @@ export type CompleteResult =
  * writes nothing.
  */
 export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> {
-  let result: CompleteResult;
   try {
-    result = await sql.begin(async (tx): Promise<CompleteResult> => {
-      const row = await taskLockForFence(tx, p);
-      if (row === null) return { kind: "stale" };
-      if (row.org_id !== p.orgId) return { kind: "wrong_org" };
-      if (fenceCompleted(row, p)) return { kind: "completed", repeated: true };
-      if (!fenceHolds(row, p)) return { kind: "stale" };
-      const finishedAt = await taskMarkSucceeded(tx, p);
-      const payload = {
-        task_id: p.taskId,
-        org_id: row.org_id,
-        attempt: row.attempt,
-        completed_at: finishedAt.toISOString(),
-      };
-      await outboxInsert(tx, {
-        rows: [{ queue: "task_completed", payload, taskId: p.taskId, attempt: row.attempt }],
-        notify: false,
-      });
-      return { kind: "completed", repeated: false };
-    });
+    if (!(await taskComplete(sql, p))) {
+      const why = classifyFence(await taskFenceRead(sql, p));
+      if (why === "completed") return { kind: "completed", repeated: true };
+      return { kind: why };
+    }
   } catch (cause) {
     throw new Error(`completing task ${p.taskId} attempt ${p.attempt}`, { cause });
   }
-  if (!(result.kind === "completed" && result.repeated === false)) return result;
   failpoint("dispatcher.after_outbox_commit");
+  return { kind: "completed", repeated: false };
+}
+
+export type FailResult = { kind: "requeued"; retryAt: Date } | { kind: "failed" } | Refused;
+
+/**
+ * Ends the attempt `failed` with its reason. Retryable and below
+ * `maxAttempts`: the task goes back to `queued`, woken after a backoff
+ * (the outbox row's `available_at`, by the database clock); otherwise it
+ * ends `failed` with the reason as `last_error`.
+ */
+export async function failTask(
+  sql: Sql,
+  p: Fence & { reason: string; retryable: boolean; rules: LeaseRules },
+): Promise<FailResult> {
+  const retry = p.retryable && p.attempt < p.rules.maxAttempts;
+  const retryAfterMs = retry ? retryBackoffMs(p.attempt, p.rules.retryBackoff) : null;
+  let result: FailResult;
+  try {
+    const r = await taskFail(sql, { ...p, retryAfterMs });
+    if (r === null) return await refusalOf(sql, p);
+    if (!retry) result = { kind: "failed" };
+    else if (r.retryAt === null) throw new Error("the retry's wakeup was not written");
+    else result = { kind: "requeued", retryAt: r.retryAt };
+  } catch (cause) {
+    throw new Error(`failing task ${p.taskId} attempt ${p.attempt}`, { cause });
+  }
+  if (result.kind === "requeued") failpoint("dispatcher.after_outbox_commit");
   return result;
 }

@@ -1,7 +1,7 @@
 import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
 import type { Metrics } from "./metrics";
-import { leaseReapExpired } from "./sql/tasks";
+import { leaseReapExpired } from "./sql/reap";
 
 /**
  * The lease reaper (invariant 8): `running` tasks whose lease expired get

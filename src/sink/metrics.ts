@@ -1,7 +1,7 @@
 /**
  * What one sink process did, for its logs and its final summary line. The
  * durable counts (rows inserted / skipped per committed batch) live in
- * `data.sink_batches`, which `harness status` reads (see sinkBatchesTotals).
+ * `data.sink_batches`, which `harness status` reads (see alertTotals in src/reads/status.ts).
  */
 export interface SinkMetrics {
   /** Batches committed (including redeliveries that added nothing). */

@@ -54,27 +54,3 @@ export async function alertEventsInsertBatch(db: Db, p: BatchInsertParams): Prom
   const counts = v.parse(Counts, rows[0]);
   return { rowsInserted: counts.rows_inserted, rowsSkipped: counts.rows_skipped };
 }
-
-const Totals = v.object({
-  batches: v.number(),
-  rows_inserted: v.number(),
-  rows_skipped: v.number(),
-});
-export type SinkTotals = { batches: number; rowsInserted: number; rowsSkipped: number };
-
-/** What every sink has committed so far: for `harness status`. */
-export async function sinkBatchesTotals(db: Db): Promise<SinkTotals> {
-  const rows = await db`
-    SELECT count(*)::int AS batches,
-           coalesce(sum(rows_inserted), 0)::bigint::float8 AS rows_inserted,
-           coalesce(sum(rows_skipped), 0)::bigint::float8 AS rows_skipped
-    FROM data.sink_batches`;
-  const t = v.parse(Totals, rows[0]);
-  return { batches: t.batches, rowsInserted: t.rows_inserted, rowsSkipped: t.rows_skipped };
-}
-
-/** Rows in `data.alert_events`: for `harness status`. */
-export async function alertEventsCount(db: Db): Promise<number> {
-  const rows = await db`SELECT count(*)::float8 AS n FROM data.alert_events`;
-  return v.parse(v.object({ n: v.number() }), rows[0]).n;
-}

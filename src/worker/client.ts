@@ -5,6 +5,7 @@ import {
   ClaimResponse,
   CompleteResponse,
   ErrorBody,
+  FailResponse,
   HeartbeatResponse,
 } from "../contracts/http";
 import type { Logger } from "../log";
@@ -113,6 +114,16 @@ export class DispatcherClient {
       CompleteResponse,
       signal,
     );
+  }
+
+  /** Ends the attempt failed: retryable → queued again after a backoff, else failed for good. */
+  fail(
+    lease: LeaseIdentity,
+    failure: { reason: string; retryable: boolean },
+    signal: AbortSignal,
+  ): Promise<Reply<FailResponse>> {
+    const body = { ...fence(lease), ...failure };
+    return this.call("/v1/task/fail", body, capability(lease), FailResponse, signal);
   }
 
   private async call<T>(

@@ -42,7 +42,7 @@ const claims = {
   org_id: "acme",
   task_id: TASK,
   attempt: 2,
-  scope: "task:heartbeat task:buffer-publish task:complete",
+  scope: "task:heartbeat task:buffer-publish task:complete task:fail",
 };
 const bufferMessage = {
   task_id: TASK,
@@ -189,6 +189,39 @@ export const EXAMPLES: Record<string, Example> = {
     invalid: [
       { why: "status running", value: { task_id: TASK, attempt: 3, status: "running" } },
       { why: "missing attempt", value: { task_id: TASK, status: "succeeded" } },
+    ],
+  },
+  fail_request: {
+    valid: [
+      { ...fence, reason: "exit code 3", retryable: true },
+      { ...fence, reason: "x".repeat(4096), retryable: false },
+    ],
+    invalid: [
+      { why: "empty reason", value: { ...fence, reason: "", retryable: true } },
+      { why: "reason too long", value: { ...fence, reason: "x".repeat(4097), retryable: true } },
+      { why: "retryable not a boolean", value: { ...fence, reason: "x", retryable: "yes" } },
+      { why: "missing retryable", value: { ...fence, reason: "x" } },
+      {
+        why: "missing lease_token",
+        value: { task_id: TASK, attempt: 1, reason: "x", retryable: true },
+      },
+    ],
+  },
+  fail_response: {
+    valid: [
+      { task_id: TASK, attempt: 1, status: "queued", retry_at: AT },
+      { task_id: TASK, attempt: 5, status: "failed", retry_at: null },
+    ],
+    invalid: [
+      {
+        why: "status succeeded",
+        value: { task_id: TASK, attempt: 1, status: "succeeded", retry_at: null },
+      },
+      { why: "missing retry_at", value: { task_id: TASK, attempt: 1, status: "failed" } },
+      {
+        why: "retry_at date only",
+        value: { task_id: TASK, attempt: 1, status: "queued", retry_at: "2025-06-01" },
+      },
     ],
   },
   error_body: {

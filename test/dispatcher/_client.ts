@@ -2,7 +2,7 @@ import { expect } from "bun:test";
 import * as v from "valibot";
 import { ClaimResponse } from "../../src/contracts/http";
 import type { Sql } from "../../src/db/connect";
-import { createTasks } from "../../src/dispatcher/tasks";
+import { createTasks } from "../../src/tasks/create";
 import type { TestDispatcher } from "../support/dispatcher";
 import { waitFor } from "../support/wait";
 

@@ -61,7 +61,7 @@ describe("outbox across a crash", () => {
     await drained(db().sql);
     await db().sql`DELETE FROM state.queue_messages`;
     // 3,000 wakeups inserted in one go, as `harness task create --count 3000` does.
-    const { createTasks } = await import("../../src/dispatcher/tasks");
+    const { createTasks } = await import("../../src/tasks/create");
     const ids = await createTasks(db().sql, { orgId: "acme", payload: { alerts: 1 }, count: 3000 });
     await drained(db().sql);
     const rows = await db()

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { leaseReapExpired, taskClaim } from "../../src/dispatcher/sql/tasks";
+import { taskClaim } from "../../src/dispatcher/sql/claim";
+import { leaseReapExpired } from "../../src/dispatcher/sql/reap";
 import { checkInvariants } from "../../src/verify/checker";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { sinkBatchesTotals } from "../../src/sink/sql";
+import { alertTotals } from "../../src/reads/status";
 import { useFreshDatabase } from "../support/db";
 import {
   alert,
@@ -63,10 +63,11 @@ describe("sink ingest (loop in-process, real database)", () => {
       [0, 1000, "acme"],
       [0, 1000, "acme"],
     ]);
-    expect(await sinkBatchesTotals(sql)).toEqual({
+    expect(await alertTotals(sql)).toEqual({
+      rows: 1000,
       batches: 3,
-      rowsInserted: 1000,
-      rowsSkipped: 2000,
+      inserted: 1000,
+      skipped: 2000,
     });
   }, 30_000);
 

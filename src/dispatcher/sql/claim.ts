@@ -1,0 +1,103 @@
+import * as v from "valibot";
+import type { Db } from "../../db/connect";
+import { leaseEnd } from "./fence";
+
+/**
+ * The claim (DESIGN.md "Claim"): one statement, decided by the database
+ * clock. The row lock of its UPDATE serialises two claimers: the second
+ * re-checks the WHERE clause against the first's result.
+ */
+
+const ClaimRow = v.object({
+  org_id: v.nullable(v.string()),
+  attempt: v.nullable(v.number()),
+  lease_token: v.nullable(v.string()),
+  lease_expires_at: v.nullable(v.date()),
+  payload: v.unknown(),
+  exhausted_attempt: v.nullable(v.number()),
+  seen_status: v.nullable(v.string()),
+});
+
+export type ClaimOutcome =
+  | {
+      kind: "claimed";
+      orgId: string;
+      attempt: number;
+      leaseToken: string;
+      leaseExpiresAt: Date;
+      payload: unknown;
+    }
+  | { kind: "exhausted"; attempt: number }
+  | { kind: "finished"; status: string }
+  | { kind: "lease_active" }
+  | { kind: "not_found" };
+
+/**
+ * `queued`, or `running` with an expired lease → attempt + 1, a new lease
+ * and no batches yet, recorded in `state.task_attempts`, where the
+ * attempt it took over from ends `fenced`; past `maxAttempts` → `failed`,
+ * its last attempt ending `expired`. The trailing read sees the row as it
+ * was before this statement, which only picks the refusal's reason.
+ */
+export async function taskClaim(
+  db: Db,
+  p: { taskId: string; leaseMs: number; maxAttempts: number },
+): Promise<ClaimOutcome> {
+  const claimable = db`(status = 'queued' OR (status = 'running' AND lease_expires_at <= now()))`;
+  const [raw] = await db`
+    WITH claimed AS (
+      UPDATE state.tasks
+      SET status = 'running', attempt = attempt + 1, lease_token = gen_random_uuid(),
+          lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}'
+      WHERE id = ${p.taskId} AND attempt < ${p.maxAttempts} AND ${claimable}
+      RETURNING org_id, attempt, lease_token::text AS lease_token, lease_expires_at, payload
+    ), recorded AS (
+      INSERT INTO state.task_attempts (task_id, attempt, lease_token)
+      SELECT ${p.taskId}, attempt, lease_token::uuid FROM claimed
+    ), superseded AS (
+      UPDATE state.task_attempts a
+      SET ended_at = now(), outcome = 'fenced',
+          reason = 'lease expired; attempt ' || c.attempt || ' claimed'
+      FROM claimed c
+      WHERE a.task_id = ${p.taskId} AND a.attempt = c.attempt - 1 AND a.ended_at IS NULL
+    ), exhausted AS (
+      UPDATE state.tasks
+      SET status = 'failed', finished_at = now(), updated_at = now(),
+          last_error = 'attempt ' || attempt || ' ended without completing; MAX_ATTEMPTS ' || ${p.maxAttempts} || ' reached'
+      WHERE id = ${p.taskId} AND attempt >= ${p.maxAttempts} AND ${claimable}
+      RETURNING attempt, last_error
+    ), expired AS (
+      UPDATE state.task_attempts a
+      SET ended_at = now(), outcome = 'expired', reason = x.last_error
+      FROM exhausted x
+      WHERE a.task_id = ${p.taskId} AND a.attempt = x.attempt AND a.ended_at IS NULL
+    )
+    SELECT c.org_id, c.attempt, c.lease_token, c.lease_expires_at, c.payload,
+           (SELECT attempt FROM exhausted) AS exhausted_attempt,
+           t.status::text AS seen_status
+    FROM (SELECT 1) AS one
+    LEFT JOIN claimed c ON true
+    LEFT JOIN state.tasks t ON t.id = ${p.taskId}`;
+  return claimOutcomeOf(v.parse(ClaimRow, raw), p.taskId);
+}
+
+function claimOutcomeOf(row: v.InferOutput<typeof ClaimRow>, taskId: string): ClaimOutcome {
+  if (row.attempt !== null && row.org_id !== null && row.lease_token !== null) {
+    if (row.lease_expires_at === null) throw new Error(`claim of ${taskId} returned no expiry`);
+    return {
+      kind: "claimed",
+      orgId: row.org_id,
+      attempt: row.attempt,
+      leaseToken: row.lease_token,
+      leaseExpiresAt: row.lease_expires_at,
+      payload: row.payload,
+    };
+  }
+  if (row.exhausted_attempt !== null) return { kind: "exhausted", attempt: row.exhausted_attempt };
+  if (row.seen_status === null) return { kind: "not_found" };
+  if (row.seen_status === "succeeded" || row.seen_status === "failed") {
+    return { kind: "finished", status: row.seen_status };
+  }
+  // queued or running as seen before the statement: another claimer got there first.
+  return { kind: "lease_active" };
+}

@@ -1,0 +1,67 @@
+import type postgres from "postgres";
+import * as v from "valibot";
+import type { Db } from "../../db/connect";
+
+/**
+ * The lease fence (invariant 2), in one place. Every fenced statement —
+ * heartbeat, buffer-publish, complete, fail — puts `fenceSql` in its WHERE
+ * clause over `state.tasks t`, so the check and the change are one statement
+ * and one row lock. When such a statement changes nothing, `classifyFence`
+ * says why, by one rule for every endpoint.
+ */
+
+export interface Fence {
+  taskId: string;
+  attempt: number;
+  leaseToken: string;
+  /** The org the capability token was issued for: it must be the task's. */
+  orgId: string;
+}
+
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+/** The end of a lease that starts now, by the database clock (claim and heartbeat). */
+export const leaseEnd = (db: Db, ms: number): Fragment =>
+  db`now() + make_interval(secs => ${ms}::double precision / 1000)`;
+
+/** This attempt and token of this task, for this org (whatever the task's status). */
+const attemptSql = (db: Db, f: Fence): Fragment =>
+  db`t.id = ${f.taskId} AND t.attempt = ${f.attempt} AND t.lease_token = ${f.leaseToken}
+     AND t.org_id = ${f.orgId}`;
+
+/** THE fence: the attempt is the current one, running, and its lease is live by the database clock. */
+export const fenceSql = (db: Db, f: Fence): Fragment =>
+  db`(${attemptSql(db, f)} AND t.status = 'running' AND t.lease_expires_at > now())`;
+
+const FenceRow = v.object({ same_org: v.boolean(), completed: v.boolean(), holds: v.boolean() });
+export type FenceRow = v.InferOutput<typeof FenceRow>;
+
+/**
+ * The task as fencing sees it now: whether the token's org is the task's,
+ * whether this attempt completed it, and whether the fence holds. Null when
+ * there is no such task. Read in a statement of its own, after a fenced
+ * statement that changed nothing, so it sees what that statement waited for.
+ */
+export async function taskFenceRead(db: Db, f: Fence): Promise<FenceRow | null> {
+  const [row] = await db`
+    SELECT t.org_id = ${f.orgId} AS same_org,
+           coalesce(${attemptSql(db, f)} AND t.status = 'succeeded', false) AS completed,
+           coalesce(${fenceSql(db, f)}, false) AS holds
+    FROM state.tasks t WHERE t.id = ${f.taskId}`;
+  return row === undefined ? null : v.parse(FenceRow, row);
+}
+
+/**
+ * Why a fenced call was refused, in this order: a token signed for another
+ * org than the task's (403, whatever the task's state), a repeat of this
+ * attempt's own complete (200 for complete, stale for the others), or stale
+ * (409: another attempt or token, an expired lease, a finished or unknown task).
+ */
+export type FenceRefusal = "wrong_org" | "completed" | "stale";
+
+export function classifyFence(row: FenceRow | null): FenceRefusal {
+  if (row === null) return "stale";
+  if (!row.same_org) return "wrong_org";
+  if (row.completed) return "completed";
+  return "stale";
+}

@@ -1,0 +1,152 @@
+import type postgres from "postgres";
+import * as v from "valibot";
+import { QUEUES, type QueueName, type QueuePayload } from "../contracts/queue";
+import type { Db } from "../db/connect";
+
+/**
+ * The SQL of `state.outbox`, one named function per operation, and the only
+ * place that writes it. Rows are written in the transaction (or the one
+ * statement) of the call that caused them, their payloads checked against
+ * their queue's contract first; the dispatcher's drainer moves them to the
+ * queue (src/dispatcher/drainer.ts).
+ */
+
+export const OUTBOX_CHANNEL = "harness_outbox";
+
+export interface OutboxRow<Q extends QueueName = QueueName> {
+  queue: Q;
+  payload: QueuePayload<Q>;
+  /** The task and attempt whose call wrote this row (null for task creation). */
+  taskId: string | null;
+  attempt: number | null;
+  /** Published hidden until the writing statement's now() plus this (the database clock). */
+  delayMs?: number;
+  /**
+   * A payload field the writing statement sets to its own now() (RFC 3339,
+   * UTC, milliseconds), as `completed_at`: the value given is a stand-in,
+   * checked for its shape, then replaced.
+   */
+  stampNow?: keyof QueuePayload<Q> & string;
+}
+
+/** An outbox row of any queue (a union, so each row's payload matches its own queue). */
+export type AnyOutboxRow = { [Q in QueueName]: OutboxRow<Q> }[QueueName];
+
+function checked(row: AnyOutboxRow): string {
+  const r = v.safeParse(QUEUES[row.queue], row.payload);
+  if (!r.success) {
+    throw new Error(
+      `outbox row for ${row.queue} breaks its contract: ${v.summarize(r.issues).replace(/\s*\n\s*/g, " ")}`,
+    );
+  }
+  return JSON.stringify(r.output);
+}
+
+/**
+ * THE insert into `state.outbox`, as a fragment for a CTE of the caller's
+ * statement: `inserted AS (${outboxInsertSql(db, { rows, when })})`. With
+ * `when`, rows are written only if it holds (a fenced CTE returned its row).
+ * A batch already in the outbox for its task and attempt is not written again
+ * (outbox_batch_once_idx): ON CONFLICT DO NOTHING.
+ */
+export function outboxInsertSql(
+  db: Db,
+  p: { rows: readonly AnyOutboxRow[]; when?: postgres.PendingQuery<postgres.Row[]> },
+): postgres.PendingQuery<postgres.Row[]> {
+  const queues = p.rows.map((r) => r.queue);
+  const payloads = p.rows.map(checked);
+  const taskIds = p.rows.map((r) => r.taskId);
+  const attempts = p.rows.map((r) => r.attempt);
+  const delays = p.rows.map((r) => r.delayMs ?? null);
+  const stamps = p.rows.map((r) => r.stampNow ?? null);
+  return db`
+    INSERT INTO state.outbox (queue_name, payload, task_id, attempt, available_at)
+    SELECT u.q,
+           -- now() in the contracts' RFC 3339, as Date.toISOString() writes it
+           CASE WHEN u.s IS NULL THEN u.p ELSE u.p || jsonb_build_object(u.s,
+             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) END,
+           u.t, u.a, now() + make_interval(secs => u.d / 1000)
+    FROM unnest(${queues}::text[], ${payloads}::text[]::jsonb[], ${taskIds}::uuid[],
+                ${attempts}::int[], ${delays}::float8[], ${stamps}::text[]) AS u(q, p, t, a, d, s)
+    WHERE ${p.when ?? db`true`}
+    ON CONFLICT DO NOTHING
+    RETURNING id::text AS id, available_at`;
+}
+
+/**
+ * Inserts outbox rows on their own; returns the ids written. With `notify`,
+ * drainers in other processes are woken at commit (task creation from the
+ * CLI, the reaper). Calls inside a dispatcher's request pass false and wake
+ * their own drainer after commit: PostgreSQL serialises the commits of every
+ * transaction that NOTIFYs, flush included, which capped the whole pipeline
+ * near 1/fsync tasks per second.
+ */
+export async function outboxInsert(
+  db: Db,
+  p: { rows: readonly AnyOutboxRow[]; notify: boolean },
+): Promise<string[]> {
+  if (p.rows.length === 0) return [];
+  const rows = await db`
+    WITH inserted AS (${outboxInsertSql(db, p)}),
+    notified AS (
+      SELECT pg_notify(${OUTBOX_CHANNEL}, '') WHERE ${p.notify} AND EXISTS (SELECT 1 FROM inserted)
+    )
+    SELECT id, (SELECT count(*) FROM notified) AS notified FROM inserted`;
+  return rows.map((r) => String(r.id));
+}
+
+const PendingRow = v.object({
+  id: v.string(),
+  queue_name: v.string(),
+  payload: v.unknown(),
+  available_at: v.nullable(v.date()),
+});
+export type PendingRow = v.InferOutput<typeof PendingRow>;
+
+/**
+ * Locks up to `limit` pending rows, oldest first, skipping rows another
+ * drainer holds. Call inside a transaction that publishes them, then marks
+ * them sent (or rejected): either way they leave `pending`, so the oldest
+ * rows never block the ones behind them.
+ */
+export async function outboxLockPending(db: Db, p: { limit: number }): Promise<PendingRow[]> {
+  const rows = await db`
+    SELECT id::text AS id, queue_name, payload, available_at FROM state.outbox
+    WHERE status = 'pending'
+    ORDER BY id
+    LIMIT ${p.limit}
+    FOR UPDATE SKIP LOCKED`;
+  return v.parse(v.array(PendingRow), [...rows]);
+}
+
+/** Marks rows sent, by the database clock. */
+export async function outboxMarkSent(db: Db, p: { ids: readonly string[] }): Promise<number> {
+  if (p.ids.length === 0) return 0;
+  const rows = await db`
+    UPDATE state.outbox SET status = 'sent', sent_at = now()
+    WHERE id = ANY(${p.ids}::bigint[]) AND status = 'pending'
+    RETURNING id`;
+  return rows.length;
+}
+
+/** Marks rows that break their queue's contract `rejected`, with the reason: never retried. */
+export async function outboxMarkRejected(
+  db: Db,
+  p: { rows: ReadonlyArray<{ id: string; error: string }> },
+): Promise<number> {
+  if (p.rows.length === 0) return 0;
+  const ids = p.rows.map((r) => r.id);
+  const errors = p.rows.map((r) => r.error);
+  const rows = await db`
+    UPDATE state.outbox o SET status = 'rejected', error = u.error
+    FROM unnest(${ids}::bigint[], ${errors}::text[]) AS u(id, error)
+    WHERE o.id = u.id AND o.status = 'pending'
+    RETURNING o.id`;
+  return rows.length;
+}
+
+/** How many rows wait to be published. */
+export async function outboxPendingCount(db: Db): Promise<number> {
+  const [row] = await db`SELECT count(*)::int AS n FROM state.outbox WHERE status = 'pending'`;
+  return Number(row?.n ?? 0);
+}

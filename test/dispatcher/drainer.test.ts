@@ -1,0 +1,142 @@
+import { describe, expect, test } from "bun:test";
+import { randomUUID } from "node:crypto";
+import type { QueueName } from "../../src/contracts/queue";
+import type { Db } from "../../src/db/connect";
+import {
+  DRAIN_BATCH,
+  OUTBOX_ROW_REJECTED,
+  outboxDrainOnce,
+  type PublisherFor,
+} from "../../src/dispatcher/drainer";
+import { createLogger, type Fields, type Logger } from "../../src/log";
+import { outboxInsert } from "../../src/outbox/sql";
+import type { Outgoing } from "../../src/queue/seam";
+import { useFreshDatabase } from "../support/db";
+
+/** The outbox module and the drainer: contracts at insert, rejected rows, the queue seam. */
+
+const db = useFreshDatabase();
+
+function recordingLog(): Logger & { lines: Array<{ msg: string; fields: Fields }> } {
+  const lines: Array<{ msg: string; fields: Fields }> = [];
+  const note = (msg: string, fields: Fields = {}) => {
+    lines.push({ msg, fields });
+  };
+  return {
+    lines,
+    debug: note,
+    info: note,
+    warn: note,
+    error: note,
+    child: () => createLogger("unused"),
+  };
+}
+
+const drain = (log: Logger, publisherFor: PublisherFor = (tx) => db().queue().publisher(tx)) =>
+  outboxDrainOnce(db().sql, { limit: DRAIN_BATCH, log, publisherFor });
+
+async function reset() {
+  await db().sql`DELETE FROM state.outbox`;
+  await db().sql`DELETE FROM state.queue_messages`;
+}
+
+describe("outbox module", () => {
+  test("an insert whose payload breaks its queue's contract throws and writes nothing", async () => {
+    await reset();
+    const bad = JSON.parse('{"task_id": "not-a-uuid"}');
+    const rows = [{ queue: "task_wakeup" as const, payload: bad, taskId: null, attempt: null }];
+    await expect(outboxInsert(db().sql, { rows, notify: false })).rejects.toThrow(
+      "breaks its contract",
+    );
+    const [n] = await db().sql`SELECT count(*)::int AS n FROM state.outbox`;
+    expect(n?.n).toBe(0);
+  });
+});
+
+describe("drainer", () => {
+  test(`${DRAIN_BATCH + 100} rows that break their contract never block the good row behind them`, async () => {
+    await reset();
+    const task = randomUUID();
+    await db().sql`
+      INSERT INTO state.outbox (queue_name, payload)
+      SELECT CASE WHEN i % 2 = 0 THEN 'task_wakeup' ELSE 'no_such_queue' END, jsonb_build_object('task_id', 'x' || i)
+      FROM generate_series(1, ${DRAIN_BATCH + 100}) AS i`;
+    await outboxInsert(db().sql, {
+      rows: [{ queue: "task_wakeup", payload: { task_id: task }, taskId: task, attempt: null }],
+      notify: false,
+    });
+    const log = recordingLog();
+    expect(await drain(log)).toEqual({ published: 0, rejected: DRAIN_BATCH });
+    expect(await drain(log)).toEqual({ published: 1, rejected: 100 });
+    expect(await drain(log)).toEqual({ published: 0, rejected: 0 });
+    const counts = await db().sql`
+      SELECT status::text AS status, count(*)::int AS n FROM state.outbox GROUP BY status ORDER BY status`;
+    expect([...counts]).toEqual([
+      { status: "rejected", n: DRAIN_BATCH + 100 },
+      { status: "sent", n: 1 },
+    ]);
+    const [reasons] = await db().sql`
+      SELECT count(*) FILTER (WHERE error LIKE 'no such queue: no_such_queue')::int AS queue,
+             count(*) FILTER (WHERE error LIKE 'payload breaks the task_wakeup contract%')::int AS payload
+      FROM state.outbox WHERE status = 'rejected'`;
+    expect(reasons).toEqual({ queue: 300, payload: 300 });
+    const rejectedLogs = log.lines.filter((l) => l.msg === OUTBOX_ROW_REJECTED);
+    expect(rejectedLogs).toHaveLength(DRAIN_BATCH + 100);
+    expect(rejectedLogs[0]?.fields.outbox_id).toBeDefined();
+    const [msg] = await db().sql`SELECT payload FROM state.queue_messages`;
+    expect(msg?.payload).toEqual({ task_id: task });
+  });
+
+  test("each row goes through the seam with its id as dedupe id and its available_at", async () => {
+    await reset();
+    const task = randomUUID();
+    const [now, later] = await outboxInsert(db().sql, {
+      rows: [
+        { queue: "task_wakeup", payload: { task_id: task }, taskId: task, attempt: 1 },
+        {
+          queue: "task_wakeup",
+          payload: { task_id: task },
+          taskId: task,
+          attempt: 2,
+          delayMs: 60_000,
+        },
+      ],
+      notify: false,
+    });
+    const [row] = await db().sql`SELECT available_at FROM state.outbox WHERE id = ${later ?? ""}`;
+    const seen: Array<Outgoing<QueueName>> = [];
+    const recording: PublisherFor = (tx: Db) => {
+      const inner = db().queue().publisher(tx);
+      return {
+        publish(queue, messages) {
+          seen.push(...messages);
+          return inner.publish(queue, messages);
+        },
+      };
+    };
+    expect(await drain(recordingLog(), recording)).toEqual({ published: 2, rejected: 0 });
+    expect(seen).toEqual([
+      { payload: { task_id: task }, dedupeId: now },
+      { payload: { task_id: task }, dedupeId: later, availableAt: row?.available_at },
+    ]);
+    const messages = await db().sql`
+      SELECT available_at <= now() AS visible FROM state.queue_messages ORDER BY id`;
+    expect(messages.map((m) => m.visible)).toEqual([true, false]);
+  });
+
+  test("a publish that fails leaves every row pending (at least once)", async () => {
+    await reset();
+    const task = randomUUID();
+    await outboxInsert(db().sql, {
+      rows: [{ queue: "task_wakeup", payload: { task_id: task }, taskId: task, attempt: null }],
+      notify: false,
+    });
+    const broken: PublisherFor = () => ({
+      publish: () => Promise.reject(new Error("queue down")),
+    });
+    await expect(drain(recordingLog(), broken)).rejects.toThrow("queue down");
+    const [row] = await db().sql`SELECT status::text AS status FROM state.outbox`;
+    expect(row?.status).toBe("pending");
+    expect(await drain(recordingLog())).toEqual({ published: 1, rejected: 0 });
+  });
+});
