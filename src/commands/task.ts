@@ -48,7 +48,11 @@ const create = harnessCommand({
     alerts: { type: "string", description: "N deterministic alerts per task" },
     "work-ms": { type: "string", description: "minimum work time per task, heartbeating" },
     count: { type: "string", description: "how many tasks (default 1)" },
-    payload: { type: "string", description: "a whole task payload as JSON instead" },
+    payload: {
+      type: "string",
+      description:
+        "a whole task payload as JSON instead: any object up to 64 KiB for `worker --exec`; the default worker needs {alerts, work_ms?}",
+    },
   },
   async run({ args }) {
     const org = v.safeParse(OrgId, args.org);

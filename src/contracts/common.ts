@@ -76,15 +76,18 @@ export const Rfc3339 = v.pipe(
 );
 
 /**
- * Free-form attributes of an alert: a JSON object with any keys, never an
- * array. Not `v.record()`: that takes arrays too (they are objects to
- * JavaScript) and hands on a copy, so no check after it could see the array.
- * Exported so the JSON Schema export can write it (src/contracts/export.ts).
+ * Any JSON object, never an array. Not `v.record()`: that takes arrays too
+ * (they are objects to JavaScript) and hands on a copy, so no check after it
+ * could see the array. Exported so the JSON Schema export can write it
+ * (src/contracts/export.ts).
  */
-export const Attributes = v.custom<{ [key: string]: unknown }>(
+export const AnyObject = v.custom<{ [key: string]: unknown }>(
   (input) => typeof input === "object" && input !== null && !Array.isArray(input),
   "must be a JSON object (not an array)",
 );
+
+/** Free-form attributes of an alert: a JSON object with any keys. */
+export const Attributes = AnyObject;
 
 export const Severity = v.picklist(["info", "low", "medium", "high", "critical"]);
 export type Severity = v.InferOutput<typeof Severity>;

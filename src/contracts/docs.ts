@@ -21,7 +21,8 @@ export interface DocContract {
   schema: JsonObject;
 }
 
-const ANNOTATIONS = new Set(["$schema", "$id", "$comment", "title", "description"]);
+/** Left out when matching a field to a contract; `$comment` stays, it may carry a rule (task_payload's size). */
+const ANNOTATIONS = new Set(["$schema", "$id", "title", "description"]);
 
 function body(schema: JsonObject): JsonObject {
   const out: JsonObject = {};
@@ -125,7 +126,7 @@ export function renderContractTables(contracts: readonly DocContract[]): string 
   ];
   for (const c of contracts) {
     const seeAlso = (s: JsonObject) =>
-      bodies.find((b) => b.name !== c.name && jsonEqual(b.body, s))?.name;
+      bodies.find((b) => b.name !== c.name && jsonEqual(b.body, body(s)))?.name;
     const description = typeof c.schema.description === "string" ? c.schema.description : "";
     parts.push(
       `### \`${c.name}\` v${c.version}`,

@@ -2,9 +2,10 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ConversionConfig, toJsonSchema } from "@valibot/to-json-schema";
-import { Attributes, realInstant } from "./common";
+import { AnyObject, realInstant } from "./common";
 import { isJsonObject, type Json, type JsonObject, toJson } from "./json";
 import { CONTRACTS, type ContractEntry, type ContractIndex } from "./registry";
+import { MAX_TASK_PAYLOAD_BYTES, payloadWithinLimit } from "./task";
 
 /**
  * Renders every contract of the registry as JSON Schema draft 2020-12, plus
@@ -40,7 +41,9 @@ export class ContractExportError extends Error {
  *   offset within ±15:59) is already in Rfc3339's pattern, which is stricter
  *   than `date-time` wherever the two differ (leap second, offsets to 23:59);
  * - `v.uuid()`: `format: uuid` alone would also admit a `urn:uuid:` prefix
- *   in some validators, so the exact pattern goes with it.
+ *   in some validators, so the exact pattern goes with it;
+ * - `payloadWithinLimit` (a task payload's size as JSON): no keyword says
+ *   it, so a `$comment` does, and the example tests leave it out.
  * Anything else the converter cannot express makes the export fail.
  */
 const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jsonSchema }) => {
@@ -51,6 +54,12 @@ const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jso
       $comment: "a real instant PostgreSQL stores: ranges in the pattern, the day in its month",
     };
   }
+  if (valibotAction === payloadWithinLimit) {
+    return {
+      ...jsonSchema,
+      $comment: `at most ${MAX_TASK_PAYLOAD_BYTES} bytes as JSON (UTF-8): checked by task create and the claim, no JSON Schema keyword says it`,
+    };
+  }
   if (valibotAction.type === "uuid") {
     if (jsonSchema.pattern !== undefined) return undefined; // the converter reports the clash
     return { ...jsonSchema, format: "uuid", pattern: UUID_PATTERN };
@@ -59,12 +68,12 @@ const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jso
 };
 
 /**
- * Schemas JSON Schema has no converter for: `Attributes` (a custom schema,
- * so that arrays are refused) is any JSON object, and `type: "object"`
- * already refuses arrays.
+ * Schemas JSON Schema has no converter for: `AnyObject` (a custom schema,
+ * so that arrays are refused; alert attributes, task payloads) is any JSON
+ * object, and `type: "object"` already refuses arrays.
  */
 const overrideSchema: ConversionConfig["overrideSchema"] = ({ valibotSchema }) => {
-  if (valibotSchema === Attributes) {
+  if (valibotSchema === AnyObject) {
     return { type: "object", additionalProperties: {}, propertyNames: { type: "string" } };
   }
   return undefined;

@@ -16,7 +16,7 @@ import {
   HeartbeatResponse,
 } from "./http";
 import { BufferMessage, DeadLetterEnvelope, TaskCompleted, TaskWakeup } from "./queue";
-import { TaskPayload } from "./task";
+import { SyntheticPayload, TaskPayload } from "./task";
 
 /**
  * Every contract that crosses a process boundary: its name, its version and
@@ -91,7 +91,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "claim_response",
-    version: 2,
+    version: 3,
     description:
       "200 body of POST /internal/task-claim: the new attempt, its lease and capability.",
     schema: ClaimResponse,
@@ -212,13 +212,23 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "task_payload",
-    version: 2,
+    version: 3,
     description:
-      "A task's payload: {alerts: N, work_ms?} or {alerts: [explicit alerts], work_ms?}.",
+      "A task's payload: any JSON object of at most 64 KiB (a task program reads it on stdin).",
     schema: TaskPayload,
     carriers: [
       { kind: "stored-json", where: "state.tasks.payload" },
       { kind: "stored-json", where: "harness task create --payload" },
+    ],
+  },
+  {
+    name: "synthetic_payload",
+    version: 1,
+    description:
+      "The payload the default worker (no --exec) works: {alerts: N, work_ms?} or {alerts: [explicit alerts], work_ms?}.",
+    schema: SyntheticPayload,
+    carriers: [
+      { kind: "stored-json", where: "state.tasks.payload of a task for the default worker" },
     ],
   },
   {

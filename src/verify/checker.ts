@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { TaskPayload } from "../contracts/task";
+import { SyntheticPayload } from "../contracts/task";
 import type { Db } from "../db/connect";
 import { dedupeKey } from "../worker/alerts";
 import { auditAlerts, auditAttempts, auditMessages, auditOutbox, auditTasks } from "./audit";
@@ -27,7 +27,7 @@ export interface CheckReport {
 
 /** The dedupe keys a task's payload describes: from the task and index, or the explicit key. */
 export function expectedKeys(taskId: string, payload: unknown): string[] {
-  const parsed = v.safeParse(TaskPayload, payload);
+  const parsed = v.safeParse(SyntheticPayload, payload);
   if (!parsed.success) return [];
   const alerts = parsed.output.alerts;
   if (typeof alerts === "number")

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { AlertLine } from "../contracts/alert";
 import type { Severity } from "../contracts/common";
-import type { ExplicitAlert, TaskPayload } from "../contracts/task";
+import type { ExplicitAlert, SyntheticPayload } from "../contracts/task";
 
 /**
  * The batch a task describes. Everything here is a pure function of the task
@@ -43,7 +43,7 @@ function explicitLine(orgId: string, taskId: string, index: number, a: ExplicitA
 }
 
 /** The lines of a task's batch, each valid per the AlertLine contract. */
-export function alertsFor(orgId: string, taskId: string, payload: TaskPayload): AlertLine[] {
+export function alertsFor(orgId: string, taskId: string, payload: SyntheticPayload): AlertLine[] {
   if (typeof payload.alerts === "number") {
     const lines = Array.from({ length: payload.alerts }, (_, i) =>
       generatedAlert(orgId, taskId, i),

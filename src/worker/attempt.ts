@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { NDJSON } from "../contracts/common";
-import type { TaskPayload } from "../contracts/task";
+import type { SyntheticPayload } from "../contracts/task";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { Message } from "../queue/seam";
@@ -18,7 +18,7 @@ import { WORKER_LOG } from "./logs";
  * is and publishes nothing more; its wakeup is left for whoever holds the lease.
  */
 
-export type ClaimedTask = Omit<ClaimEnvelope, "payload"> & { payload: TaskPayload };
+export type ClaimedTask = Omit<ClaimEnvelope, "payload"> & { payload: SyntheticPayload };
 type Refusal = Extract<Reply<unknown>, { ok: false }>;
 
 /** Where an attempt's batch goes: `<org_id>/<task_id>/<attempt>-<unique>.jsonl`. */
@@ -114,7 +114,7 @@ function heartbeatFor(a: Attempt, signal: AbortSignal): Heartbeat {
   });
 }
 
-function alertCount(payload: TaskPayload): number {
+function alertCount(payload: SyntheticPayload): number {
   return typeof payload.alerts === "number" ? payload.alerts : payload.alerts.length;
 }
 

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { TaskPayload } from "../contracts/task";
+import { SyntheticPayload } from "../contracts/task";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { Message } from "../queue/seam";
@@ -54,9 +54,9 @@ async function claimAndRun(
   const claim = await ctx.client.claim(msg.payload.task_id, abandon);
   if (!claim.ok) return onClaimRefused(ctx, msg, claim, log);
   const task = claim.body;
-  const payload = v.safeParse(TaskPayload, task.payload);
+  const payload = v.safeParse(SyntheticPayload, task.payload);
   if (!payload.success) {
-    const reason = `task ${task.task_id} attempt ${task.attempt}: payload breaks the TaskPayload contract: ${v.summarize(payload.issues)}`;
+    const reason = `task ${task.task_id} attempt ${task.attempt}: payload breaks the SyntheticPayload contract: ${v.summarize(payload.issues)}`;
     log.error("invalid task payload, dead-lettering the wakeup", { attempt: task.attempt, reason });
     await ctx.queue.deadLetter(msg, reason);
     return { outcome: "dead_lettered", attempt: task.attempt };

@@ -18,7 +18,7 @@ describe("conformance over the state tables", () => {
     };
     await sql`INSERT INTO state.tasks (id, org_id, payload) VALUES
       (${TASK}, 'acme', ${sql.json({ alerts: 3 })}),
-      (gen_random_uuid(), 'acme', ${sql.json({ alerts: 3, colour: "red" })})`;
+      (gen_random_uuid(), 'acme', ${sql.json(["alerts", 3])})`;
     await sql`INSERT INTO state.queue_messages (queue_name, payload) VALUES
       ('task_wakeup', ${sql.json({ task_id: TASK })}),
       ('buffer_queue.dlq', ${sql.json(buffer)}),
@@ -32,7 +32,7 @@ describe("conformance over the state tables", () => {
     expect(checker.mismatches.map((m) => [m.contract, m.problems[0]])).toEqual([
       ["buffer_queue", "/org_id must NOT have fewer than 1 characters"],
       ["task_wakeup", "(root) must have required property 'task_id'"],
-      ["task_payload", "(root) must NOT have additional properties 'colour'"],
+      ["task_payload", "(root) must be object"],
     ]);
     expect(checker.mismatches[1]?.where).toMatch(/^queue task_wakeup outbox row \d+$/);
   }, 60_000);

@@ -87,9 +87,11 @@ describe("contracts snapshot", () => {
           maxLength: 40,
           pattern: expect.stringContaining("[Tt ]"),
         },
-        payload: { additionalProperties: false },
+        payload: { type: "object", $comment: expect.stringContaining("65536 bytes") },
       },
     });
+    const synthetic = parseJson(files.get("synthetic_payload.schema.json") ?? "", "synthetic");
+    expect(synthetic).toMatchObject({ additionalProperties: false, required: ["alerts"] });
     const alert = parseJson(files.get("alert_line.schema.json") ?? "", "alert_line");
     expect(alert).toMatchObject({
       properties: { severity: { enum: ["info", "low", "medium", "high", "critical"] } },

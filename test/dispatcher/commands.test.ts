@@ -42,12 +42,22 @@ describe("task, status and keygen commands", () => {
     );
     expect(explicit.code, explicit.stderr).toBe(0);
     expect(explicit.stdout.trim().split("\n")).toHaveLength(1);
+    // A task for `worker --exec`: any JSON object up to 64 KiB, stored as given.
+    const exec = await runHarness(
+      ["task", "create", "--org", "acme", "--payload", '{"hosts":["db-1"],"threshold":90}'],
+      env(),
+    );
+    expect(exec.code, exec.stderr).toBe(0);
+    const [stored] = await db()
+      .sql`SELECT payload FROM state.tasks WHERE id = ${exec.stdout.trim()}`;
+    expect(stored?.payload).toEqual({ hosts: ["db-1"], threshold: 90 });
   }, 20_000);
 
   test("task create refuses a bad payload, a bad org and unknown flags with exit 2 and writes nothing", async () => {
     const [before] = await db().sql`SELECT count(*)::int AS n FROM state.tasks`;
     for (const args of [
-      ["--org", "acme", "--payload", '{"alerts":1,"extra":true}'],
+      ["--org", "acme", "--payload", '[{"alerts":1}]'],
+      ["--org", "acme", "--payload", JSON.stringify({ pad: "x".repeat(64 * 1024) })],
       ["--org", "acme", "--payload", "{nope"],
       ["--org", "bad org!", "--alerts", "1"],
       ["--org", "acme", "--alerts", "-1"],

@@ -184,7 +184,7 @@ describe("how attempts end", () => {
 
   test("a stored payload that breaks its contract fails the claimed attempt through the fenced fail", async () => {
     const [row] = await db().sql`
-      INSERT INTO state.tasks (org_id, payload) VALUES ('acme', ${db().sql.json({ alerts: "many" })})
+      INSERT INTO state.tasks (org_id, payload) VALUES ('acme', ${db().sql.json(["not", "an", "object"])})
       RETURNING id::text AS id`;
     const id = String(row?.id);
     const res = await api.post("/internal/task-claim", { task_id: id });

@@ -154,7 +154,7 @@ describe("leases and fencing", () => {
 
   test("a stored payload that breaks the contract fails the task at its first claim, with the reason", async () => {
     const [row] = await db().sql`
-      INSERT INTO state.tasks (org_id, payload) VALUES ('acme', ${db().sql.json({ alerts: "many" })})
+      INSERT INTO state.tasks (org_id, payload) VALUES ('acme', ${db().sql.json(["not", "an", "object"])})
       RETURNING id::text AS id`;
     const id = String(row?.id);
     const r = await claimRaw(d, id);

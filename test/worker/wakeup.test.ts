@@ -73,7 +73,7 @@ beforeEach(async () => {
 });
 
 describe("a wakeup whose claim cannot be worked", () => {
-  test("a payload that breaks TaskPayload dead-letters the wakeup with the reason", async () => {
+  test("a payload that breaks SyntheticPayload dead-letters the wakeup with the reason", async () => {
     const taskId = randomUUID();
     answer = () =>
       Response.json({
@@ -97,7 +97,7 @@ describe("a wakeup whose claim cannot be worked", () => {
       .admin()
       .listDeadLetters({ queues: ["task_wakeup"] });
     expect(dead.map((d) => d.id)).toEqual([msg.id]);
-    expect(dead[0]?.lastError).toContain("payload breaks the TaskPayload contract");
+    expect(dead[0]?.lastError).toContain("payload breaks the SyntheticPayload contract");
   });
 
   test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {
