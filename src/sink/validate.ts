@@ -56,7 +56,7 @@ function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
 }
 
 /** PostgreSQL text and jsonb hold neither U+0000 nor lone surrogates; find either anywhere. */
-function unstorable(value: unknown): boolean {
+export function unstorable(value: unknown): boolean {
   if (typeof value === "string") return value.includes("\u0000") || !value.isWellFormed();
   if (Array.isArray(value)) return value.some(unstorable);
   if (typeof value === "object" && value !== null) {
