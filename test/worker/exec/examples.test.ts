@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { dedupeKey } from "../../../src/worker/alerts";
 import { removeTempDirs, run, TASK, type TestStore, tempStore } from "./helpers";
 
 afterAll(removeTempDirs);
@@ -57,6 +58,17 @@ describe("examples/", () => {
       ["high", `${TASK.task_id}:0`],
       ["critical", `${TASK.task_id}:1`],
     ]);
+  });
+
+  test("synthetic.sh: {alerts: N} gives N lines with the default worker's dedupe keys", async () => {
+    const s = await tempStore();
+    const { outcome } = await run([join(EXAMPLES, "synthetic.sh")], {
+      store: s,
+      task: { payload: { alerts: 70, work_ms: 50 } },
+    });
+    expect(outcome).toMatchObject({ kind: "succeeded", lines: 70 });
+    const keys = lines(s).map((a) => a.dedupe_key);
+    expect(keys).toEqual(Array.from({ length: 70 }, (_, i) => dedupeKey(TASK.task_id, i)));
   });
 
   test("flaky.sh: attempt 1 fails (retryable), attempt 2 succeeds", async () => {
