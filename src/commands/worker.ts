@@ -1,13 +1,15 @@
 import { config } from "../config";
 import { createLogger } from "../log";
+import { ExecSetupError } from "../worker/exec/setup";
 import { WORKER_LOG } from "../worker/logs";
 import { runWorker } from "../worker/main";
-import { harnessCommand, intFlag } from "./_command";
+import { harnessCommand, intFlag, UsageError } from "./_command";
+import { execSettingsFrom } from "./_exec-flags";
 
 export default harnessCommand({
   name: "worker",
   description:
-    "Poll task_wakeup: claim each task, write its batch, buffer-publish, complete (heartbeating meanwhile), then ack",
+    "Poll task_wakeup: claim each task, write its batch (or run --exec CMD [ARGS…] for it), buffer-publish, complete (heartbeating meanwhile), then ack",
   args: {
     concurrency: { type: "string", description: "tasks worked at once", default: "1" },
     untilIdle: {
@@ -18,14 +20,61 @@ export default harnessCommand({
     idleMs: { type: "string", description: "how long empty counts as idle", default: "1000" },
     graceMs: {
       type: "string",
-      description: "on SIGTERM/SIGINT, how long in-flight tasks get to finish",
+      description:
+        "on SIGTERM/SIGINT, how long in-flight tasks get to finish; with --exec, also how long a stopped program gets between SIGTERM and SIGKILL",
       default: "10000",
     },
+    exec: {
+      type: "string",
+      description:
+        "run this program for each attempt (the positional arguments are its ARGS; env TASK_COMMAND): payload on stdin, alert lines on stdout",
+    },
+    "task-timeout": {
+      type: "string",
+      description:
+        "with --exec: a program running longer is stopped and its attempt fails (e.g. 30s, 10m; default 1h)",
+    },
+    "exec-env": {
+      type: "string",
+      description:
+        "with --exec: pass this variable of the worker's environment on to the program (repeatable)",
+    },
+    "exec-memory": {
+      type: "string",
+      description: "with --exec: the program's address-space limit (RLIMIT_AS), e.g. 512M",
+    },
+    "exec-cpu-seconds": {
+      type: "string",
+      description: "with --exec: the program's CPU-time limit (RLIMIT_CPU)",
+    },
+    "exec-user": {
+      type: "string",
+      description: "with --exec: run the program as this user (the worker must run as root)",
+    },
+    "exec-no-network": {
+      type: "boolean",
+      description: "with --exec: the program gets no network at all (unshare --net)",
+      default: false,
+    },
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
     const idleMs = intFlag("idle-ms", args.idleMs, 0, 3_600_000);
     const graceMs = intFlag("grace-ms", args.graceMs, 0, 3_600_000);
+    const exec = execSettingsFrom(
+      {
+        exec: args.exec,
+        positionals: args._,
+        rawArgs,
+        taskTimeout: args["task-timeout"],
+        graceMs,
+        execMemory: args["exec-memory"],
+        execCpuSeconds: args["exec-cpu-seconds"],
+        execUser: args["exec-user"],
+        execNoNetwork: args["exec-no-network"],
+      },
+      process.env,
+    );
     const log = createLogger("worker", { pid: process.pid });
     const stop = new AbortController();
     const abandon = new AbortController();
@@ -42,9 +91,12 @@ export default harnessCommand({
     process.on("SIGINT", onSignal);
     const stats = await runWorker(
       config(),
-      { concurrency, untilIdleMs: args.untilIdle ? idleMs : undefined, graceMs },
+      { concurrency, untilIdleMs: args.untilIdle ? idleMs : undefined, graceMs, exec },
       { stop: stop.signal, abandon: abandon.signal },
-    );
+    ).catch((err: unknown) => {
+      // The machine or the user cannot honour an --exec setting: one line, exit 2.
+      throw err instanceof ExecSetupError ? new UsageError(err.message) : err;
+    });
     const summary = stats.summary();
     process.stdout.write(
       `worker: ${summary.succeeded} tasks succeeded, ${summary.alerts} alerts, ` +

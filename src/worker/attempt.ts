@@ -1,25 +1,24 @@
 import { randomUUID } from "node:crypto";
-import { NDJSON } from "../contracts/common";
-import type { SyntheticPayload } from "../contracts/task";
-import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { Message } from "../queue/seam";
-import { sleep } from "../sleep";
-import { alertsFor, toJsonl } from "./alerts";
 import type { ClaimEnvelope, LeaseIdentity, Reply } from "./client";
 import type { TaskResult, Wakeup, WorkerContext } from "./context";
 import { type Heartbeat, startHeartbeat } from "./heartbeat";
 import { WORKER_LOG } from "./logs";
 
 /**
- * One claimed attempt: make the batch, work at least `work_ms` while
- * heartbeating, write the batch, buffer-publish, complete, ack the wakeup.
- * Once the dispatcher refuses this attempt's lease, the attempt stops where it
- * is and publishes nothing more; its wakeup is left for whoever holds the lease.
+ * One claimed attempt, whatever does its work (./synthetic.ts, or a task
+ * program: ./exec/work.ts): heartbeat meanwhile, ack the wakeup once the
+ * attempt completed or failed for the dispatcher. Once the dispatcher refuses
+ * this attempt's lease, the attempt stops where it is and publishes nothing
+ * more; its wakeup is left for whoever holds the lease.
  */
 
-export type ClaimedTask = Omit<ClaimEnvelope, "payload"> & { payload: SyntheticPayload };
-type Refusal = Extract<Reply<unknown>, { ok: false }>;
+export type Claimed<P> = Omit<ClaimEnvelope, "payload"> & { payload: P };
+export type Refusal = Extract<Reply<unknown>, { ok: false }>;
+
+/** What works a claimed attempt: its result ("succeeded" once completed, "failed" once failed). */
+export type Work<P> = (a: Attempt<P>, signal: AbortSignal) => Promise<TaskResult>;
 
 /** Where an attempt's batch goes: `<org_id>/<task_id>/<attempt>-<unique>.jsonl`. */
 export function batchKey(task: { org_id: string; task_id: string; attempt: number }): string {
@@ -31,14 +30,14 @@ export function heartbeatInterval(leaseDurationMs: number): number {
   return Math.max(50, Math.floor(leaseDurationMs / 3));
 }
 
-class Attempt {
+export class Attempt<P> {
   readonly fenced = new AbortController();
   refusal: Refusal | undefined;
   confirmedAt = Date.now();
   constructor(
     readonly ctx: WorkerContext,
     readonly msg: Message<"task_wakeup">,
-    readonly task: ClaimedTask,
+    readonly task: Claimed<P>,
     readonly log: Logger,
     /** Until when (epoch ms, at the earliest) the wakeup is hidden already. */
     private hiddenUntil: number,
@@ -71,21 +70,22 @@ class Attempt {
   }
 }
 
-export async function runClaimed(
+export async function runClaimed<P>(
   ctx: WorkerContext,
   wakeup: Wakeup,
-  task: ClaimedTask,
+  task: Claimed<P>,
   abandon: AbortSignal,
   parent: Logger,
+  work: Work<P>,
 ): Promise<TaskResult> {
   const log = parent.child({ attempt: task.attempt });
   const a = new Attempt(ctx, wakeup.msg, task, log, wakeup.hiddenUntil);
   const signal = AbortSignal.any([abandon, a.fenced.signal]);
   await a.keepHidden(new Date(task.lease_expires_at));
   const heartbeat = heartbeatFor(a, signal);
+  let result: TaskResult;
   try {
-    const result = await work(a, signal);
-    if (result !== undefined) return result;
+    result = await work(a, signal);
   } catch (err) {
     // A request cut short because a heartbeat was refused meanwhile.
     if (a.fenced.signal.aborted) return a.stale();
@@ -93,13 +93,14 @@ export async function runClaimed(
   } finally {
     await heartbeat.stop();
   }
-  // Completed: the wakeup is done with, whatever a racing heartbeat heard.
-  await ctx.queue.ack(wakeup.msg);
-  return { outcome: "succeeded", attempt: task.attempt, alerts: alertCount(task.payload) };
+  // Completed or failed: the wakeup is done with, whatever a racing heartbeat heard.
+  if (result.outcome === "succeeded" || result.outcome === "failed")
+    await ctx.queue.ack(wakeup.msg);
+  return result;
 }
 
 /** Heartbeats for the attempt: each renewal keeps the wakeup hidden; a refusal fences it out. */
-function heartbeatFor(a: Attempt, signal: AbortSignal): Heartbeat {
+function heartbeatFor<P>(a: Attempt<P>, signal: AbortSignal): Heartbeat {
   return startHeartbeat({
     client: a.ctx.client,
     lease: a.lease,
@@ -114,39 +115,12 @@ function heartbeatFor(a: Attempt, signal: AbortSignal): Heartbeat {
   });
 }
 
-function alertCount(payload: SyntheticPayload): number {
-  return typeof payload.alerts === "number" ? payload.alerts : payload.alerts.length;
-}
-
-/** The attempt's steps; undefined when it completed, else how it ended early. */
-async function work(a: Attempt, signal: AbortSignal): Promise<TaskResult | undefined> {
-  const { ctx, task } = a;
-  const startedAt = Date.now();
-  const body = toJsonl(alertsFor(task.org_id, task.task_id, task.payload));
-  await sleep(startedAt + (task.payload.work_ms ?? 0) - Date.now(), signal);
-  if (signal.aborted) return ended(a);
-  if (!(await confirmLease(a, signal))) return ended(a);
-  // A task of zero alerts has no batch to publish (an empty one is refused): it just completes.
-  if (body.byteLength > 0) {
-    const put = await ctx.store.put(batchKey(task), body, { contentType: NDJSON });
-    failpoint("worker.after_write");
-    if (signal.aborted) return ended(a);
-    const batch = { batch_uri: put.uri, content_type: NDJSON, batch_size_bytes: put.size };
-    const published = await ctx.client.bufferPublish(a.lease, batch, signal);
-    if (!published.ok) return refused(a, "buffer-publish", published);
-    failpoint("worker.after_publish");
-  }
-  const completed = await ctx.client.complete(a.lease, signal);
-  if (!completed.ok) return refused(a, "complete", completed);
-  return undefined;
-}
-
 /**
  * Before writing, make sure the lease still holds when the last word on it is
  * older than a heartbeat interval (the process may have been paused): a
  * fenced-out attempt then stops before it writes anything.
  */
-async function confirmLease(a: Attempt, signal: AbortSignal): Promise<boolean> {
+export async function confirmLease<P>(a: Attempt<P>, signal: AbortSignal): Promise<boolean> {
   if (Date.now() - a.confirmedAt < heartbeatInterval(a.ctx.leaseDurationMs)) return true;
   const sentAt = Date.now();
   const reply = await a.ctx.client.heartbeat(a.lease, signal);
@@ -159,12 +133,13 @@ async function confirmLease(a: Attempt, signal: AbortSignal): Promise<boolean> {
   return !signal.aborted;
 }
 
-function ended(a: Attempt): TaskResult {
+/** An attempt that stopped early: fenced out, or abandoned (its wakeup reappears). */
+export function ended<P>(a: Attempt<P>): TaskResult {
   return a.fenced.signal.aborted ? a.stale() : { outcome: "abandoned", attempt: a.task.attempt };
 }
 
-/** A refused publish or complete: fenced out (401/403/409), or a refusal to record on the wakeup. */
-async function refused(a: Attempt, step: string, r: Refusal): Promise<TaskResult> {
+/** A refused publish, complete or fail: fenced out (401/403/409), or a refusal to record on the wakeup. */
+export async function refused<P>(a: Attempt<P>, step: string, r: Refusal): Promise<TaskResult> {
   if (r.status === 409 || r.status === 401 || r.status === 403) {
     a.fence(r);
     return a.stale();

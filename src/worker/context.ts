@@ -2,6 +2,7 @@ import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore/store";
 import type { Message, QueueConsumer } from "../queue/seam";
 import type { DispatcherClient } from "./client";
+import type { ExecPlan } from "./exec/setup";
 
 /**
  * What a worker works with. It reaches the state database only through its
@@ -14,6 +15,16 @@ export interface WorkerContext {
   client: DispatcherClient;
   leaseDurationMs: number;
   log: Logger;
+  /** `harness worker --exec`: a task program does each attempt's work. */
+  exec?: ExecContext | undefined;
+}
+
+export interface ExecContext {
+  plan: ExecPlan;
+  /** The largest batch buffer-publish accepts (MAX_BATCH_BYTES). */
+  maxBatchBytes: number;
+  /** Buffer-publishes one attempt may make (MAX_BATCHES_PER_ATTEMPT). */
+  maxBatches: number;
 }
 
 /** A received wakeup and the earliest time (epoch ms) its visibility timeout could end. */
@@ -28,7 +39,7 @@ export type Outcome =
   | "lease_active" // another worker holds the lease: wakeup left for later
   | "not_found" // no such task: wakeup acked
   | "stale" // fenced out mid-task: nothing more published, wakeup left
-  | "dead_lettered" // the payload breaks its contract
+  | "failed" // the attempt failed and told the dispatcher (retried after a backoff, or failed for good): wakeup acked
   | "refused" // another refusal (auth, validation): wakeup left with the reason
   | "abandoned" // stopped before the end: wakeup left to reappear
   | "error"; // an unexpected failure: wakeup left with the reason
@@ -38,4 +49,6 @@ export interface TaskResult {
   attempt?: number;
   alerts?: number;
   bytes?: number;
+  /** Why the attempt failed, when it did. */
+  reason?: string;
 }

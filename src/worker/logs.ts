@@ -8,6 +8,8 @@ export const WORKER_LOG = {
   task: "task",
   heartbeatRefused: "heartbeat refused",
   fencedOut: "fenced out, stopping this attempt",
+  /** An attempt failed and says so to the dispatcher (fields: reason, retryable). */
+  attemptFailed: "attempt failed",
   dispatcherUnavailable: "dispatcher unavailable, retrying",
   stopping: "stopping: no new tasks, finishing in-flight ones",
   abandoning: "second signal: abandoning in-flight tasks",

@@ -4,7 +4,8 @@ import { createLogger } from "../log";
 import { openObjectStore } from "../objectstore/index";
 import { openQueue } from "../queue/open";
 import { DispatcherClient } from "./client";
-import type { WorkerContext } from "./context";
+import type { ExecContext, WorkerContext } from "./context";
+import { type ExecSettings, prepareExec } from "./exec/setup";
 import { WORKER_LOG } from "./logs";
 import { type LoopOptions, type LoopSignals, runLoop } from "./loop";
 import type { WorkerStats } from "./stats";
@@ -19,6 +20,8 @@ export interface WorkerFlags {
   concurrency: number;
   untilIdleMs: number | undefined;
   graceMs: number;
+  /** `--exec CMD`: a task program does each attempt's work. */
+  exec?: ExecSettings | undefined;
 }
 
 export async function runWorker(
@@ -29,6 +32,15 @@ export async function runWorker(
   const internalToken = requireInternalAuthToken(cfg);
   const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
   const log = createLogger("worker", { pid: process.pid });
+  // Checked before anything connects: a setting the machine cannot honour stops the worker at once.
+  const exec: ExecContext | undefined =
+    flags.exec === undefined
+      ? undefined
+      : {
+          plan: prepareExec(flags.exec, process.env, log),
+          maxBatchBytes: cfg.maxBatchBytes,
+          maxBatches: cfg.maxBatchesPerAttempt,
+        };
   const backend = await openQueue(cfg, {
     name: "worker",
     connections: Math.min(flags.concurrency + 2, 40),
@@ -52,8 +64,16 @@ export async function runWorker(
       queue: backend.kind,
       store: store.root,
       lease_ms: cfg.leaseDurationMs,
+      exec: exec?.plan.command,
     });
-    const ctx: WorkerContext = { queue, store, client, leaseDurationMs: cfg.leaseDurationMs, log };
+    const ctx: WorkerContext = {
+      queue,
+      store,
+      client,
+      leaseDurationMs: cfg.leaseDurationMs,
+      log,
+      exec,
+    };
     const stats = await runLoop(ctx, opts, signals);
     log.info(WORKER_LOG.stopped, stats.summary());
     return stats;

@@ -1,12 +1,14 @@
 import * as v from "valibot";
-import { SyntheticPayload } from "../contracts/task";
+import { SyntheticPayload, TaskPayload } from "../contracts/task";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import type { Message } from "../queue/seam";
 import { runClaimed } from "./attempt";
 import type { ClaimEnvelope, Reply } from "./client";
 import type { TaskResult, Wakeup, WorkerContext } from "./context";
+import { execWork } from "./exec/work";
 import { WORKER_LOG } from "./logs";
+import { syntheticWork } from "./synthetic";
 
 /**
  * One `task_wakeup` message, start to end: claim, then either work the
@@ -54,16 +56,61 @@ async function claimAndRun(
   const claim = await ctx.client.claim(msg.payload.task_id, abandon);
   if (!claim.ok) return onClaimRefused(ctx, msg, claim, log);
   const task = claim.body;
-  const payload = v.safeParse(SyntheticPayload, task.payload);
-  if (!payload.success) {
-    const reason = `task ${task.task_id} attempt ${task.attempt}: payload breaks the SyntheticPayload contract: ${v.summarize(payload.issues)}`;
-    log.error("invalid task payload, dead-lettering the wakeup", { attempt: task.attempt, reason });
-    await ctx.queue.deadLetter(msg, reason);
-    return { outcome: "dead_lettered", attempt: task.attempt };
-  }
   log.info(WORKER_LOG.claimed, { attempt: task.attempt, lease_expires_at: task.lease_expires_at });
   failpoint("worker.after_claim");
-  return runClaimed(ctx, wakeup, { ...task, payload: payload.output }, abandon, log);
+  if (ctx.exec !== undefined) {
+    const payload = v.safeParse(TaskPayload, task.payload);
+    if (!payload.success) {
+      return failUnworkable(
+        ctx,
+        msg,
+        task,
+        `payload breaks the TaskPayload contract: ${oneLine(payload.issues)}`,
+        abandon,
+        log,
+      );
+    }
+    const work = execWork(ctx.exec);
+    return runClaimed(ctx, wakeup, { ...task, payload: payload.output }, abandon, log, work);
+  }
+  const payload = v.safeParse(SyntheticPayload, task.payload);
+  if (!payload.success) {
+    const reason = `the default worker needs {alerts, work_ms?} (a task for worker --exec?): payload breaks the SyntheticPayload contract: ${oneLine(payload.issues)}`;
+    return failUnworkable(ctx, msg, task, reason, abandon, log);
+  }
+  return runClaimed(ctx, wakeup, { ...task, payload: payload.output }, abandon, log, syntheticWork);
+}
+
+const oneLine = (issues: Parameters<typeof v.summarize>[0]) =>
+  v
+    .summarize(issues)
+    .replace(/\s*\n\s*/g, "; ")
+    .slice(0, 2000);
+
+/**
+ * A claimed attempt this worker cannot work (its payload does not fit):
+ * failed at once, not retryable — another attempt would fare no better — and
+ * its wakeup acked.
+ */
+async function failUnworkable(
+  ctx: WorkerContext,
+  msg: Message<"task_wakeup">,
+  task: ClaimEnvelope,
+  reason: string,
+  abandon: AbortSignal,
+  log: Logger,
+): Promise<TaskResult> {
+  log.error(WORKER_LOG.attemptFailed, { attempt: task.attempt, reason, retryable: false });
+  const r = await ctx.client.fail(task, { reason, retryable: false }, abandon);
+  if (!r.ok) {
+    const why = `fail refused: ${r.status} ${r.error}: ${r.message}`;
+    log.warn("fail refused", { attempt: task.attempt, status: r.status, code: r.error });
+    if (r.status === 409) return { outcome: "stale", attempt: task.attempt };
+    await ctx.queue.recordError(msg, why);
+    return { outcome: "refused", attempt: task.attempt };
+  }
+  await ctx.queue.ack(msg);
+  return { outcome: "failed", attempt: task.attempt, reason };
 }
 
 async function onClaimRefused(

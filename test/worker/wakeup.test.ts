@@ -17,8 +17,9 @@ import { tempStoreUrl } from "./helpers";
 
 setLogLevel("error");
 const db = useFreshDatabase();
-let answer: () => Response = () => new Response(null, { status: 500 });
-const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => answer() });
+let answer: (req: Request) => Response | Promise<Response> = () =>
+  new Response(null, { status: 500 });
+const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => answer(req) });
 afterAll(() => server.stop(true));
 
 async function context(): Promise<WorkerContext> {
@@ -73,31 +74,41 @@ beforeEach(async () => {
 });
 
 describe("a wakeup whose claim cannot be worked", () => {
-  test("a payload that breaks SyntheticPayload dead-letters the wakeup with the reason", async () => {
+  test("a payload the default worker cannot work fails the attempt, not retryable, with the reason; the wakeup is acked", async () => {
     const taskId = randomUUID();
-    answer = () =>
-      Response.json({
+    const failed: unknown[] = [];
+    answer = async (req) => {
+      if (new URL(req.url).pathname === "/v1/task/fail") {
+        failed.push(await req.json());
+        return Response.json({ task_id: taskId, attempt: 1, status: "failed", retry_at: null });
+      }
+      return Response.json({
         task_id: taskId,
         org_id: "acme",
         attempt: 1,
         lease_token: randomUUID(),
         lease_expires_at: new Date(Date.now() + 1000).toISOString(),
         capability_token: "cap",
-        payload: { alerts: "many" },
+        payload: { hosts: ["db-1"] },
       });
+    };
     const msg = await oneWakeup(taskId);
     const result = await handleWakeup(
       await context(),
       { msg, hiddenUntil: 0 },
       new AbortController().signal,
     );
-    expect(result).toEqual({ outcome: "dead_lettered", attempt: 1 });
-    const dead = await db()
-      .queue()
-      .admin()
-      .listDeadLetters({ queues: ["task_wakeup"] });
-    expect(dead.map((d) => d.id)).toEqual([msg.id]);
-    expect(dead[0]?.lastError).toContain("payload breaks the SyntheticPayload contract");
+    expect(result).toMatchObject({ outcome: "failed", attempt: 1 });
+    expect(failed).toEqual([
+      expect.objectContaining({
+        task_id: taskId,
+        attempt: 1,
+        retryable: false,
+        reason: expect.stringContaining("payload breaks the SyntheticPayload contract"),
+      }),
+    ]);
+    const [left] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
+    expect(left?.n).toBe(0);
   });
 
   test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {
