@@ -118,6 +118,14 @@ export class TestPlatform {
     return r.stdout.trim().split("\n");
   }
 
+  /** Tasks with this payload (any JSON object, for `worker --exec`); their ids. */
+  async createPayloadTasks(org: string, payload: object, count = 1): Promise<string[]> {
+    const args = ["task", "create", "--org", org, "--payload", JSON.stringify(payload)];
+    const r = await runHarness([...args, "--count", String(count)], this.env);
+    if (r.code !== 0) throw new Error(`task create failed: ${r.stderr}`);
+    return r.stdout.trim().split("\n");
+  }
+
   /** Waits until every task of the org finished and nothing is queued for them. */
   async waitQuiet(org: string, ids: readonly string[], timeoutMs = 60_000): Promise<void> {
     await waitFor(
