@@ -30,9 +30,8 @@ export async function runWorker(
   signals: LoopSignals,
 ): Promise<WorkerStats> {
   const internalToken = requireInternalAuthToken(cfg);
-  const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
   const log = createLogger("worker", { pid: process.pid });
-  // Checked before anything connects: a setting the machine cannot honour stops the worker at once.
+  // Checked before anything is opened: a setting the machine cannot honour stops the worker at once.
   const exec: ExecContext | undefined =
     flags.exec === undefined
       ? undefined
@@ -41,6 +40,7 @@ export async function runWorker(
           maxBatchBytes: cfg.maxBatchBytes,
           maxBatches: cfg.maxBatchesPerAttempt,
         };
+  const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
   const backend = await openQueue(cfg, {
     name: "worker",
     connections: Math.min(flags.concurrency + 2, 40),

@@ -1,4 +1,5 @@
 import { EnvSchema } from "../../config";
+import { ExecSetupError } from "./errors";
 
 /**
  * The environment a task program gets, built from nothing: the task's
@@ -44,10 +45,6 @@ export function refusedName(name: string): string | undefined {
   return undefined;
 }
 
-export class ExecEnvError extends Error {
-  override name = "ExecEnvError";
-}
-
 /** The values of the `--exec-env` names, read once at start from the worker's environment. */
 export function passedEnv(
   names: readonly string[],
@@ -56,9 +53,9 @@ export function passedEnv(
   const out: Record<string, string> = {};
   for (const name of names) {
     const why = refusedName(name);
-    if (why !== undefined) throw new ExecEnvError(`--exec-env ${name} ${why}`);
+    if (why !== undefined) throw new ExecSetupError(`--exec-env ${name} ${why}`);
     const value = from[name];
-    if (value === undefined) throw new ExecEnvError(`--exec-env ${name}: ${name} is not set`);
+    if (value === undefined) throw new ExecSetupError(`--exec-env ${name}: ${name} is not set`);
     out[name] = value;
   }
   return out;

@@ -2,6 +2,7 @@ import { accessSync, constants } from "node:fs";
 import { resolve } from "node:path";
 import type { Logger } from "../../log";
 import { DEFAULT_PATH, passedEnv } from "./env";
+import { ExecSetupError } from "./errors";
 import { type Fence, type LaunchPlan, launchArgv, type RunAs } from "./launch";
 
 /**
@@ -41,10 +42,7 @@ export interface ExecPlan {
 
 export const DEFAULT_OPEN_FILES = 1024;
 
-/** A setting the machine or the user cannot honour: its message is the one line printed. */
-export class ExecSetupError extends Error {
-  override name = "ExecSetupError";
-}
+export { ExecSetupError };
 
 function which(name: string, path: string): string {
   const found = Bun.which(name, { PATH: path });

@@ -6,6 +6,7 @@ import {
   repeated,
   sizeFlag,
 } from "../../../src/commands/_exec-flags";
+import { runHarness } from "../../support/processes";
 
 const none: ExecFlagValues = {
   exec: undefined,
@@ -76,4 +77,32 @@ describe("worker --exec flags", () => {
     expect(sizeFlag("exec-memory", "2GiB")).toBe(2 * 1024 ** 3);
     expect(() => repeated(["--exec-env"], "exec-env")).toThrow("--exec-env needs a NAME");
   });
+});
+
+describe("harness worker --exec refusals", () => {
+  const env = {
+    DATABASE_URL: "postgres://postgres@127.0.0.1:1/none",
+    INTERNAL_AUTH_TOKEN: "refusal-test-token-0123",
+    OBJECT_STORE_URL: "file:///tmp/harness-exec-refusals-unused",
+  };
+  test("a setting it cannot honour stops it at start: exit 2, one line, before any connection", async () => {
+    for (const [args, line] of [
+      [["--exec", "/no/such/program"], "/no/such/program is not an executable file"],
+      [
+        ["--exec", "sh", "--exec-env", "INTERNAL_AUTH_TOKEN"],
+        "--exec-env INTERNAL_AUTH_TOKEN is worker configuration",
+      ],
+      [
+        ["--exec", "sh", "--exec-user", "no-such-user-here"],
+        "--exec-user no-such-user-here: no such user",
+      ],
+      [["--exec", "sh", "--task-timeout", "5"], "--task-timeout must be a duration"],
+    ] as const) {
+      const r = await runHarness(["worker", ...args], env);
+      expect(r.code, args.join(" ")).toBe(2);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toContain(line);
+    }
+  }, 60_000);
 });
