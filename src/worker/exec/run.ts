@@ -10,6 +10,7 @@ import { type Batch, BatchWriter, TooMuchOutputError } from "./batches";
 import { type Child, type ExitStatus, startChild } from "./child";
 import { childEnv } from "./env";
 import { describeExit } from "./exit";
+import { homePrefix } from "./homes";
 import { launchArgv, type RunAs } from "./launch";
 import { readOutput } from "./output";
 import type { ExecPlan } from "./setup";
@@ -72,9 +73,13 @@ export async function runExec(
   }
 }
 
-/** A fresh folder, HOME and working directory of one run, owned by whoever runs the program. */
+/**
+ * A fresh folder, HOME and working directory of one run, owned by whoever
+ * runs the program. Its name carries the worker's pid, so a worker killed
+ * with -9 leaves folders the next one can tell are stale (./homes.ts).
+ */
 async function makeHome(runAs: RunAs | undefined): Promise<string> {
-  const home = await mkdtemp(join(tmpdir(), "harness-exec-"));
+  const home = await mkdtemp(join(tmpdir(), homePrefix(process.pid)));
   if (runAs !== undefined) await chown(home, runAs.uid, runAs.gid);
   return home;
 }

@@ -1,8 +1,10 @@
 import { accessSync, constants } from "node:fs";
+import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import type { Logger } from "../../log";
 import { DEFAULT_PATH, passedEnv } from "./env";
 import { ExecSetupError } from "./errors";
+import { sweepStaleHomes } from "./homes";
 import { type Fence, type LaunchPlan, launchArgv, type RunAs } from "./launch";
 
 /**
@@ -119,6 +121,7 @@ export function prepareExec(
     limits: { openFiles: s.openFiles, memoryBytes: s.memoryBytes, cpuSeconds: s.cpuSeconds },
     runAs: s.user === undefined ? undefined : runAsOf(s.user),
   };
+  sweepStaleHomes(tmpdir(), log);
   const fence = s.fence ?? chooseFence(base, path, log);
   if (fence === "group" && s.noNetwork) {
     throw new ExecSetupError("--exec-no-network needs the PID namespace fence (unshare)");

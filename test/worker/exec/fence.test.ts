@@ -1,5 +1,8 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { basename, join } from "node:path";
 import type { Subprocess } from "bun";
+import { homePrefix, sweepStaleHomes } from "../../../src/worker/exec/homes";
 import { EXEC_STARTED } from "../../../src/worker/exec/run";
 import { waitFor } from "../../support/wait";
 import {
@@ -9,6 +12,7 @@ import {
   FIXTURE,
   killAll,
   LINE,
+  memoryLogger,
   type Proc,
   processes,
   program,
@@ -55,9 +59,10 @@ async function startWorkerLike(fence: "group" | undefined) {
     task: { task_id: TASK.task_id, org_id: TASK.org_id, attempt: 1 },
     ...(fence === undefined ? {} : { fence }),
   };
+  const tmp = tempDir("harness-exec-tmp-");
   const parent = Bun.spawn([process.execPath, FIXTURE, JSON.stringify(input)], {
     // Its programs' folders land here: a worker killed with -9 cannot remove them.
-    env: { ...process.env, TMPDIR: tempDir("harness-exec-tmp-") },
+    env: { ...process.env, TMPDIR: tmp },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -71,12 +76,12 @@ async function startWorkerLike(fence: "group" | undefined) {
     },
     { what: "the program and its two sleeping children" },
   );
-  return { parent, family };
+  return { parent, family, tmp };
 }
 
 describe("kill -9 of the worker while its program runs", () => {
   test("namespace fence: the program and everything it started are gone, the escaped child too", async () => {
-    const { parent, family } = await startWorkerLike(undefined);
+    const { parent, family, tmp } = await startWorkerLike(undefined);
     const escaped = family.find((p) => p.comm === "sleep" && p.pgrp === p.pid);
     expect(escaped, "a child that left the process group").toBeDefined();
     parent.kill("SIGKILL");
@@ -85,6 +90,12 @@ describe("kill -9 of the worker while its program runs", () => {
       what: `every process of the program gone (left: ${alivePids(family).join(", ")})`,
       timeoutMs: 5_000,
     });
+    // Its working folder outlived it; the next worker's start removes it, and only it.
+    const left = readdirSync(tmp);
+    expect(left).toEqual([expect.stringMatching(new RegExp(`^${homePrefix(parent.pid)}`))]);
+    const ours = mkdtempSync(join(tmp, homePrefix(process.pid)));
+    expect(sweepStaleHomes(tmp, memoryLogger())).toBe(1);
+    expect(readdirSync(tmp)).toEqual([basename(ours)]);
   });
 
   test("group fence: the program itself is gone (its children are out of reach, see launch.ts)", async () => {
