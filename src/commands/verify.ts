@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { formatReport } from "../verify/report";
 import { runVerify } from "../verify/run";
@@ -15,6 +16,11 @@ export default harnessCommand({
       description: "each task works at least this long (default 0, or 200 with --chaos)",
     },
     workers: { type: "string", description: "worker processes", default: "2" },
+    exec: {
+      type: "string",
+      description:
+        "the workers run this task program (positional arguments are its ARGS) for every attempt, e.g. examples/synthetic.sh",
+    },
     chaos: { type: "string", description: "seed of a random fault schedule (kill -9, duplicates)" },
     timeout: {
       type: "string",
@@ -26,6 +32,11 @@ export default harnessCommand({
   },
   async run({ args }) {
     const cfg = config();
+    // The workers run elsewhere: a relative program path is made absolute here.
+    const exec =
+      args.exec === undefined
+        ? undefined
+        : [args.exec.includes("/") ? resolve(args.exec) : args.exec, ...args._];
     const urls = { state: requireStateDatabase(cfg), data: requireDataDatabase(cfg) };
     const report = await runVerify(cfg, urls, {
       tasks: intFlag("tasks", args.tasks, 1, 100_000),
@@ -37,6 +48,7 @@ export default harnessCommand({
         3_600_000,
       ),
       workers: intFlag("workers", args.workers, 1, 64),
+      exec,
       chaos: args.chaos === undefined ? undefined : intFlag("chaos", args.chaos, 0, 2 ** 31),
       timeoutMs: intFlag("timeout", args.timeout, 1, 86_400) * 1000,
       logDir: args.logs,

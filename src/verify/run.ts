@@ -36,6 +36,8 @@ export interface VerifyOptions {
   /** Each task works at least this long (heartbeating), so faults land mid-task. */
   workMs: number;
   workers: number;
+  /** `--exec CMD [ARGS…]`: the workers run this task program for every attempt. */
+  exec?: string[] | undefined;
   chaos: number | undefined;
   timeoutMs: number;
   logDir: string | undefined;
@@ -72,6 +74,9 @@ async function waitReady(url: string, deadline: number): Promise<void> {
   }
   throw new Error(`dispatcher at ${url} not ready in time`);
 }
+
+const execArgs = (o: VerifyOptions): string[] =>
+  o.exec === undefined ? [] : ["--exec", ...o.exec.slice(0, 1), "--", ...o.exec.slice(1)];
 
 async function startRoles(
   cfg: Config,
@@ -114,7 +119,12 @@ async function startRoles(
     const name = `worker-${i}`;
     roles.set(
       name,
-      supervisor.start({ name, args: ["worker", "--concurrency", "8"], env, restart: true }),
+      supervisor.start({
+        name,
+        args: ["worker", "--concurrency", "8", ...execArgs(o)],
+        env,
+        restart: true,
+      }),
     );
   }
   roles.set(
