@@ -38,28 +38,62 @@ const NODE_NETWORK_CODES = new Set([
   "CONNECT_TIMEOUT",
 ]);
 
-/** True when the error means the database could not be reached or went away: worth a retry. */
-export function isTransientDbError(err: unknown): boolean {
+/** The error and its causes (`new Error(what, { cause })`), outermost first. */
+export function causeChain(err: unknown): unknown[] {
+  const chain: unknown[] = [];
   let current: unknown = err;
-  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
-    const code = sqlState(current);
-    if (code !== undefined) {
-      if (code.startsWith("08") || code.startsWith("57P") || code === SQLSTATE.tooManyConnections)
-        return true;
-      if (code === SQLSTATE.serializationFailure || code === SQLSTATE.deadlockDetected) return true;
-      if (NODE_NETWORK_CODES.has(code)) return true;
-    }
+  while (current !== undefined && chain.length < 8) {
+    chain.push(current);
     current = current instanceof Error ? current.cause : undefined;
   }
-  return false;
+  return chain;
 }
 
-/** True when the error says the schema is missing: `harness migrate` has not run. */
-export function isMissingMigration(err: unknown): boolean {
-  const code = sqlState(err);
+function transientCode(code: string): boolean {
   return (
-    code === SQLSTATE.undefinedTable ||
-    code === SQLSTATE.invalidSchemaName ||
-    code === SQLSTATE.undefinedObject
+    code.startsWith("08") ||
+    code.startsWith("57P") ||
+    code === SQLSTATE.tooManyConnections ||
+    code === SQLSTATE.serializationFailure ||
+    code === SQLSTATE.deadlockDetected ||
+    NODE_NETWORK_CODES.has(code)
   );
+}
+
+/** True when the error means the database could not be reached or went away: worth a retry. */
+export function isTransientDbError(err: unknown): boolean {
+  return causeChain(err).some((e) => {
+    const code = sqlState(e);
+    return code !== undefined && transientCode(code);
+  });
+}
+
+/** What every role and command says when the schema is missing. */
+export const MISSING_SCHEMA = "the schema is missing: run harness migrate first";
+
+/**
+ * True when the error, or any error it wraps (queue and SQL errors wrap their
+ * cause), says the schema is missing: `harness migrate` has not run.
+ */
+export function isMissingMigration(err: unknown): boolean {
+  return causeChain(err).some((e) => {
+    const code = sqlState(e);
+    return (
+      code === SQLSTATE.undefinedTable ||
+      code === SQLSTATE.invalidSchemaName ||
+      code === SQLSTATE.undefinedObject
+    );
+  });
+}
+
+/**
+ * True when the database refused the values themselves (class 22, data
+ * exception, or 54000, a program limit such as a row too large): the same
+ * statement with the same values fails again, however often it is retried.
+ */
+export function isDataException(err: unknown): boolean {
+  return causeChain(err).some((e) => {
+    const code = sqlState(e);
+    return code !== undefined && (code.startsWith("22") || code === "54000");
+  });
 }
