@@ -5,6 +5,7 @@ import { WORKER_LOG } from "../worker/logs";
 import { runWorker } from "../worker/main";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 import { execSettingsFrom } from "./_exec-flags";
+import { giveUpArg, giveUpFlag } from "./_give-up";
 
 export default harnessCommand({
   name: "worker",
@@ -14,10 +15,12 @@ export default harnessCommand({
     concurrency: { type: "string", description: "tasks worked at once", default: "1" },
     untilIdle: {
       type: "boolean",
-      description: "exit 0 once task_wakeup has stayed empty for --idle-ms with nothing in flight",
+      description:
+        "exit 0 once the pipeline is done for --idle-ms: task_wakeup empty, nothing in flight, no outbox row pending, no task queued or running (asks the dispatcher)",
       default: false,
     },
-    idleMs: { type: "string", description: "how long empty counts as idle", default: "1000" },
+    idleMs: { type: "string", description: "how long done counts as idle", default: "1000" },
+    "give-up-ms": giveUpArg,
     graceMs: {
       type: "string",
       description:
@@ -75,6 +78,7 @@ export default harnessCommand({
       },
       process.env,
     );
+    const giveUpMs = giveUpFlag(args["give-up-ms"], args.untilIdle);
     const log = createLogger("worker", { pid: process.pid });
     const stop = new AbortController();
     const abandon = new AbortController();
@@ -91,7 +95,12 @@ export default harnessCommand({
     process.on("SIGINT", onSignal);
     const stats = await runWorker(
       config(),
-      { concurrency, untilIdleMs: args.untilIdle ? idleMs : undefined, graceMs, exec },
+      {
+        concurrency,
+        untilIdle: args.untilIdle ? { idleMs, giveUpMs } : undefined,
+        graceMs,
+        exec,
+      },
       { stop: stop.signal, abandon: abandon.signal },
     ).catch((err: unknown) => {
       // The machine or the user cannot honour an --exec setting: one line, exit 2.

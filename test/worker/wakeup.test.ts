@@ -1,5 +1,6 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
+import { GiveUp } from "../../src/give-up";
 import { createLogger, setLogLevel } from "../../src/log";
 import { openObjectStore } from "../../src/objectstore/index";
 import { DispatcherClient } from "../../src/worker/client";
@@ -42,6 +43,8 @@ async function context(): Promise<WorkerContext> {
     }),
     leaseDurationMs: 1_000,
     log,
+    queueAt: { name: "the state database", where: db().name },
+    giveUp: new GiveUp(undefined),
   };
 }
 
@@ -122,5 +125,26 @@ describe("a wakeup whose claim cannot be worked", () => {
     answer = () => Response.json({ error: "unauthorized", message: "bad token" }, { status: 401 });
     const row = await refusedWakeup();
     expect(String(row?.last_error)).toContain("401 unauthorized");
+  });
+
+  test("409 retry_pending hides the wakeup until the retry is due (Retry-After), error-free", async () => {
+    answer = () =>
+      Response.json(
+        { error: "retry_pending", message: "the task's retry is due later" },
+        { status: 409, headers: { "Retry-After": "7" } },
+      );
+    const msg = await oneWakeup(randomUUID());
+    const result = await handleWakeup(
+      await context(),
+      { msg, hiddenUntil: 0 },
+      new AbortController().signal,
+    );
+    expect(result).toEqual({ outcome: "retry_pending" });
+    const [row] = await db().sql`
+      SELECT queue_name, last_error, extract(epoch FROM available_at - now()) * 1000 AS hidden_ms
+      FROM state.queue_messages WHERE id = ${msg.id}`;
+    expect(row).toMatchObject({ queue_name: "task_wakeup", last_error: null });
+    expect(Number(row?.hidden_ms)).toBeGreaterThan(5_000);
+    expect(Number(row?.hidden_ms)).toBeLessThanOrEqual(7_000);
   });
 });
