@@ -85,7 +85,7 @@ describe("task, status and keygen commands", () => {
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.tasks).toEqual({ queued: 2, running: 0, succeeded: 0, failed: 0 });
-    expect(s.outbox).toEqual({ pending: 2 });
+    expect(s.outbox).toEqual({ pending: 2, rejected: 0 });
     expect(s.alerts).toEqual({ rows: 0, batches: 1, inserted: 5, skipped: 2 });
     expect(s.queues.find((q: { queue: string }) => q.queue === "buffer_queue")).toMatchObject({
       dead: 1,

@@ -26,7 +26,7 @@ describe("status", () => {
       queues: db().queue().admin(),
     });
     expect(r.tasks).toEqual({ queued: 2, running: 0, succeeded: 0, failed: 0 });
-    expect(r.outbox).toEqual({ pending: 2 });
+    expect(r.outbox).toEqual({ pending: 2, rejected: 0 });
     expect(r.alerts).toEqual({ rows: 0, batches: 0, inserted: 0, skipped: 0 });
     expect(r.failures).toEqual([]);
     expect(formatStatus(r)).not.toContain("failures");
