@@ -1,3 +1,5 @@
+import { type Config, requireStateDatabase } from "./config";
+import { describeUrl } from "./db/connect";
 import { isMissingMigration, MISSING_SCHEMA } from "./db/errors";
 import type { Logger } from "./log";
 
@@ -20,6 +22,12 @@ export interface Dependency {
   name: string;
   /** Where, as an operator would look for it: a URL, a host, and the variable that sets it. */
   where: string;
+}
+
+/** Where a role's queue lives, as logs and the give-up line name it (no credentials). */
+export function queueDependency(cfg: Config, queue: string): Dependency {
+  if (cfg.queue.url !== undefined) return { name: queue, where: "QUEUE_URL" };
+  return { name: "the state database", where: describeUrl(requireStateDatabase(cfg)) };
 }
 
 /** Where `down` and `up` log, and the message of a failure (`msg`) and of the end of an outage (`back`). */

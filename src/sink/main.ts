@@ -1,11 +1,6 @@
-import {
-  type Config,
-  requireDataDatabase,
-  requireObjectStore,
-  requireStateDatabase,
-} from "../config";
+import { type Config, requireDataDatabase, requireObjectStore } from "../config";
 import { connect, describeUrl } from "../db/connect";
-import { GiveUp } from "../give-up";
+import { GiveUp, queueDependency } from "../give-up";
 import { createLogger } from "../log";
 import { openObjectStore } from "../objectstore/index";
 import { openQueue } from "../queue/open";
@@ -31,13 +26,9 @@ export interface SinkFlags {
 }
 
 function outagesOf(cfg: Config, dataUrl: string, flags: SinkFlags): SinkOutages {
-  const state =
-    cfg.queue.url === undefined
-      ? { name: "the state database", where: describeUrl(requireStateDatabase(cfg)) }
-      : { name: "buffer_queue", where: "QUEUE_URL" };
   return {
     giveUp: new GiveUp(flags.untilIdle ? flags.giveUpMs : undefined),
-    state,
+    state: queueDependency(cfg, "buffer_queue"),
     data: { name: "the data database", where: describeUrl(dataUrl) },
   };
 }
