@@ -12,13 +12,13 @@ export default harnessCommand({
     "Poll task_wakeup: claim each task, write its batch (or run --exec CMD [ARGS…] for it), buffer-publish, complete (heartbeating meanwhile), then ack",
   args: {
     concurrency: { type: "string", description: "tasks worked at once", default: "1" },
-    untilIdle: {
+    "until-idle": {
       type: "boolean",
       description: "exit 0 once task_wakeup has stayed empty for --idle-ms with nothing in flight",
       default: false,
     },
-    idleMs: { type: "string", description: "how long empty counts as idle", default: "1000" },
-    graceMs: {
+    "idle-ms": { type: "string", description: "how long empty counts as idle", default: "1000" },
+    "grace-ms": {
       type: "string",
       description:
         "on SIGTERM/SIGINT, how long in-flight tasks get to finish; with --exec, also how long a stopped program gets between SIGTERM and SIGKILL",
@@ -57,10 +57,11 @@ export default harnessCommand({
       default: false,
     },
   },
+  checks: { databases: ["state"], schema: true, oneShot: false },
   async run({ args, rawArgs }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
-    const idleMs = intFlag("idle-ms", args.idleMs, 0, 3_600_000);
-    const graceMs = intFlag("grace-ms", args.graceMs, 0, 3_600_000);
+    const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);
+    const graceMs = intFlag("grace-ms", args["grace-ms"], 0, 3_600_000);
     const exec = execSettingsFrom(
       {
         exec: args.exec,
@@ -91,7 +92,7 @@ export default harnessCommand({
     process.on("SIGINT", onSignal);
     const stats = await runWorker(
       config(),
-      { concurrency, untilIdleMs: args.untilIdle ? idleMs : undefined, graceMs, exec },
+      { concurrency, untilIdleMs: args["until-idle"] ? idleMs : undefined, graceMs, exec },
       { stop: stop.signal, abandon: abandon.signal },
     ).catch((err: unknown) => {
       // The machine or the user cannot honour an --exec setting: one line, exit 2.
