@@ -40,26 +40,42 @@ const NODE_NETWORK_CODES = new Set([
 
 /** True when the error means the database could not be reached or went away: worth a retry. */
 export function isTransientDbError(err: unknown): boolean {
-  let current: unknown = err;
-  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
-    const code = sqlState(current);
-    if (code !== undefined) {
-      if (code.startsWith("08") || code.startsWith("57P") || code === SQLSTATE.tooManyConnections)
-        return true;
-      if (code === SQLSTATE.serializationFailure || code === SQLSTATE.deadlockDetected) return true;
-      if (NODE_NETWORK_CODES.has(code)) return true;
-    }
-    current = current instanceof Error ? current.cause : undefined;
+  for (const e of errorChain(err)) {
+    const code = sqlState(e);
+    if (code === undefined) continue;
+    if (code.startsWith("08") || code.startsWith("57P") || code === SQLSTATE.tooManyConnections)
+      return true;
+    if (code === SQLSTATE.serializationFailure || code === SQLSTATE.deadlockDetected) return true;
+    if (NODE_NETWORK_CODES.has(code)) return true;
   }
   return false;
 }
 
-/** True when the error says the schema is missing: `harness migrate` has not run. */
+/** The error, its cause, its cause's cause… (at most five). */
+export function* errorChain(err: unknown): Generator<unknown> {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
+    yield current;
+    current = current instanceof Error ? current.cause : undefined;
+  }
+}
+
+const MISSING_OBJECT = new Set<string>([
+  SQLSTATE.undefinedTable,
+  SQLSTATE.invalidSchemaName,
+  SQLSTATE.undefinedObject,
+]);
+
+/** The PostgreSQL error in the chain saying the schema is missing (`harness migrate` has not run), if any. */
+export function missingMigrationError(err: unknown): Error | undefined {
+  for (const e of errorChain(err)) {
+    const code = sqlState(e);
+    if (code !== undefined && MISSING_OBJECT.has(code) && e instanceof Error) return e;
+  }
+  return undefined;
+}
+
+/** True when the error, or one of its causes, says the schema is missing. */
 export function isMissingMigration(err: unknown): boolean {
-  const code = sqlState(err);
-  return (
-    code === SQLSTATE.undefinedTable ||
-    code === SQLSTATE.invalidSchemaName ||
-    code === SQLSTATE.undefinedObject
-  );
+  return missingMigrationError(err) !== undefined;
 }
