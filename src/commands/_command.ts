@@ -29,8 +29,7 @@ export class UsageError extends Error {
 }
 
 /** The one line a failure prints after `harness <command>: `. */
-export function failureLine(command: string, err: unknown): string {
-  if (err instanceof UsageError) return `${err.message} (see ${command} --help)`;
+function failureLine(err: unknown): string {
   if (err instanceof UpNotRunningError) return `${describeError(err.cause)}; ${err.message}`;
   const missing = missingMigrationError(err);
   if (missing !== undefined) return `${MISSING_SCHEMA} (${missing.message})`;
@@ -44,7 +43,7 @@ class UpNotRunningError extends Error {
 
 export function fail(command: string, err: unknown): never {
   const usage = err instanceof UsageError || err instanceof ConfigError;
-  process.stderr.write(`${command}: ${failureLine(command, err)}\n`);
+  process.stderr.write(`${command}: ${failureLine(err)}\n`);
   process.exit(usage ? 2 : 1);
 }
 

@@ -68,7 +68,8 @@ export function checkFlags(rawArgs: readonly string[], args: ArgsDef): void {
 export async function runCli(root: CommandDef<ArgsDef>, argv: readonly string[]): Promise<void> {
   const { path, cmd, rest, unknown } = await resolveCommand(root, argv);
   const command = path.join(" ");
-  if (unknown !== undefined) fail(command, new UsageError(`unknown command ${unknown}`));
+  const seeHelp = (what: string) => new UsageError(`${what} (see ${command} --help)`);
+  if (unknown !== undefined) fail(command, seeHelp(`unknown command ${unknown}`));
   const flags = beforeDoubleDash(rest);
   const version = (await commandMeta(cmd)).version;
   if (version !== undefined && flags.length === 1 && flags[0] === "--version") {
@@ -81,6 +82,10 @@ export async function runCli(root: CommandDef<ArgsDef>, argv: readonly string[])
   }
   try {
     checkFlags(rest, await commandArgs(cmd));
+  } catch (err) {
+    fail(command, err instanceof UsageError ? seeHelp(err.message) : err);
+  }
+  try {
     await runCommand(cmd, { rawArgs: rest });
   } catch (err) {
     fail(command, err);
