@@ -53,7 +53,8 @@ export function fail(command: string, err: unknown): never {
  * long-running role then starts anyway and retries on its own.
  */
 export interface DatabaseChecks {
-  databases: readonly DatabaseKind[];
+  /** `queue`: the state database when the queues live there (pgqueue, QUEUE_URL unset). */
+  databases: ReadonlyArray<DatabaseKind | "queue">;
   /** Also require the tables `harness migrate` makes (everything but migrate itself). */
   schema: boolean;
   oneShot: boolean;
@@ -61,8 +62,17 @@ export interface DatabaseChecks {
 
 const CONNECT_DEADLINE_MS = 3_000;
 
+function databasesOf(cfg: Config, checks: DatabaseChecks): DatabaseKind[] {
+  const kinds = new Set<DatabaseKind>();
+  for (const k of checks.databases) {
+    if (k !== "queue") kinds.add(k);
+    else if (cfg.queue.url === undefined) kinds.add("state");
+  }
+  return [...kinds];
+}
+
 async function checkDatabases(cfg: Config, checks: DatabaseChecks): Promise<void> {
-  for (const kind of checks.databases) {
+  for (const kind of databasesOf(cfg, checks)) {
     const url = kind === "state" ? requireStateDatabase(cfg) : requireDataDatabase(cfg);
     try {
       await checkDatabase(url, kind, { schema: checks.schema, timeoutMs: CONNECT_DEADLINE_MS });

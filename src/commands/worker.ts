@@ -57,7 +57,7 @@ export default harnessCommand({
       default: false,
     },
   },
-  checks: { databases: ["state"], schema: true, oneShot: false },
+  checks: { databases: ["queue"], schema: true, oneShot: false },
   async run({ args, rawArgs }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
     const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);

@@ -78,8 +78,13 @@ export async function makeOnce(
     refuseForeign(target);
     return false;
   }
-  mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
-  const work = mkdtempSync(`${target}.tmp-`);
+  let work: string;
+  try {
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    work = mkdtempSync(`${target}.tmp-`);
+  } catch (cause) {
+    throw new Error(`${what} into ${target}`, { cause });
+  }
   try {
     await fill(work);
     chmodSync(work, 0o755);
