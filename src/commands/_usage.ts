@@ -11,7 +11,7 @@ function isThunk<T>(value: Resolvable<T>): value is (() => T) | (() => Promise<T
   return typeof value === "function";
 }
 
-export async function resolved<T>(value: Resolvable<T>): Promise<T> {
+async function resolved<T>(value: Resolvable<T>): Promise<T> {
   return isThunk(value) ? await value() : await value;
 }
 
