@@ -34,7 +34,7 @@ export async function subCommandsOf(
 
 function flagLabel(name: string, def: ArgDef): string {
   if (def.type === "boolean") return `--${name}`;
-  return `--${name} <${def.valueHint ?? (name.endsWith("-ms") ? "ms" : name)}>`;
+  return `--${name} <${def.valueHint ?? name.split("-").at(-1)}>`;
 }
 
 function flagNote(def: ArgDef): string {
