@@ -5,6 +5,7 @@ export default harnessCommand({
   name: "migrate",
   description: "Apply the embedded migrations to the state and data databases (idempotent)",
   args: {},
+  checks: { databases: ["state", "data"], schema: false, oneShot: true },
   async run() {
     for (const report of await migrateAll()) {
       const what = report.applied.length ? `applied ${report.applied.join(", ")}` : "up to date";

@@ -24,6 +24,7 @@ export default harnessCommand({
     "idle-ms": { type: "string", description: "how long empty counts as idle", default: "1000" },
     "give-up-ms": giveUpArg,
   },
+  checks: { databases: ["queue", "data"], schema: true, oneShot: false },
   async run({ args }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
     const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);

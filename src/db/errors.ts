@@ -38,16 +38,19 @@ const NODE_NETWORK_CODES = new Set([
   "CONNECT_TIMEOUT",
 ]);
 
-/** The error and its causes (`new Error(what, { cause })`), outermost first. */
-export function causeChain(err: unknown): unknown[] {
-  const chain: unknown[] = [];
+/** The error, its cause, its cause's cause… (at most eight), outermost first. */
+export function* errorChain(err: unknown): Generator<unknown> {
   let current: unknown = err;
-  while (current !== undefined && chain.length < 8) {
-    chain.push(current);
+  for (let depth = 0; depth < 8 && current !== undefined; depth++) {
+    yield current;
     current = current instanceof Error ? current.cause : undefined;
   }
-  return chain;
 }
+
+const some = (err: unknown, test: (e: unknown) => boolean): boolean => {
+  for (const e of errorChain(err)) if (test(e)) return true;
+  return false;
+};
 
 function transientCode(code: string): boolean {
   return (
@@ -62,7 +65,7 @@ function transientCode(code: string): boolean {
 
 /** True when the error means the database could not be reached or went away: worth a retry. */
 export function isTransientDbError(err: unknown): boolean {
-  return causeChain(err).some((e) => {
+  return some(err, (e) => {
     const code = sqlState(e);
     return code !== undefined && transientCode(code);
   });
@@ -71,19 +74,24 @@ export function isTransientDbError(err: unknown): boolean {
 /** What every role and command says when the schema is missing. */
 export const MISSING_SCHEMA = "the schema is missing: run harness migrate first";
 
-/**
- * True when the error, or any error it wraps (queue and SQL errors wrap their
- * cause), says the schema is missing: `harness migrate` has not run.
- */
-export function isMissingMigration(err: unknown): boolean {
-  return causeChain(err).some((e) => {
+const MISSING_OBJECT = new Set<string>([
+  SQLSTATE.undefinedTable,
+  SQLSTATE.invalidSchemaName,
+  SQLSTATE.undefinedObject,
+]);
+
+/** The PostgreSQL error in the chain saying the schema is missing (`harness migrate` has not run), if any. */
+export function missingMigrationError(err: unknown): Error | undefined {
+  for (const e of errorChain(err)) {
     const code = sqlState(e);
-    return (
-      code === SQLSTATE.undefinedTable ||
-      code === SQLSTATE.invalidSchemaName ||
-      code === SQLSTATE.undefinedObject
-    );
-  });
+    if (code !== undefined && MISSING_OBJECT.has(code) && e instanceof Error) return e;
+  }
+  return undefined;
+}
+
+/** True when the error, or any error it wraps (queue and SQL errors wrap their cause), says the schema is missing. */
+export function isMissingMigration(err: unknown): boolean {
+  return missingMigrationError(err) !== undefined;
 }
 
 /**
@@ -92,7 +100,7 @@ export function isMissingMigration(err: unknown): boolean {
  * statement with the same values fails again, however often it is retried.
  */
 export function isDataException(err: unknown): boolean {
-  return causeChain(err).some((e) => {
+  return some(err, (e) => {
     const code = sqlState(e);
     return code !== undefined && (code.startsWith("22") || code === "54000");
   });

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { QUEUE_NAMES, QUEUES, type QueueName } from "../contracts/queue";
 import type { Db, Sql } from "../db/connect";
-import { causeChain, isDataException, isTransientDbError } from "../db/errors";
+import { errorChain, isDataException, isTransientDbError } from "../db/errors";
 import { describeError } from "../describe-error";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
@@ -69,7 +69,7 @@ function fit(row: PendingRow): { queue: QueueName } | { error: string } {
 
 /** True when publishing the row again can never succeed. */
 const permanent = (err: unknown): boolean =>
-  causeChain(err).some((e) => e instanceof MessageRefusedError) || isDataException(err);
+  [...errorChain(err)].some((e) => e instanceof MessageRefusedError) || isDataException(err);
 
 async function publishRows<Q extends QueueName>(pub: QueuePublisher, queue: Q, rows: PendingRow[]) {
   const messages = rows.map((r) => ({
