@@ -73,6 +73,10 @@ export const EnvSchema = v.object({
     v.pipe(v.string(), v.minLength(16, "must be at least 16 characters")),
   ),
   PORT: positiveInt(8080, 65_535),
+  /** The dashboard's port (`harness ui`). */
+  UI_PORT: positiveInt(8090, 65_535),
+  /** The dashboard's login token. */
+  UI_AUTH_TOKEN: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"))),
   LEASE_DURATION_MS: positiveInt(30_000),
   VISIBILITY_TIMEOUT_MS: positiveInt(30_000),
   MAX_ATTEMPTS: positiveInt(5, 1_000),
@@ -115,6 +119,7 @@ export interface Config {
   dispatcherUrl: string;
   internalAuthToken: string | undefined;
   port: number;
+  ui: { port: number; authToken: string | undefined };
   leaseDurationMs: number;
   visibilityTimeoutMs: number;
   maxAttempts: number;
@@ -134,6 +139,9 @@ export interface Config {
   upDir: string | undefined;
 }
 
+/** Variables whose value a configuration error never shows. */
+const SECRET_VARIABLES = new Set(["UI_AUTH_TOKEN"]);
+
 /** A configuration problem: its message is the one line printed before exit 2. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -149,7 +157,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const issue = result.issues[0];
     const key = issue.path?.[0]?.key;
     const name = typeof key === "string" ? key : "environment";
-    const shown = typeof key === "string" ? ` (got ${JSON.stringify(present[key])})` : "";
+    const shown =
+      typeof key === "string" && !SECRET_VARIABLES.has(key)
+        ? ` (got ${JSON.stringify(present[key])})`
+        : "";
     throw new ConfigError(`${name} ${issue.message}${shown}`);
   }
   const e = result.output;
@@ -166,6 +177,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     dispatcherUrl: e.DISPATCHER_URL,
     internalAuthToken: e.INTERNAL_AUTH_TOKEN,
     port: e.PORT,
+    ui: { port: e.UI_PORT, authToken: e.UI_AUTH_TOKEN },
     leaseDurationMs: e.LEASE_DURATION_MS,
     visibilityTimeoutMs: e.VISIBILITY_TIMEOUT_MS,
     maxAttempts: e.MAX_ATTEMPTS,
@@ -219,4 +231,11 @@ export function requireInternalAuthToken(c: Config): string {
     throw new ConfigError("INTERNAL_AUTH_TOKEN is not set (at least 16 characters)");
   }
   return c.internalAuthToken;
+}
+
+export function requireUiAuthToken(c: Config): string {
+  if (c.ui.authToken === undefined) {
+    throw new ConfigError("UI_AUTH_TOKEN is not set (the dashboard's login token, at least 16 characters)");
+  }
+  return c.ui.authToken;
 }

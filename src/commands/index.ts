@@ -21,5 +21,6 @@ export const harness = defineCommand({
     up: () => import("./up").then((m) => m.default),
     verify: () => import("./verify").then((m) => m.default),
     contracts: () => import("./contracts").then((m) => m.default),
+    ui: () => import("./ui").then((m) => m.default),
   },
 });

@@ -13,6 +13,8 @@ export interface ConnectOptions {
   idleTimeout?: number;
   /** Seconds to wait for a connection (default 10). */
   connectTimeout?: number;
+  /** Cancels any statement running longer (a read-only dashboard's guard); unset: no limit. */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -34,7 +36,12 @@ export function connect(url: string, opts: ConnectOptions): Sql {
     // quickly instead, at most a second apart.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: () => {},
-    connection: { application_name: `harness-${opts.name}` },
+    connection: {
+      application_name: `harness-${opts.name}`,
+      ...(opts.statementTimeoutMs === undefined
+        ? {}
+        : { statement_timeout: opts.statementTimeoutMs }),
+    },
   });
 }
 

@@ -1,0 +1,1 @@
+CREATE INDEX "sink_batches_committed_idx" ON "data"."sink_batches" USING btree ("committed_at");

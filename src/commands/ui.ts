@@ -1,0 +1,37 @@
+import { config } from "../config";
+import { startUi } from "../ui/server";
+import { harnessCommand, intFlag } from "./_command";
+
+export default harnessCommand({
+  name: "ui",
+  description:
+    "The web dashboard: tasks, attempts and their fencing, queues, dead letters (login with UI_AUTH_TOKEN)",
+  args: {
+    port: { type: "string", description: "port to listen on (env UI_PORT, default 8090)" },
+    host: {
+      type: "string",
+      description: "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
+      default: "127.0.0.1",
+    },
+  },
+  async run({ args }) {
+    const cfg = config();
+    const port = args.port === undefined ? cfg.ui.port : intFlag("port", args.port, 1, 65_535);
+    const running = await startUi(cfg, { port, hostname: String(args.host) });
+    process.stdout.write(`harness ui: dashboard on ${running.url}\n`);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        running.stop().then(resolve, (err) => {
+          process.stderr.write(`harness ui: stopping: ${String(err)}\n`);
+          process.exit(1);
+        });
+      };
+      process.on("SIGTERM", stop);
+      process.on("SIGINT", stop);
+    });
+    process.exit(0);
+  },
+});

@@ -1,0 +1,67 @@
+import type { Db } from "../db/connect";
+import type { QueueAdmin } from "../queue/seam";
+import { alertRowsCapped, outboxPendingCapped, taskCountsCapped } from "../reads/counts";
+import { rolesConnected } from "../reads/roles";
+import { rowsIngestedSeries, tasksFinishedSeries, type Window } from "../reads/throughput";
+import type { Overview } from "./contract";
+
+/**
+ * The overview: task counts, queue depths, outbox backlog, rows, the
+ * throughput of the last 15 minutes and the roles connected. However many
+ * browsers poll it, it is read at most once per `maxAgeMs` (one read in
+ * flight, its answer shared), so the dashboard adds a bounded load to the
+ * databases the dispatcher uses.
+ */
+
+export const THROUGHPUT: Window = { bucketSeconds: 10, windowSeconds: 15 * 60 };
+
+export interface OverviewSource {
+  state: Db;
+  data: Db;
+  admin: QueueAdmin;
+}
+
+export async function readOverview(s: OverviewSource): Promise<Overview> {
+  const [tasks, queues, pending, rows, finished, ingested, roles] = await Promise.all([
+    taskCountsCapped(s.state),
+    s.admin.depths(),
+    outboxPendingCapped(s.state),
+    alertRowsCapped(s.data),
+    tasksFinishedSeries(s.state, THROUGHPUT),
+    rowsIngestedSeries(s.data, THROUGHPUT),
+    rolesConnected(s.state),
+  ]);
+  return {
+    at: new Date().toISOString(),
+    tasks,
+    queues: queues.map((q) => ({
+      queue: q.queue,
+      ready: q.ready,
+      in_flight: q.inFlight,
+      delayed: q.delayed,
+      dead: q.dead,
+    })),
+    outbox: { pending },
+    alerts: { rows },
+    throughput: { bucket_seconds: THROUGHPUT.bucketSeconds, finished, rows: ingested },
+    roles,
+  };
+}
+
+/** `read`, shared: a call within `maxAgeMs` of the last answer (or during a read) gets that one. */
+export function shared<T>(read: () => Promise<T>, maxAgeMs: number): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (last === undefined || now - last.at >= maxAgeMs) {
+      const value = read();
+      const entry = { at: now, value };
+      last = entry;
+      // A failed read is not kept: the next call tries again.
+      value.catch(() => {
+        if (last === entry) last = undefined;
+      });
+    }
+    return last.value;
+  };
+}
