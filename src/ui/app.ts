@@ -62,7 +62,7 @@ function secured(res: Response, cache: string): Response {
   const h = res.headers;
   h.set("content-security-policy", CSP);
   h.set("x-content-type-options", "nosniff");
-  h.set("referrer-policy", "no-referrer");
+  h.set("referrer-policy", "same-origin");
   h.set("x-frame-options", "DENY");
   if (!h.has("cache-control")) h.set("cache-control", cache);
   return res;

@@ -99,9 +99,13 @@ export function clearedCookie(req: Request): string {
   return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure}`;
 }
 
-/** A cross-site form post carries another Origin; a same-origin one ours, or none at all. */
+/** A cross-site form post carries another Origin; a same-origin one ours (the Host it was sent to), or none. */
 export function sameOrigin(req: Request): boolean {
   const origin = req.headers.get("origin");
   if (origin === null) return true;
-  return origin === new URL(req.url).origin;
+  try {
+    return new URL(origin).host === (req.headers.get("host") ?? new URL(req.url).host);
+  } catch {
+    return false;
+  }
 }
