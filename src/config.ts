@@ -235,7 +235,9 @@ export function requireInternalAuthToken(c: Config): string {
 
 export function requireUiAuthToken(c: Config): string {
   if (c.ui.authToken === undefined) {
-    throw new ConfigError("UI_AUTH_TOKEN is not set (the dashboard's login token, at least 16 characters)");
+    throw new ConfigError(
+      "UI_AUTH_TOKEN is not set (the dashboard's login token, at least 16 characters)",
+    );
   }
   return c.ui.authToken;
 }

@@ -131,7 +131,10 @@ export function createUiApp(d: UiDeps): UiApp {
     const asset = d.assets.files.get(path);
     if (get && asset !== undefined) {
       return new Response(asset.body, {
-        headers: { "content-type": asset.type, "cache-control": "public, max-age=31536000, immutable" },
+        headers: {
+          "content-type": asset.type,
+          "cache-control": "public, max-age=31536000, immutable",
+        },
       });
     }
     if (path === "/healthz" && get) return json(200, { status: "ok" });

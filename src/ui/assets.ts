@@ -1,7 +1,7 @@
 import { basename } from "node:path";
 import type { HTMLBundle } from "bun";
-import login from "./web/login.html";
 import page from "./web/index.html";
+import login from "./web/login.html";
 
 /**
  * The browser side, bundled by Bun from its HTML imports: in the compiled

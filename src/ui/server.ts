@@ -1,5 +1,10 @@
 import type { Server } from "bun";
-import { type Config, requireDataDatabase, requireStateDatabase, requireUiAuthToken } from "../config";
+import {
+  type Config,
+  requireDataDatabase,
+  requireStateDatabase,
+  requireUiAuthToken,
+} from "../config";
 import { connect, type Sql } from "../db/connect";
 import { createLogger } from "../log";
 import { createUiApp } from "./app";

@@ -1,6 +1,6 @@
 import type { TaskRow } from "../reads/tasks";
 import type { AttemptRow, BatchRow, OutboxRow } from "../reads/timeline";
-import { OUTCOMES, type AttemptView, type Outcome, type TimelineEvent } from "./contract";
+import { type AttemptView, OUTCOMES, type Outcome, type TimelineEvent } from "./contract";
 
 /**
  * A task's attempts as a timeline: each claim, the lease, what the attempt
@@ -49,7 +49,11 @@ function derive(task: TaskRow, row: AttemptRow, next: AttemptRow | undefined): D
       return { outcome: "failed", endedAt: task.finished_at, reason: task.last_error };
     case "running":
       return task.lease_expired
-        ? { outcome: "expired", endedAt: task.lease_expires_at, reason: "lease expired; waiting for a new claim" }
+        ? {
+            outcome: "expired",
+            endedAt: task.lease_expires_at,
+            reason: "lease expired; waiting for a new claim",
+          }
         : { outcome: "running", endedAt: null, reason: null };
     default:
       return { outcome: "unknown", endedAt: null, reason: null };
@@ -63,21 +67,34 @@ function events(
   mine: { outbox: OutboxRow[]; batches: BatchRow[] },
 ): TimelineEvent[] {
   const list: TimelineEvent[] = [
-    { at: at(row.claimed_at), kind: "claim", text: `claimed, lease ${row.lease_token.slice(0, 8)}` },
+    {
+      at: at(row.claimed_at),
+      kind: "claim",
+      text: `claimed, lease ${row.lease_token.slice(0, 8)}`,
+    },
   ];
   const current = row.attempt === task.attempt && task.status === "running";
   if (current && task.updated_at > row.claimed_at) {
-    list.push({ at: at(task.updated_at), kind: "heartbeat", text: "last lease renewal (heartbeat)" });
+    list.push({
+      at: at(task.updated_at),
+      kind: "heartbeat",
+      text: "last lease renewal (heartbeat)",
+    });
   }
   for (const o of mine.outbox) {
-    const sent = o.sent_at ? `sent ${o.sent_at.toISOString()}` : o.status;
+    const state = o.status === "sent" ? "published" : o.status;
+    const name = o.batch_uri?.slice(o.batch_uri.lastIndexOf("/") + 1) ?? "";
     const text =
       o.queue_name === "task_wakeup"
         ? "lease expiry seen by the reaper: task woken again"
         : o.queue_name === "buffer_queue"
-          ? `published batch ${o.batch_uri ?? ""} (${sent})`
-          : `${o.queue_name} message (${sent})`;
-    list.push({ at: at(o.created_at), kind: o.queue_name === "task_wakeup" ? "wakeup" : "publish", text });
+          ? `buffer-publish of batch ${name} (outbox row ${o.id}, ${state})`
+          : `complete: ${o.queue_name} message (outbox row ${o.id}, ${state})`;
+    list.push({
+      at: at(o.created_at),
+      kind: o.queue_name === "task_wakeup" ? "wakeup" : "publish",
+      text,
+    });
   }
   for (const b of mine.batches) {
     list.push({
@@ -87,7 +104,11 @@ function events(
     });
   }
   if (d.outcome !== "running") {
-    list.push({ at: iso(d.endedAt), kind: "end", text: d.reason ? `${d.outcome}: ${d.reason}` : d.outcome });
+    list.push({
+      at: iso(d.endedAt),
+      kind: "end",
+      text: d.reason ? `${d.outcome}: ${d.reason}` : d.outcome,
+    });
   }
   return list.sort((a, b) => (a.at ?? "\uffff").localeCompare(b.at ?? "\uffff"));
 }

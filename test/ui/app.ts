@@ -14,7 +14,10 @@ export const BASE = "http://ui.test";
 export interface TestUi {
   app: UiApp;
   clock: { now: number };
-  request(path: string, init?: RequestInit & { cookie?: string; client?: string }): Promise<Response>;
+  request(
+    path: string,
+    init?: RequestInit & { cookie?: string; client?: string },
+  ): Promise<Response>;
   login(token?: string, client?: string): Promise<Response>;
   /** Logs in and returns the session cookie and its CSRF token. */
   session(): Promise<{ cookie: string; csrf: string }>;
@@ -55,7 +58,12 @@ export async function testUi(sql: Sql): Promise<TestUi> {
       const cookie = `${SESSION_COOKIE}=${id}`;
       const s = await request("/api/session", { cookie });
       const body: unknown = await s.json();
-      if (typeof body !== "object" || body === null || !("csrf" in body) || typeof body.csrf !== "string")
+      if (
+        typeof body !== "object" ||
+        body === null ||
+        !("csrf" in body) ||
+        typeof body.csrf !== "string"
+      )
         throw new Error("no csrf token");
       return { cookie, csrf: body.csrf };
     },

@@ -10,19 +10,27 @@ const db = useFreshDatabase();
 
 async function deadLetter(queue: "task_wakeup", error: string): Promise<string> {
   const id = await publish(db().sql, queue, { task_id: crypto.randomUUID() });
-  await db().sql`UPDATE state.queue_messages SET queue_name = ${`${queue}.dlq`}, last_error = ${error} WHERE id = ${id}::bigint`;
+  await db()
+    .sql`UPDATE state.queue_messages SET queue_name = ${`${queue}.dlq`}, last_error = ${error} WHERE id = ${id}::bigint`;
   return id;
 }
 
 async function queueOf(id: string): Promise<string | undefined> {
-  const [row] = await db().sql`SELECT queue_name FROM state.queue_messages WHERE id = ${id}::bigint`;
+  const [row] = await db()
+    .sql`SELECT queue_name FROM state.queue_messages WHERE id = ${id}::bigint`;
   return row?.queue_name;
 }
 
 describe("ui: authentication", () => {
   test("without a session every page redirects to /login and every API call answers 401", async () => {
     const ui = await testUi(db().sql);
-    for (const path of ["/", "/tasks", "/tasks/0b4ad1c2-7a39-4a83-9d5c-2f6f1d1b2c3d", "/dlq", "/nope"]) {
+    for (const path of [
+      "/",
+      "/tasks",
+      "/tasks/0b4ad1c2-7a39-4a83-9d5c-2f6f1d1b2c3d",
+      "/dlq",
+      "/nope",
+    ]) {
       const res = await ui.request(path);
       expect({ path, status: res.status, location: res.headers.get("location") }).toEqual({
         path,
@@ -30,7 +38,13 @@ describe("ui: authentication", () => {
         location: "/login",
       });
     }
-    for (const path of ["/api/overview", "/api/tasks", "/api/dlq", "/api/session", "/api/tasks/x"]) {
+    for (const path of [
+      "/api/overview",
+      "/api/tasks",
+      "/api/dlq",
+      "/api/session",
+      "/api/tasks/x",
+    ]) {
       const res = await ui.request(path);
       expect({ path, status: res.status }).toEqual({ path, status: 401 });
       expect(await res.json()).toMatchObject({ error: "unauthenticated" });
@@ -81,7 +95,10 @@ describe("ui: authentication", () => {
   test("over https the session cookie is Secure", async () => {
     const ui = await testUi(db().sql);
     const res = await ui.app.fetch(
-      new Request("https://ui.test/login", { method: "POST", body: new URLSearchParams({ token: TOKEN }) }),
+      new Request("https://ui.test/login", {
+        method: "POST",
+        body: new URLSearchParams({ token: TOKEN }),
+      }),
     );
     expect(res.headers.get("set-cookie")).toContain("; Secure");
   });

@@ -52,30 +52,36 @@ const path = () => new URL(page.url()).pathname;
 
 /** The overview's figures as the page shows them. */
 async function pageFigures() {
-  return page.evaluate(() => {
-    const n = (el: Element | null) => Number(el?.getAttribute("data-n") ?? Number.NaN);
-    const count = (key: string) => n(document.querySelector(`[data-count="${key}"]`));
-    const cells = (tr: Element) =>
-      [...tr.querySelectorAll("td.num")].map((td) => Number((td.textContent ?? "").replaceAll(",", "")));
-    return {
-      tasks: {
-        queued: count("queued"),
-        running: count("running"),
-        succeeded: count("succeeded"),
-        failed: count("failed"),
-      },
-      queues: [...document.querySelectorAll("#queues tbody tr")].map((tr) => {
-        const [ready, in_flight, delayed, dead] = cells(tr);
-        return { queue: tr.getAttribute("data-queue"), ready, in_flight, delayed, dead };
-      }),
-      outbox: { pending: count("outbox") },
-      rows: count("rows"),
-    };
-  });
+  const count = async (key: string) =>
+    Number((await page.locator(`[data-count="${key}"]`).getAttribute("data-n")) ?? Number.NaN);
+  const queues = [];
+  for (const tr of await page.locator("#queues tbody tr").all()) {
+    const cells = (await tr.locator("td.num").allTextContents()).map((t) =>
+      Number(t.replaceAll(",", "")),
+    );
+    const [ready, in_flight, delayed, dead] = cells;
+    queues.push({ queue: await tr.getAttribute("data-queue"), ready, in_flight, delayed, dead });
+  }
+  return {
+    tasks: {
+      queued: await count("queued"),
+      running: await count("running"),
+      succeeded: await count("succeeded"),
+      failed: await count("failed"),
+    },
+    queues,
+    outbox: { pending: await count("outbox") },
+    rows: await count("rows"),
+  };
 }
 
 const StatusJson = v.object({
-  tasks: v.object({ queued: v.number(), running: v.number(), succeeded: v.number(), failed: v.number() }),
+  tasks: v.object({
+    queued: v.number(),
+    running: v.number(),
+    succeeded: v.number(),
+    failed: v.number(),
+  }),
   queues: v.array(
     v.object({
       queue: v.string(),
@@ -171,30 +177,41 @@ describe("ui: in a real browser", () => {
     }
     // Resumed, the stale worker's next call is refused and it stops the attempt.
     await waitFor(
-      () => frozen.logs.some((l) => l.task_id === id && l.status === 409 && l.code === "stale_lease"),
+      () =>
+        frozen.logs.some((l) => l.task_id === id && l.status === 409 && l.code === "stale_lease"),
       { what: "the resumed worker to be fenced out", timeoutMs: 20_000 },
     );
     await Promise.all([frozen.stop("SIGTERM"), other?.stop("SIGTERM")]);
 
     // From the list to the task.
     await page.goto(`${ui.url}/tasks?org=stale`);
-    await Promise.all([page.waitForURL(`${ui.url}/tasks/${id}`), page.click(`tr[data-task="${id}"] a`)]);
+    await Promise.all([
+      page.waitForURL(`${ui.url}/tasks/${id}`),
+      page.click(`tr[data-task="${id}"] a`),
+    ]);
     const first = page.locator('[data-attempt="1"]');
     await first.waitFor();
     expect(await first.getAttribute("data-outcome")).toBe("fenced");
     expect(await first.locator(".pill").first().textContent()).toBe("fenced out");
     expect(await page.textContent('[data-fence="1"]')).toContain("It wrote nothing after that.");
     expect(await page.getAttribute('[data-attempt="2"]', "data-outcome")).toBe("completed");
-    const batches = await page.$$eval("[data-batch]", (trs) =>
-      trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
-    );
+    const batches = [];
+    for (const tr of await page.locator("[data-batch]").all()) {
+      batches.push(await tr.locator("td").allTextContents());
+    }
     expect(batches).toHaveLength(1);
     expect(batches[0]?.[1]).toBe("2");
     expect(batches[0]?.[2]).toBe("4");
     await screenshot(page, "task");
   }, 120_000);
 
-  let missing: { taskId: string; letter: string; body: string; org: string; name: string };
+  let missing: {
+    taskId: string;
+    letter: string;
+    body: string | Uint8Array;
+    org: string;
+    name: string;
+  };
 
   test("the DLQ page lists a dead batch with its reason", async () => {
     const d = dispatcherOf(p);
@@ -213,10 +230,13 @@ describe("ui: in a real browser", () => {
     });
     expect(published.status).toBe(202);
     expect((await call(d, "complete", c.capability_token, fence(c))).status).toBe(200);
-    const [letter] = await waitFor(async () => {
-      const rows = await deadLetters(taskId);
-      return rows.length === 1 ? rows : undefined;
-    }, { what: "the batch to be dead-lettered", timeoutMs: 30_000 });
+    const [letter] = await waitFor(
+      async () => {
+        const rows = await deadLetters(taskId);
+        return rows.length === 1 ? rows : undefined;
+      },
+      { what: "the batch to be dead-lettered", timeoutMs: 30_000 },
+    );
     expect(String(letter?.last_error)).toContain("batch object missing");
     missing = { taskId, letter: String(letter?.id), body, org: "dlq", name };
 
@@ -225,14 +245,20 @@ describe("ui: in a real browser", () => {
     await group.waitFor();
     expect(await group.locator(".reason").textContent()).toBe("batch object missing: <uri>");
     expect(await group.locator(".group-meta").textContent()).toContain("received 2 times");
-    expect(await page.locator(`[data-letter="${missing.letter}"]`).textContent()).toContain(taskId.slice(0, 8));
+    expect(await page.locator(`[data-letter="${missing.letter}"]`).textContent()).toContain(
+      taskId.slice(0, 8),
+    );
     await screenshot(page, "dlq");
   }, 60_000);
 
   test("a POST without a session or without the CSRF token changes nothing", async () => {
     const body = JSON.stringify({ queue: "buffer_queue", id: missing.letter });
     const json = { "content-type": "application/json" };
-    const noSession = await fetch(`${ui.url}/api/dlq/redrive`, { method: "POST", headers: json, body });
+    const noSession = await fetch(`${ui.url}/api/dlq/redrive`, {
+      method: "POST",
+      headers: json,
+      body,
+    });
     expect(noSession.status).toBe(401);
     const cookie = await cookieHeader(context, ui.url);
     const noCsrf = await fetch(`${ui.url}/api/dlq/redrive`, {
@@ -277,7 +303,11 @@ describe("ui: in a real browser", () => {
     await page.click("dialog#confirm button[value=cancel]");
     expect((await deadLetters(missing.taskId)).length).toBe(1);
 
-    await writeObject(p, { orgId: missing.org, taskId: missing.taskId, name: missing.name }, missing.body);
+    await writeObject(
+      p,
+      { orgId: missing.org, taskId: missing.taskId, name: missing.name },
+      missing.body,
+    );
     await button.click();
     await page.locator("dialog#confirm").waitFor();
     await screenshot(page, "dlq-confirm");
@@ -323,7 +353,9 @@ describe("ui: in a real browser", () => {
     await logIn(small, ui.url, TOKEN);
     await small.waitForSelector("[data-count=queued]");
     // Nothing wider than the screen but the tables, which scroll in their own box.
-    const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow: unknown = await small.evaluate(
+      "document.documentElement.scrollWidth - window.innerWidth",
+    );
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(small, "overview-phone-dark");
     await phone.close();

@@ -14,3 +14,5 @@ if (box !== null && error !== null) {
   box.textContent = error === "wait" && seconds !== null ? `${base} (${seconds} s)` : base;
   box.hidden = false;
 }
+
+document.getElementById("token")?.focus();

@@ -76,7 +76,8 @@ function navigate(path: string): void {
 }
 
 document.addEventListener("click", (e) => {
-  if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey)
+    return;
   const a = e.target instanceof Element ? e.target.closest("a[data-link]") : null;
   if (!(a instanceof HTMLAnchorElement) || a.origin !== location.origin) return;
   e.preventDefault();

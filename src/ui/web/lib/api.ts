@@ -17,7 +17,10 @@ export class ApiFailure extends Error {
   }
 }
 
-async function answer<S extends v.GenericSchema>(res: Response, schema: S): Promise<v.InferOutput<S>> {
+async function answer<S extends v.GenericSchema>(
+  res: Response,
+  schema: S,
+): Promise<v.InferOutput<S>> {
   if (res.status === 401) {
     location.assign("/login");
     throw new ApiFailure(401, "the session ended");

@@ -9,7 +9,7 @@ import { rate } from "./format";
 
 const W = 600;
 const H = 150;
-const PAD = { left: 44, right: 8, top: 10, bottom: 22 };
+const PAD = { left: 52, right: 8, top: 12, bottom: 26 };
 
 /** A round upper bound for the axis: 1, 2 or 5 × 10^k. */
 export function niceMax(max: number): number {
@@ -39,8 +39,18 @@ export function rateChart(
     "svg",
     { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": o.label },
     [0, 0.5, 1].map((f) => [
-      s("line", { class: "grid-line", x1: PAD.left, x2: W - PAD.right, y1: y(top * f), y2: y(top * f) }),
-      s("text", { class: "axis", x: PAD.left - 6, y: y(top * f) + 4, "text-anchor": "end" }, rate(top * f)),
+      s("line", {
+        class: "grid-line",
+        x1: PAD.left,
+        x2: W - PAD.right,
+        y1: y(top * f),
+        y2: y(top * f),
+      }),
+      s(
+        "text",
+        { class: "axis", x: PAD.left - 6, y: y(top * f) + 4, "text-anchor": "end" },
+        rate(top * f),
+      ),
     ]),
     ticks.map((f) =>
       s(

@@ -19,7 +19,9 @@ function stat(key: string, label: string, value: { n: number; exact: boolean }, 
       count(value),
     ),
   ];
-  return href === undefined ? h("div", { class: "stat" }, body) : h("a", { class: "stat", href, "data-link": true }, body);
+  return href === undefined
+    ? h("div", { class: "stat" }, body)
+    : h("a", { class: "stat", href, "data-link": true }, body);
 }
 
 function cell(n: number, extra = "") {
@@ -40,7 +42,12 @@ function queues(o: Overview) {
         h(
           "thead",
           {},
-          h("tr", {}, h("th", {}, "Queue"), ["Ready", "In flight", "Delayed", "Dead"].map((t) => h("th", { class: "num" }, t))),
+          h(
+            "tr",
+            {},
+            h("th", {}, "Queue"),
+            ["Ready", "In flight", "Delayed", "Dead"].map((t) => h("th", { class: "num" }, t)),
+          ),
         ),
         h(
           "tbody",
@@ -55,7 +62,15 @@ function queues(o: Overview) {
               cell(q.delayed),
               q.dead === 0
                 ? cell(0)
-                : h("td", { class: "num" }, h("a", { href: "/dlq", "data-link": true }, h("span", { class: "pill dead" }, num(q.dead)))),
+                : h(
+                    "td",
+                    { class: "num" },
+                    h(
+                      "a",
+                      { href: "/dlq", "data-link": true },
+                      h("span", { class: "pill dead" }, num(q.dead)),
+                    ),
+                  ),
             ),
           ),
         ),
@@ -69,11 +84,22 @@ function throughput(o: Overview) {
   const last = (xs: number[]) => (xs.length > 1 ? (xs[xs.length - 2] ?? 0) : 0) / t.bucket_seconds;
   const peak = (xs: number[]) => Math.max(0, ...xs) / t.bucket_seconds;
   const legend = (cls: string, label: string, xs: number[]) =>
-    h("div", { class: "legend" }, h("span", {}, h("i", { class: cls }), label), h("span", {}, "now ", h("b", {}, rate(last(xs)), "/s")), h("span", {}, "peak ", h("b", {}, rate(peak(xs)), "/s")));
+    h(
+      "div",
+      { class: "legend" },
+      h("span", {}, h("i", { class: cls }), label),
+      h("span", {}, "now ", h("b", {}, rate(last(xs)), "/s")),
+      h("span", {}, "peak ", h("b", {}, rate(peak(xs)), "/s")),
+    );
   return h(
     "section",
     { class: "panel" },
-    h("h2", {}, "Throughput", h("small", {}, `per second, last 15 min, ${t.bucket_seconds} s buckets`)),
+    h(
+      "h2",
+      {},
+      "Throughput",
+      h("small", {}, `per second, last 15 min, ${t.bucket_seconds} s buckets`),
+    ),
     rateChart(t.finished, t.bucket_seconds, { line: "line-a", label: "tasks finished per second" }),
     legend("", "tasks finished", t.finished),
     rateChart(t.rows, t.bucket_seconds, { line: "line-b", label: "rows ingested per second" }),
@@ -92,9 +118,19 @@ function roles(o: Overview) {
       o.roles.map((r) =>
         h(
           "div",
-          { class: `role ${r.sessions > 0 ? "up" : ""}`, "data-role": r.role, "data-sessions": r.sessions },
-          h("div", { class: "name" }, h("span", { class: "dot" }), `${r.role}s`),
-          h("div", { class: "n" }, r.sessions === 0 ? "none connected" : `${num(r.sessions)} session${r.sessions === 1 ? "" : "s"}`),
+          {
+            class: `role ${r.sessions > 0 ? "up" : ""}`,
+            "data-role": r.role,
+            "data-sessions": r.sessions,
+          },
+          h("div", { class: "name" }, h("span", { class: "role-dot" }), `${r.role}s`),
+          h(
+            "div",
+            { class: "n" },
+            r.sessions === 0
+              ? "none connected"
+              : `${num(r.sessions)} session${r.sessions === 1 ? "" : "s"}`,
+          ),
         ),
       ),
     ),
@@ -105,19 +141,37 @@ function render(ctx: PageContext, o: Overview) {
   mount(
     ctx.root,
     h("h1", {}, "Overview"),
-    h("p", { class: "sub" }, `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 100,000 are estimates (≈).`),
+    h(
+      "p",
+      { class: "sub" },
+      `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 100,000 are estimates (≈).`,
+    ),
     h(
       "div",
       { class: "stats" },
-      STATUSES.map((st) => stat(st, st[0]?.toUpperCase() + st.slice(1), o.tasks[st] ?? { n: 0, exact: true }, `/tasks?status=${st}`)),
+      STATUSES.map((st) =>
+        stat(
+          st,
+          st[0]?.toUpperCase() + st.slice(1),
+          o.tasks[st] ?? { n: 0, exact: true },
+          `/tasks?status=${st}`,
+        ),
+      ),
       stat("outbox", "Outbox backlog", o.outbox.pending),
       stat("rows", "Rows ingested", o.alerts.rows),
     ),
-    h("div", { class: "grid two" }, throughput(o), h("div", { class: "stack" }, roles(o), queues(o))),
+    h(
+      "div",
+      { class: "grid two" },
+      throughput(o),
+      h("div", { class: "stack" }, roles(o), queues(o)),
+    ),
   );
 }
 
 export function overviewPage(ctx: PageContext): void {
   mount(ctx.root, h("h1", {}, "Overview"), h("p", { class: "sub" }, "Loading…"));
-  poll(ctx, REFRESH_MS, async () => render(ctx, await getJson("/api/overview", Overview, ctx.signal)));
+  poll(ctx, REFRESH_MS, async () =>
+    render(ctx, await getJson("/api/overview", Overview, ctx.signal)),
+  );
 }

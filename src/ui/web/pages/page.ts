@@ -1,4 +1,3 @@
-
 /** What a page gets from the router. */
 export interface PageContext {
   root: HTMLElement;

@@ -10,7 +10,13 @@ import { statusPills } from "./tasks";
 const REFRESH_MS = 2000;
 
 function fact(label: string, value: Node | string) {
-  return [h("dt", {}, label), h("dd", {}, value)];
+  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+}
+
+/** The file name of a batch URI, with the whole URI as its tooltip. */
+export function batchName(uri: string | null) {
+  if (uri === null) return "";
+  return h("span", { class: "mono", title: uri }, uri.slice(uri.lastIndexOf("/") + 1));
 }
 
 function facts(d: TaskDetail) {
@@ -26,7 +32,9 @@ function facts(d: TaskDetail) {
       fact("Attempts", num(t.attempt)),
       fact("Created", when(t.created_at, d.at)),
       fact(t.finished_at ? "Finished" : "Updated", when(t.finished_at ?? t.updated_at, d.at)),
-      t.status === "running" ? fact(t.lease_expired ? "Lease expired" : "Lease expires", when(t.lease_expires_at, d.at)) : null,
+      t.status === "running"
+        ? fact(t.lease_expired ? "Lease expired" : "Lease expires", when(t.lease_expires_at, d.at))
+        : null,
       t.last_error ? fact("Last error", h("span", { class: "mono" }, t.last_error)) : null,
     ),
   );
@@ -57,10 +65,14 @@ function fenceNote(a: AttemptView, d: TaskDetail) {
     "p",
     { class: `fence-note ${wrote > 0 ? "bad" : ""}`, "data-fence": a.attempt },
     h("strong", {}, "Fenced out. "),
-    next ? `Its lease expired and attempt ${next.attempt} was claimed ` : "A newer attempt was claimed ",
+    next
+      ? `Its lease expired and attempt ${next.attempt} was claimed `
+      : "A newer attempt was claimed ",
     a.ended_at ? when(a.ended_at, d.at, true) : "",
     ". From then on every heartbeat, buffer-publish and complete of this attempt is refused with 409. ",
-    wrote === 0 ? "It wrote nothing after that." : `It wrote ${num(wrote)} outbox row(s) after that: an invariant is broken.`,
+    wrote === 0
+      ? "It wrote nothing after that."
+      : `It wrote ${num(wrote)} outbox row(s) after that: an invariant is broken.`,
   );
 }
 
@@ -73,14 +85,37 @@ function attempt(a: AttemptView, d: TaskDetail) {
       "div",
       { class: "attempt-head" },
       h("h3", {}, `Attempt ${a.attempt}`),
-      h("span", { class: `pill ${a.outcome}`, title: a.outcome_source === "derived" ? "derived from the task, its outbox rows and the next claim" : "as recorded" }, a.outcome === "fenced" ? "fenced out" : a.outcome),
-      h("span", { class: "meta" }, "lease ", h("code", {}, shortId(a.lease_token)), ` · ${num(a.batches_published)} batch${a.batches_published === 1 ? "" : "es"} · ${num(a.rows_ingested)} rows ingested`),
+      h(
+        "span",
+        {
+          class: `pill ${a.outcome}`,
+          title:
+            a.outcome_source === "derived"
+              ? "derived from the task, its outbox rows and the next claim"
+              : "as recorded",
+        },
+        a.outcome === "fenced" ? "fenced out" : a.outcome,
+      ),
+      h(
+        "span",
+        { class: "meta" },
+        "lease ",
+        h("code", {}, shortId(a.lease_token)),
+        ` · ${num(a.batches_published)} batch${a.batches_published === 1 ? "" : "es"} · ${num(a.rows_ingested)} rows ingested`,
+      ),
     ),
     fenceNote(a, d),
     h(
       "ul",
       { class: "events" },
-      a.events.map((e) => h("li", { class: e.kind }, h("span", { class: "when" }, e.at ? when(e.at, d.at) : "—"), h("span", { class: "what" }, e.text))),
+      a.events.map((e) =>
+        h(
+          "li",
+          { class: e.kind },
+          h("span", { class: "when" }, e.at ? when(e.at, d.at) : "—"),
+          h("span", { class: "what" }, e.text),
+        ),
+      ),
     ),
   );
 }
@@ -90,7 +125,20 @@ function table(head: string[], numeric: Set<string>, rows: Node[], empty: string
   return h(
     "div",
     { class: "table-wrap" },
-    h("table", {}, h("thead", {}, h("tr", {}, head.map((t) => h("th", { class: numeric.has(t) ? "num" : "" }, t)))), h("tbody", {}, rows)),
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          head.map((t) => h("th", { class: numeric.has(t) ? "num" : "" }, t)),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
   );
 }
 
@@ -105,10 +153,20 @@ function outbox(d: TaskDetail) {
       h("td", {}, h("span", { class: `pill ${o.status}` }, o.status)),
       h("td", {}, when(o.created_at, d.at)),
       h("td", {}, when(o.sent_at, d.at)),
-      h("td", { class: "mono" }, o.batch_uri ?? ""),
+      h("td", {}, batchName(o.batch_uri)),
     ),
   );
-  return h("section", { class: "panel" }, h("h2", {}, "Outbox rows", h("small", {}, "written with each call, published by the drainer")), table(["Id", "Queue", "Attempt", "State", "Written", "Published", "Batch"], new Set(["Id", "Attempt"]), rows, "No outbox row."));
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Outbox rows", h("small", {}, "written with each call, published by the drainer")),
+    table(
+      ["Id", "Queue", "Attempt", "State", "Written", "Published", "Batch"],
+      new Set(["Id", "Attempt"]),
+      rows,
+      "No outbox row.",
+    ),
+  );
 }
 
 function batches(d: TaskDetail) {
@@ -117,14 +175,24 @@ function batches(d: TaskDetail) {
     h(
       "tr",
       { "data-batch": b.id },
-      h("td", { class: "mono" }, b.batch_uri),
+      h("td", {}, batchName(b.batch_uri)),
       h("td", { class: "num" }, num(b.attempt)),
       h("td", { class: "num" }, num(b.rows_inserted)),
       h("td", { class: `num ${b.rows_skipped === 0 ? "zero" : ""}` }, num(b.rows_skipped)),
       h("td", {}, when(b.committed_at, d.at)),
     ),
   );
-  return h("section", { class: "panel" }, h("h2", {}, "Batches ingested", h("small", {}, `${num(total)} rows`)), table(["Batch", "Attempt", "Rows", "Duplicates", "Committed"], new Set(["Attempt", "Rows", "Duplicates"]), rows, "No batch ingested yet."));
+  return h(
+    "section",
+    { class: "panel" },
+    h("h2", {}, "Batches ingested", h("small", {}, `${num(total)} rows`)),
+    table(
+      ["Batch", "Attempt", "Rows", "Duplicates", "Committed"],
+      new Set(["Attempt", "Rows", "Duplicates"]),
+      rows,
+      "No batch ingested yet.",
+    ),
+  );
 }
 
 function render(ctx: PageContext, d: TaskDetail) {
@@ -137,10 +205,17 @@ function render(ctx: PageContext, d: TaskDetail) {
       "section",
       { class: "panel" },
       h("h2", {}, "Attempts", h("small", {}, "each claim, its lease, what it wrote, how it ended")),
-      d.attempts.length === 0 ? h("p", { class: "empty" }, "Not claimed yet.") : h("ol", { class: "attempts", id: "attempts" }, d.attempts.map((a) => attempt(a, d))),
+      d.attempts.length === 0
+        ? h("p", { class: "empty" }, "Not claimed yet.")
+        : h(
+            "ol",
+            { class: "attempts", id: "attempts" },
+            d.attempts.map((a) => attempt(a, d)),
+          ),
     ),
-    h("div", { class: "grid two" }, outbox(d), batches(d)),
-    h("div", {}, payload(d)),
+    batches(d),
+    outbox(d),
+    payload(d),
   );
 }
 
