@@ -105,7 +105,7 @@ async function runDemo(
 export default harnessCommand({
   name: "up",
   description:
-    "The whole platform on one machine: embedded PostgreSQL and a file store unless URLs are given, then dispatcher, workers and sink",
+    "The whole platform on one machine: embedded PostgreSQL and a file store unless URLs are given, then dispatcher, workers, sink and the dashboard",
   args: {
     workers: { type: "string", description: "worker processes", default: "2" },
     concurrency: { type: "string", description: "tasks in flight per worker", default: "8" },
@@ -140,6 +140,7 @@ export default harnessCommand({
     process.stdout.write(
       `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${on}; logs in ${platform.logDir}\n`,
     );
+    process.stdout.write(`dashboard: ${platform.ui.url} (log in with ${platform.ui.token})\n`);
     if (demo === undefined) {
       process.stdout.write("press Ctrl-C to stop\n");
       return;

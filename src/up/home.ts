@@ -14,8 +14,12 @@ const Secrets = v.object({
   internal_auth_token: v.pipe(v.string(), v.minLength(16)),
   postgres_password: v.pipe(v.string(), v.minLength(8)),
   capability_signing_key: v.pipe(v.string(), v.minLength(1)),
+  /** The dashboard's login token; added to a secrets file written before the dashboard. */
+  ui_auth_token: v.optional(v.pipe(v.string(), v.minLength(16))),
 });
-export type Secrets = v.InferOutput<typeof Secrets>;
+export type Secrets = Required<v.InferOutput<typeof Secrets>>;
+
+const newToken = () => randomBytes(24).toString("base64url");
 
 export interface Home {
   dir: string;
@@ -31,10 +35,15 @@ async function loadOrCreateSecrets(file: string): Promise<Secrets> {
     if (!parsed.success) {
       throw new Error(`${file} is not a harness secrets file: ${v.summarize(parsed.issues)}`);
     }
-    return parsed.output;
+    const { ui_auth_token, ...rest } = parsed.output;
+    if (ui_auth_token !== undefined) return { ...rest, ui_auth_token };
+    const upgraded = { ...rest, ui_auth_token: newToken() };
+    writeFileSync(file, `${JSON.stringify(upgraded, null, 2)}\n`, { mode: 0o600 });
+    return upgraded;
   }
   const secrets: Secrets = {
-    internal_auth_token: randomBytes(24).toString("base64url"),
+    internal_auth_token: newToken(),
+    ui_auth_token: newToken(),
     postgres_password: randomBytes(18).toString("base64url"),
     capability_signing_key: JSON.stringify(await generateSigningJwk()),
   };

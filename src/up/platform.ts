@@ -25,6 +25,8 @@ export interface RunningPlatform {
   stateUrl: string;
   dataUrl: string;
   dispatcherUrl: string;
+  /** The dashboard (`harness ui`) and its login token. */
+  ui: { url: string; token: string };
   logDir: string;
   embedded: boolean;
   stop(): Promise<void>;
@@ -108,10 +110,22 @@ export async function startPlatform(
       supervisor.start({ name: `worker-${i}`, args, env, restart: true });
     }
     supervisor.start({ name: "sink", args: ["sink"], env, restart: true });
+    const ui = {
+      port: process.env.UI_PORT ? cfg.ui.port : await freePort(),
+      token: cfg.ui.authToken ?? home.secrets.ui_auth_token,
+    };
+    const uiArgs = ["ui", "--port", String(ui.port)];
+    supervisor.start({
+      name: "ui",
+      args: uiArgs,
+      env: { ...env, UI_AUTH_TOKEN: ui.token },
+      restart: true,
+    });
     return {
       stateUrl: db.state,
       dataUrl: db.data,
       dispatcherUrl,
+      ui: { url: `http://127.0.0.1:${ui.port}`, token: ui.token },
       logDir: join(home.logDir),
       embedded: db.pg !== undefined,
       stop,

@@ -62,6 +62,18 @@ describe("harness up --demo", () => {
       timeoutMs: 60_000,
     });
     expect(processesUsing(join(dir, ".harness")).length).toBeGreaterThan(0);
+    // The dashboard is up too, and the token printed logs in.
+    const [, url, token] = /^dashboard: (\S+) \(log in with (\S+)\)$/m.exec(up.stdout()) ?? [];
+    const login = await waitFor(
+      () =>
+        fetch(`${url}/login`, {
+          method: "POST",
+          body: new URLSearchParams({ token: token ?? "" }),
+          redirect: "manual",
+        }).catch(() => undefined),
+      { what: "the dashboard to answer", timeoutMs: 30_000 },
+    );
+    expect(login.headers.get("location")).toBe("/");
     expect(await up.stop("SIGINT")).toBe(0);
     expect(processesUsing(join(dir, ".harness"))).toEqual([]);
     expect(up.stdout()).toContain(

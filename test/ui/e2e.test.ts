@@ -127,18 +127,18 @@ describe("ui: in a real browser", () => {
   }, 30_000);
 
   test("the overview's counts match harness status --json", async () => {
-    const done = await p.createTasks("e2e", 6, 5);
-    const worker = p.startWorker(["--concurrency", "4"]);
+    const done = await p.createTasks("e2e", 40, 5, 200);
+    const workers = [p.startWorker(["--concurrency", "4"]), p.startWorker(["--concurrency", "4"])];
     await p.waitQuiet("e2e", done, 60_000);
-    expect(await worker.stop("SIGTERM")).toBe(0);
+    for (const w of workers) expect(await w.stop("SIGTERM")).toBe(0);
     // Four more that nobody works on: queued, with their wakeups ready.
     await p.createTasks("e2e-waiting", 4, 5);
     await drained(p.state.sql);
 
     await page.goto(`${ui.url}/`);
     const status = await statusJson();
-    expect(status.tasks).toEqual({ queued: 4, running: 0, succeeded: 6, failed: 0 });
-    expect(status.rows).toBe(30);
+    expect(status.tasks).toEqual({ queued: 4, running: 0, succeeded: 40, failed: 0 });
+    expect(status.rows).toBe(200);
     // The page refreshes itself (every 2 s at most): wait until it shows the same figures.
     await waitFor(async () => JSON.stringify(await pageFigures()) === JSON.stringify(status), {
       what: "the overview to show what harness status --json says",
