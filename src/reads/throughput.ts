@@ -2,52 +2,48 @@ import * as v from "valibot";
 import type { Db } from "../db/connect";
 
 /**
- * The overview's throughput chart: tasks finished and rows ingested in each
- * `bucketSeconds` of the last `windowSeconds`, by each database's clock.
- * Bounded by the window: `tasks_finished_idx` (finished rows only) and
- * `sink_batches_committed_idx` are range-scanned from `now() - window`.
+ * The overview's throughput chart: tasks finished and rows ingested per
+ * bucket of `bucketSeconds`, between two times. Bucket `b` holds
+ * `[b, b + bucketSeconds)` in epoch seconds. Bounded by the range:
+ * `tasks_finished_idx` (finished rows only) and `sink_batches_committed_idx`
+ * are range-scanned; the dashboard asks for a short range at a time
+ * (src/ui/throughput.ts).
  */
 
-export interface Window {
+export interface BucketRange {
   bucketSeconds: number;
-  windowSeconds: number;
+  /** Epoch seconds, multiples of bucketSeconds; `from` included, `to` not. */
+  from: number;
+  to: number;
 }
 
-const Buckets = v.array(v.object({ ago: v.number(), n: v.number() }));
+const Buckets = v.array(v.object({ bucket: v.number(), n: v.number() }));
+export type Buckets = v.InferOutput<typeof Buckets>;
 
-/** Per-bucket totals, oldest first; the last bucket ends now. */
-function toSeries(rows: unknown, w: Window): number[] {
-  const count = Math.ceil(w.windowSeconds / w.bucketSeconds);
-  const series = new Array<number>(count).fill(0);
-  for (const r of v.parse(Buckets, rows)) {
-    const i = count - 1 - r.ago;
-    if (i >= 0 && i < count) series[i] = r.n;
-  }
-  return series;
-}
-
-/** Tasks that reached `succeeded` or `failed`, per bucket. */
-export async function tasksFinishedSeries(db: Db, w: Window): Promise<number[]> {
+/** Tasks that reached `succeeded` or `failed`, per bucket (empty buckets left out). */
+export async function tasksFinishedBuckets(db: Db, r: BucketRange): Promise<Buckets> {
   const rows = await db`
-    WITH clock AS (SELECT now() AS now)
-    SELECT floor(extract(epoch FROM clock.now - t.finished_at) / ${w.bucketSeconds})::int AS ago,
+    SELECT (floor(extract(epoch FROM finished_at) / ${r.bucketSeconds}) * ${r.bucketSeconds})::float8 AS bucket,
            count(*)::int AS n
-    FROM state.tasks t, clock
-    WHERE t.finished_at > clock.now - make_interval(secs => ${w.windowSeconds})
-      AND t.finished_at <= clock.now
+    FROM state.tasks
+    WHERE finished_at >= to_timestamp(${r.from}) AND finished_at < to_timestamp(${r.to})
     GROUP BY 1`;
-  return toSeries([...rows], w);
+  return v.parse(Buckets, [...rows]);
 }
 
-/** Alert rows the sinks inserted (duplicates skipped), per bucket. */
-export async function rowsIngestedSeries(db: Db, w: Window): Promise<number[]> {
+/** Alert rows the sinks inserted (duplicates skipped), per bucket (empty buckets left out). */
+export async function rowsIngestedBuckets(db: Db, r: BucketRange): Promise<Buckets> {
   const rows = await db`
-    WITH clock AS (SELECT now() AS now)
-    SELECT floor(extract(epoch FROM clock.now - b.committed_at) / ${w.bucketSeconds})::int AS ago,
-           sum(b.rows_inserted)::float8 AS n
-    FROM data.sink_batches b, clock
-    WHERE b.committed_at > clock.now - make_interval(secs => ${w.windowSeconds})
-      AND b.committed_at <= clock.now
+    SELECT (floor(extract(epoch FROM committed_at) / ${r.bucketSeconds}) * ${r.bucketSeconds})::float8 AS bucket,
+           sum(rows_inserted)::float8 AS n
+    FROM data.sink_batches
+    WHERE committed_at >= to_timestamp(${r.from}) AND committed_at < to_timestamp(${r.to})
     GROUP BY 1`;
-  return toSeries([...rows], w);
+  return v.parse(Buckets, [...rows]);
+}
+
+/** The database's clock, epoch seconds. */
+export async function dbNow(db: Db): Promise<number> {
+  const [row] = await db`SELECT extract(epoch FROM now())::float8 AS now`;
+  return v.parse(v.object({ now: v.number() }), row).now;
 }

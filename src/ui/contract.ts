@@ -29,9 +29,9 @@ export const Overview = v.object({
   alerts: v.object({ rows: Count }),
   throughput: v.object({
     bucket_seconds: Int,
-    /** Oldest first; the last bucket ends at `at`. Per-bucket totals. */
-    finished: v.array(Int),
-    rows: v.array(Int),
+    /** Per-bucket totals, oldest first, the last bucket holding now; null: not read yet. */
+    finished: v.array(v.nullable(Int)),
+    rows: v.array(v.nullable(Int)),
   }),
   roles: v.array(v.object({ role: v.string(), sessions: Int })),
 });

@@ -9,7 +9,7 @@ import { connect, type Sql } from "../db/connect";
 import { createLogger } from "../log";
 import { createUiApp } from "./app";
 import { webAssets } from "./assets";
-import { readOverview, shared } from "./overview";
+import { overviewSource, readOverview, shared } from "./overview";
 import { queueAdminOf } from "./queue-admin";
 
 /**
@@ -50,7 +50,8 @@ export async function startUi(
   let server: Server<undefined>;
   try {
     const assets = await webAssets();
-    const overview = shared(() => readOverview({ state, data, admin }), OVERVIEW_MAX_AGE_MS);
+    const source = overviewSource({ state, data, admin });
+    const overview = shared(() => readOverview(source), OVERVIEW_MAX_AGE_MS);
     const app = createUiApp({ state, data, admin, overview, token, assets, log });
     server = Bun.serve({
       port: o.port ?? cfg.ui.port,

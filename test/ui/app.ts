@@ -2,7 +2,7 @@ import type { Sql } from "../../src/db/connect";
 import { createUiApp, type UiApp } from "../../src/ui/app";
 import { webAssets } from "../../src/ui/assets";
 import { SESSION_COOKIE, Sessions } from "../../src/ui/auth";
-import { readOverview } from "../../src/ui/overview";
+import { overviewSource, readOverview } from "../../src/ui/overview";
 import { queueAdminOf } from "../../src/ui/queue-admin";
 import { LoginThrottle } from "../../src/ui/throttle";
 
@@ -27,11 +27,12 @@ export async function testUi(sql: Sql): Promise<TestUi> {
   const clock = { now: Date.now() };
   const now = () => clock.now;
   const admin = queueAdminOf(sql);
+  const source = overviewSource({ state: sql, data: sql, admin });
   const app = createUiApp({
     state: sql,
     data: sql,
     admin,
-    overview: () => readOverview({ state: sql, data: sql, admin }),
+    overview: () => readOverview(source),
     token: TOKEN,
     assets: await webAssets(),
     sessions: new Sessions({ ttlMs: 3_600_000, max: 100, now }),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import * as v from "valibot";
-import { alertsFor, toJsonl } from "../../src/worker/alerts";
+import { alertsFor } from "../../src/worker/alerts";
 import { call, claim, drained, fence, leaseExpired } from "../dispatcher/_client";
 import { dispatcherOf, writeObject } from "../invariants/http";
 import { TestPlatform } from "../invariants/platform";
@@ -23,6 +23,7 @@ import {
  */
 
 const TOKEN = "e2e-dashboard-token-0123456789";
+const jsonl = (lines: readonly unknown[]) => lines.map((l) => `${JSON.stringify(l)}\n`).join("");
 const LEASE_MS = 2000;
 
 let p: TestPlatform;
@@ -213,20 +214,21 @@ describe("ui: in a real browser", () => {
     name: string;
   };
 
-  test("the DLQ page lists a dead batch with its reason", async () => {
+  /** Claims a new task of `org` over HTTP and publishes `body` as its batch; `write: false` leaves the object out. */
+  async function publishBatch(org: string, body: (taskId: string) => string, write: boolean) {
     const d = dispatcherOf(p);
-    const [taskId] = await p.createTasks("dlq", 1, 3);
+    const [taskId] = await p.createTasks(org, 1, 3);
     if (taskId === undefined) throw new Error("no task");
     await drained(p.state.sql);
     const c = await claim(d, taskId);
-    const body = toJsonl(alertsFor("dlq", taskId, { alerts: 3 }));
-    const name = `${c.attempt}-late.jsonl`;
-    // Published before its object exists: the sink cannot fetch it and gives up after 2 receives.
+    const text = body(taskId);
+    const name = `${c.attempt}-batch.jsonl`;
+    if (write) await writeObject(p, { orgId: org, taskId, name }, text);
     const published = await call(d, "buffer-publish", c.capability_token, {
       ...fence(c),
-      batch_uri: `${p.env.OBJECT_STORE_URL}/dlq/${taskId}/${name}`,
+      batch_uri: `${p.env.OBJECT_STORE_URL}/${org}/${taskId}/${name}`,
       content_type: "application/x-ndjson",
-      batch_size_bytes: Buffer.byteLength(body),
+      batch_size_bytes: Buffer.byteLength(text),
     });
     expect(published.status).toBe(202);
     expect((await call(d, "complete", c.capability_token, fence(c))).status).toBe(200);
@@ -235,18 +237,43 @@ describe("ui: in a real browser", () => {
         const rows = await deadLetters(taskId);
         return rows.length === 1 ? rows : undefined;
       },
-      { what: "the batch to be dead-lettered", timeoutMs: 30_000 },
+      { what: `the batch of ${org} to be dead-lettered`, timeoutMs: 30_000 },
     );
-    expect(String(letter?.last_error)).toContain("batch object missing");
-    missing = { taskId, letter: String(letter?.id), body, org: "dlq", name };
+    return { taskId, name, text, letter: String(letter?.id), reason: String(letter?.last_error) };
+  }
+
+  test("the DLQ page lists a dead batch with its reason", async () => {
+    // Published before its object exists: the sink cannot fetch it and gives up after 2 receives.
+    const good = (taskId: string) => jsonl(alertsFor("dlq", taskId, { alerts: 3 }));
+    const late = await publishBatch("dlq", good, false);
+    expect(late.reason).toContain("batch object missing");
+    missing = {
+      taskId: late.taskId,
+      letter: late.letter,
+      body: late.text,
+      org: "dlq",
+      name: late.name,
+    };
+    // A batch whose second line has a bad severity: poison, dead-lettered at once.
+    const bad = (taskId: string) =>
+      jsonl(alertsFor("dlq-poison", taskId, { alerts: 3 })).replace(
+        /("severity":")[a-z]+(".*\n.*)("severity":")[a-z]+/,
+        "$1low$2$3apocalyptic",
+      );
+    const poison = await publishBatch("dlq-poison", bad, true);
+    expect(poison.reason).toContain("line 2: severity");
 
     await page.goto(`${ui.url}/dlq`);
-    const group = page.locator('[data-group="buffer_queue"]');
-    await group.waitFor();
-    expect(await group.locator(".reason").textContent()).toBe("batch object missing: <uri>");
-    expect(await group.locator(".group-meta").textContent()).toContain("received 2 times");
+    const groups = page.locator('[data-group="buffer_queue"]');
+    await groups.first().waitFor();
+    expect(await groups.count()).toBe(2);
+    const reasons = await groups.locator(".reason").allTextContents();
+    expect(reasons).toContain("batch object missing: <uri>");
+    expect(reasons.some((r) => r.startsWith("line N: severity"))).toBe(true);
+    const lateGroup = groups.filter({ hasText: "batch object missing" });
+    expect(await lateGroup.locator(".group-meta").textContent()).toContain("received 2 times");
     expect(await page.locator(`[data-letter="${missing.letter}"]`).textContent()).toContain(
-      taskId.slice(0, 8),
+      missing.taskId.slice(0, 8),
     );
     await screenshot(page, "dlq");
   }, 60_000);
@@ -329,9 +356,17 @@ describe("ui: in a real browser", () => {
   }, 60_000);
 
   test("log out ends the session", async () => {
+    // A platform at work for the overview's picture: tasks queued and running, workers connected.
+    const busy = await p.createTasks("busy", 60, 20, 1500);
+    const workers = [p.startWorker(["--concurrency", "4"]), p.startWorker(["--concurrency", "4"])];
     await page.goto(`${ui.url}/`);
-    await page.waitForSelector("[data-count=queued]");
+    await waitFor(async () => (await page.getAttribute("[data-count=running]", "data-n")) === "8", {
+      what: "the overview to show 8 running tasks",
+      timeoutMs: 20_000,
+    });
     await screenshot(page, "overview");
+    await Promise.all(workers.map((w) => w.stop("SIGTERM")));
+    expect(busy.length).toBe(60);
     await page.goto(`${ui.url}/tasks`);
     await page.locator("#tasks").waitFor();
     await screenshot(page, "tasks");

@@ -3,9 +3,15 @@ import * as v from "valibot";
 import { leaseRenew, taskClaim } from "../../src/dispatcher/sql/tasks";
 import { alertRowsCapped, outboxPendingCapped, taskCountsCapped } from "../../src/reads/counts";
 import { type TaskCursor, type TaskFilter, taskPage, uuidRange } from "../../src/reads/tasks";
-import { rowsIngestedSeries, tasksFinishedSeries } from "../../src/reads/throughput";
+import {
+  type BucketRange,
+  dbNow,
+  rowsIngestedBuckets,
+  tasksFinishedBuckets,
+} from "../../src/reads/throughput";
 import { blankReason, groupDeadLetters } from "../../src/ui/dlq";
 import { readTaskDetail } from "../../src/ui/task-detail";
+import { SealedSeries } from "../../src/ui/throughput";
 import { useFreshDatabase } from "../support/db";
 
 /** The dashboard's reads against a real database: pages, counts, series and the timeline. */
@@ -81,7 +87,8 @@ describe("ui reads: the task list", () => {
     await seedTasks();
     const page = await taskPage(sql(), { filter: "running", limit: 100 });
     expect(page.rows.length).toBe(15);
-    const [live] = await sql()`SELECT count(*)::int AS n FROM state.tasks WHERE lease_expires_at > now()`;
+    const [live] =
+      await sql()`SELECT count(*)::int AS n FROM state.tasks WHERE lease_expires_at > now()`;
     expect(page.rows.filter((r) => !r.lease_expired).length).toBe(live?.n);
     expect(page.rows.filter((r) => r.lease_expired).length).toBeGreaterThan(0);
     const others = await taskPage(sql(), { filter: "succeeded", limit: 100 });
@@ -101,7 +108,12 @@ describe("ui reads: the task list", () => {
     const digit = first.slice(0, 1);
     const got = await allPages({ idPrefix: digit });
     expect(got.ids).toEqual(all.filter((id) => id.startsWith(digit)));
-    const none = await taskPage(sql(), { idPrefix: first, filter: "failed", orgId: "nobody", limit: 7 });
+    const none = await taskPage(sql(), {
+      idPrefix: first,
+      filter: "failed",
+      orgId: "nobody",
+      limit: 7,
+    });
     expect(none.rows).toEqual([]);
   });
 });
@@ -125,33 +137,54 @@ describe("ui reads: counts and throughput", () => {
     expect(await alertRowsCapped(sql())).toEqual({ n: 0, exact: true });
   });
 
-  test("tasks finished and rows ingested land in their 10 s bucket of the last 15 minutes", async () => {
+  test("tasks finished and rows ingested land in their 10 s bucket; old buckets are read once, a chunk per refresh", async () => {
     await sql()`
       INSERT INTO state.tasks (org_id, status, payload, finished_at) VALUES
         ('a', 'succeeded', '{}', now() - interval '3 seconds'),
         ('a', 'failed', '{}', now() - interval '4 seconds'),
         ('a', 'succeeded', '{}', now() - interval '35 seconds'),
+        ('a', 'succeeded', '{}', now() - interval '5 minutes'),
         ('a', 'succeeded', '{}', now() - interval '20 minutes')`;
     await sql()`
       INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped, committed_at) VALUES
         (gen_random_uuid(), 'a', 1, 'u1', 7, 0, now() - interval '1 second'),
-        (gen_random_uuid(), 'a', 1, 'u2', 5, 2, now() - interval '2 seconds'),
-        (gen_random_uuid(), 'a', 1, 'u3', 9, 0, now() - interval '899 seconds')`;
-    const w = { bucketSeconds: 10, windowSeconds: 900 };
-    const finished = await tasksFinishedSeries(sql(), w);
-    expect(finished.length).toBe(90);
-    expect(finished[89]).toBe(2);
-    expect(finished[86]).toBe(1);
-    expect(finished.reduce((a, b) => a + b, 0)).toBe(3);
-    const rows = await rowsIngestedSeries(sql(), w);
-    expect(rows[89]).toBe(12);
-    expect(rows[0]).toBe(9);
+        (gen_random_uuid(), 'a', 1, 'u2', 5, 2, now() - interval '1 second'),
+        (gen_random_uuid(), 'a', 1, 'u3', 9, 0, now() - interval '14 minutes')`;
+    const o = { bucketSeconds: 10, windowSeconds: 900, sealAfterSeconds: 60, chunkSeconds: 60 };
+    const ranges: BucketRange[] = [];
+    const finished = new SealedSeries((r) => {
+      ranges.push(r);
+      return tasksFinishedBuckets(sql(), r);
+    }, o);
+    const now = await dbNow(sql());
+    const first = await finished.series(now);
+    expect(first.length).toBe(90);
+    // The open minute is read at once; most of the window is not yet.
+    expect(first.slice(-7).reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(3);
+    expect(first.filter((x) => x === null).length).toBeGreaterThan(60);
+    let series = first;
+    for (let i = 0; i < 20 && series.includes(null); i++) series = await finished.series(now);
+    expect(series.includes(null)).toBe(false);
+    expect(series.reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(4);
+    // No read spans more than the open minute (plus its bucket) or one chunk.
+    expect(Math.max(...ranges.map((r) => r.to - r.from))).toBeLessThanOrEqual(70);
+    // A sealed bucket is not read again.
+    const reads = ranges.length;
+    await finished.series(now);
+    expect(ranges.length).toBe(reads + 1);
+
+    const rows = new SealedSeries((r) => rowsIngestedBuckets(sql(), r), o);
+    let ingested = await rows.series(now);
+    expect(ingested.at(-1) ?? 0).toBe(12);
+    for (let i = 0; i < 20 && ingested.includes(null); i++) ingested = await rows.series(now);
+    expect(ingested.reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(21);
   });
 });
 
 describe("ui reads: a task's timeline", () => {
   test("a fenced-out attempt is shown as such, with the writes it made after its fence counted", async () => {
-    const [t] = await sql()`INSERT INTO state.tasks (org_id, payload) VALUES ('t', '{"alerts": 3}') RETURNING id::text AS id`;
+    const [t] =
+      await sql()`INSERT INTO state.tasks (org_id, payload) VALUES ('t', '{"alerts": 3}') RETURNING id::text AS id`;
     const taskId = String(t?.id);
     const first = await taskClaim(sql(), { taskId, leaseMs: 1, maxAttempts: 5 });
     expect(first.kind).toBe("claimed");
@@ -172,7 +205,11 @@ describe("ui reads: a task's timeline", () => {
     ]);
     expect(d?.attempts[0]?.writes_after_fence).toBe(0);
     expect(d?.attempts[0]?.ended_at).toBe(d?.attempts[1]?.claimed_at ?? "");
-    expect(d?.attempts[1]).toMatchObject({ batches_published: 1, rows_ingested: 3, writes_after_fence: null });
+    expect(d?.attempts[1]).toMatchObject({
+      batches_published: 1,
+      rows_ingested: 3,
+      writes_after_fence: null,
+    });
     expect(d?.payload).toMatchObject({ alerts: 3, keys: ["alerts"] });
 
     // Were the fence broken — attempt 1 writing after attempt 2's claim — the page would say so.
@@ -188,7 +225,8 @@ describe("ui reads: a task's timeline", () => {
   });
 
   test("a heartbeat is still a HOT update with the dashboard's indexes", async () => {
-    const [t] = await sql()`INSERT INTO state.tasks (org_id, payload) VALUES ('h', '{}') RETURNING id::text AS id`;
+    const [t] =
+      await sql()`INSERT INTO state.tasks (org_id, payload) VALUES ('h', '{}') RETURNING id::text AS id`;
     const taskId = String(t?.id);
     const c = await taskClaim(sql(), { taskId, leaseMs: 60_000, maxAttempts: 5 });
     if (c.kind !== "claimed") throw new Error("not claimed");

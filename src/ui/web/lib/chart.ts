@@ -19,20 +19,33 @@ export function niceMax(max: number): number {
   return 10 * p;
 }
 
+/** Runs of consecutive known points, as `x,y` strings: an unknown bucket breaks the line. */
+function runs(rates: Array<number | null>, x: (i: number) => number, y: (r: number) => number) {
+  const out: string[][] = [];
+  let run: string[] = [];
+  rates.forEach((r, i) => {
+    if (r === null) {
+      if (run.length) out.push(run);
+      run = [];
+    } else run.push(`${x(i).toFixed(1)},${y(r).toFixed(1)}`);
+  });
+  if (run.length) out.push(run);
+  return out;
+}
+
 export function rateChart(
-  totals: number[],
+  totals: Array<number | null>,
   bucketSeconds: number,
   o: { line: "line-a" | "line-b"; label: string },
 ): SVGSVGElement {
-  const rates = totals.map((t) => t / bucketSeconds);
-  const top = niceMax(Math.max(...rates, 0));
+  const rates = totals.map((t) => (t === null ? null : t / bucketSeconds));
+  const top = niceMax(Math.max(0, ...rates.map((r) => r ?? 0)));
   const iw = W - PAD.left - PAD.right;
   const ih = H - PAD.top - PAD.bottom;
   const x = (i: number) => PAD.left + (rates.length <= 1 ? iw : (i / (rates.length - 1)) * iw);
   const y = (r: number) => PAD.top + ih - (r / top) * ih;
-  const points = rates.map((r, i) => `${x(i).toFixed(1)},${y(r).toFixed(1)}`);
   const base = y(0).toFixed(1);
-  const area = `M${x(0).toFixed(1)},${base} L${points.join(" L")} L${x(rates.length - 1).toFixed(1)},${base} Z`;
+  const lines = runs(rates, x, y);
   const minutes = Math.round((rates.length * bucketSeconds) / 60);
   const ticks = [0, 1 / 3, 2 / 3, 1];
   return s(
@@ -64,7 +77,15 @@ export function rateChart(
         f === 1 ? "now" : `−${Math.round(minutes * (1 - f))} min`,
       ),
     ),
-    o.line === "line-a" ? s("path", { class: "area-a", d: area }) : null,
-    s("polyline", { class: o.line, points: points.join(" ") }),
+    lines.map((run) => {
+      const [x0] = (run[0] ?? "0,0").split(",");
+      const [x1] = (run.at(-1) ?? "0,0").split(",");
+      return [
+        o.line === "line-a"
+          ? s("path", { class: "area-a", d: `M${x0},${base} L${run.join(" L")} L${x1},${base} Z` })
+          : null,
+        s("polyline", { class: o.line, points: run.join(" ") }),
+      ];
+    }),
   );
 }

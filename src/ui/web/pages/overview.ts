@@ -46,7 +46,9 @@ function queues(o: Overview) {
             "tr",
             {},
             h("th", {}, "Queue"),
-            ["Ready", "In flight", "Delayed", "Dead"].map((t) => h("th", { class: "num" }, t)),
+            ["Ready", "In flight", "Delayed", "Dead"].map((t) =>
+              h("th", { class: `num ${t === "Delayed" ? "hide-sm" : ""}` }, t),
+            ),
           ),
         ),
         h(
@@ -59,7 +61,7 @@ function queues(o: Overview) {
               h("td", { class: "mono" }, q.queue),
               cell(q.ready),
               cell(q.in_flight),
-              cell(q.delayed),
+              cell(q.delayed, "hide-sm"),
               q.dead === 0
                 ? cell(0)
                 : h(
@@ -81,9 +83,10 @@ function queues(o: Overview) {
 
 function throughput(o: Overview) {
   const t = o.throughput;
-  const last = (xs: number[]) => (xs.length > 1 ? (xs[xs.length - 2] ?? 0) : 0) / t.bucket_seconds;
-  const peak = (xs: number[]) => Math.max(0, ...xs) / t.bucket_seconds;
-  const legend = (cls: string, label: string, xs: number[]) =>
+  const last = (xs: Array<number | null>) => (xs.at(-2) ?? 0) / t.bucket_seconds;
+  const peak = (xs: Array<number | null>) =>
+    Math.max(0, ...xs.map((n) => n ?? 0)) / t.bucket_seconds;
+  const legend = (cls: string, label: string, xs: Array<number | null>) =>
     h(
       "div",
       { class: "legend" },
@@ -144,7 +147,7 @@ function render(ctx: PageContext, o: Overview) {
     h(
       "p",
       { class: "sub" },
-      `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 100,000 are estimates (≈).`,
+      `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 10,000 are estimates (≈).`,
     ),
     h(
       "div",
