@@ -4,10 +4,10 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { connect, type Sql } from "../../src/db/connect";
 import { migrateDatabase } from "../../src/db/migrate";
+import { pgAdmin } from "../../src/queue/pg/admin";
 import { type TaskCursor, type TaskPageParams, taskPage } from "../../src/reads/tasks";
 import { dlqView } from "../../src/ui/dlq";
 import { overviewSource, readOverview } from "../../src/ui/overview";
-import { queueAdminOf } from "../../src/ui/queue-admin";
 import { readTaskDetail } from "../../src/ui/task-detail";
 
 /**
@@ -158,7 +158,7 @@ async function time(page: string, read: string, run: () => Promise<unknown>): Pr
 
 /** Every page read, as a name and a function of a pool. */
 async function reads(sql: Sql): Promise<Array<[string, string, () => Promise<unknown>]>> {
-  const admin = queueAdminOf(sql);
+  const admin = pgAdmin(sql);
   const dbs = { state: sql, data: sql };
   const page = (p: Omit<TaskPageParams, "limit">) => () => taskPage(sql, { limit: 50, ...p });
   let deep: TaskCursor | undefined;
@@ -166,7 +166,8 @@ async function reads(sql: Sql): Promise<Array<[string, string, () => Promise<unk
     const r = await taskPage(sql, { limit: 50, ...(deep ? { after: deep } : {}) });
     deep = r.next ?? undefined;
   }
-  const [twice] = await sql`SELECT task_id::text AS id FROM state.task_attempts WHERE attempt = 2 LIMIT 1`;
+  const [twice] =
+    await sql`SELECT task_id::text AS id FROM state.task_attempts WHERE attempt = 2 LIMIT 1`;
   const [prefix] = await sql`SELECT left(id::text, 3) AS p FROM state.tasks LIMIT 1`;
   const taskId = String(twice?.id);
   // The chart's old buckets are read a chunk per refresh, once: fill it, as a dashboard open for 30 s has.
@@ -250,7 +251,9 @@ async function main(): Promise<void> {
       `${TASKS.toLocaleString("en-US")} tasks, median / p95 / max of ${RUNS} runs, ms (target: < 50)`,
       "| page | read | median | p95 | max |",
       "|---|---|---:|---:|---:|",
-      ...timings.map((t) => `| \`${t.page}\` | ${t.read} | ${f(t.median)} | ${f(t.p95)} | ${f(t.max)} |`),
+      ...timings.map(
+        (t) => `| \`${t.page}\` | ${t.read} | ${f(t.median)} | ${f(t.p95)} | ${f(t.max)} |`,
+      ),
     ];
     process.stdout.write(`${lines.join("\n")}\n\nplans: bench/results/${stamp}-ui-plans.txt\n`);
   } finally {

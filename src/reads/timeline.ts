@@ -15,14 +15,10 @@ const AttemptRow = v.object({
   attempt: v.number(),
   lease_token: v.string(),
   claimed_at: v.date(),
-  /**
-   * How the attempt ended, once `state.task_attempts` records it (the
-   * dispatcher's `ended_at`, `outcome`, `reason`); absent until then, and the
-   * timeline derives what it can (./timeline-derive.ts).
-   */
-  ended_at: v.optional(v.nullable(v.date())),
-  outcome: v.optional(v.nullable(v.string())),
-  reason: v.optional(v.nullable(v.string())),
+  /** How the attempt ended, as the dispatcher recorded it; null while it runs (or from before it did). */
+  ended_at: v.nullable(v.date()),
+  outcome: v.nullable(v.string()),
+  reason: v.nullable(v.string()),
 });
 export type AttemptRow = v.InferOutput<typeof AttemptRow>;
 
@@ -32,7 +28,7 @@ export async function taskAttemptsOf(
   p: { taskId: string; limit?: number },
 ): Promise<AttemptRow[]> {
   const rows = await db`
-    SELECT attempt, lease_token::text AS lease_token, claimed_at
+    SELECT attempt, lease_token::text AS lease_token, claimed_at, ended_at, outcome::text AS outcome, reason
     FROM state.task_attempts WHERE task_id = ${p.taskId}::uuid
     ORDER BY attempt
     LIMIT ${p.limit ?? TIMELINE_LIMIT}`;

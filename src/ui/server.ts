@@ -7,10 +7,10 @@ import {
 } from "../config";
 import { connect, type Sql } from "../db/connect";
 import { createLogger } from "../log";
+import { openQueue } from "../queue/open";
 import { createUiApp } from "./app";
 import { webAssets } from "./assets";
 import { overviewSource, readOverview, shared } from "./overview";
-import { queueAdminOf } from "./queue-admin";
 
 /**
  * `harness ui`: the dashboard on its own small pools (it must not take
@@ -42,11 +42,13 @@ export async function startUi(
     connect(url, { name, max: POOL_SIZE, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   const state = pool(stateUrl, "ui");
   const data = dataUrl === stateUrl ? state : pool(dataUrl, "ui-data");
+  const queues = await openQueue(cfg, { name: "ui-queue", connections: 2 });
   const close = async () => {
+    await queues.close();
     await state.end({ timeout: 5 });
     if (data !== state) await data.end({ timeout: 5 });
   };
-  const admin = queueAdminOf(state);
+  const admin = queues.admin();
   let server: Server<undefined>;
   try {
     const assets = await webAssets();

@@ -6,8 +6,11 @@ import { type AttemptView, OUTCOMES, type Outcome, type TimelineEvent } from "./
  * A task's attempts as a timeline: each claim, the lease, what the attempt
  * published, and how it ended.
  *
- * When `state.task_attempts` records how an attempt ended (`outcome`,
- * `ended_at`, `reason`), that is shown as is. Until then it is derived:
+ * How an attempt ended is what `state.task_attempts` records (`outcome`,
+ * `ended_at`, `reason`: the claim that takes over ends the old attempt
+ * `fenced`, complete and fail end theirs). Where nothing is recorded — the
+ * attempt still runs, or it ended before the dispatcher recorded outcomes —
+ * it is derived:
  * - an attempt followed by a later claim was **fenced out**: a claim takes a
  *   running task over only once its lease expired, so from the next claim on
  *   every call of the old attempt is refused (409) — it ended at that claim;
@@ -35,6 +38,7 @@ interface Derived {
 
 function derive(task: TaskRow, row: AttemptRow, next: AttemptRow | undefined): Derived {
   if (next !== undefined) {
+    // A claim takes a running task over only once its lease expired.
     return {
       outcome: "fenced",
       endedAt: next.claimed_at,

@@ -1,9 +1,9 @@
 import type { Sql } from "../../src/db/connect";
+import { pgAdmin } from "../../src/queue/pg/admin";
 import { createUiApp, type UiApp } from "../../src/ui/app";
 import { webAssets } from "../../src/ui/assets";
 import { SESSION_COOKIE, Sessions } from "../../src/ui/auth";
 import { overviewSource, readOverview } from "../../src/ui/overview";
-import { queueAdminOf } from "../../src/ui/queue-admin";
 import { LoginThrottle } from "../../src/ui/throttle";
 
 /** The dashboard in-process on a test database, Hono style: `app.fetch(new Request(…))`. */
@@ -26,7 +26,7 @@ export interface TestUi {
 export async function testUi(sql: Sql): Promise<TestUi> {
   const clock = { now: Date.now() };
   const now = () => clock.now;
-  const admin = queueAdminOf(sql);
+  const admin = pgAdmin(sql);
   const source = overviewSource({ state: sql, data: sql, admin });
   const app = createUiApp({
     state: sql,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { publish } from "../../src/queue";
+import { pgPublisher } from "../../src/queue/pg/publisher";
 import { SESSION_COOKIE } from "../../src/ui/auth";
 import { useFreshDatabase } from "../support/db";
 import { TOKEN, testUi } from "./app";
@@ -9,7 +9,10 @@ import { TOKEN, testUi } from "./app";
 const db = useFreshDatabase();
 
 async function deadLetter(queue: "task_wakeup", error: string): Promise<string> {
-  const id = await publish(db().sql, queue, { task_id: crypto.randomUUID() });
+  const [id] = await pgPublisher(db().sql).publish(queue, [
+    { payload: { task_id: crypto.randomUUID() } },
+  ]);
+  if (id === undefined) throw new Error("nothing published");
   await db()
     .sql`UPDATE state.queue_messages SET queue_name = ${`${queue}.dlq`}, last_error = ${error} WHERE id = ${id}::bigint`;
   return id;

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { leaseRenew, taskClaim } from "../../src/dispatcher/sql/tasks";
+import { taskClaim } from "../../src/dispatcher/sql/claim";
+import { leaseRenew } from "../../src/dispatcher/sql/tasks";
 import { alertRowsCapped, outboxPendingCapped, taskCountsCapped } from "../../src/reads/counts";
 import { type TaskCursor, type TaskFilter, taskPage, uuidRange } from "../../src/reads/tasks";
 import {
@@ -200,9 +201,10 @@ describe("ui reads: a task's timeline", () => {
 
     const d = await readTaskDetail({ state: sql(), data: sql() }, taskId);
     expect(d?.attempts.map((a) => [a.attempt, a.outcome, a.outcome_source])).toEqual([
-      [1, "fenced", "derived"],
+      [1, "fenced", "recorded"],
       [2, "running", "derived"],
     ]);
+    expect(d?.attempts[0]?.reason).toBe("lease expired; attempt 2 claimed");
     expect(d?.attempts[0]?.writes_after_fence).toBe(0);
     expect(d?.attempts[0]?.ended_at).toBe(d?.attempts[1]?.claimed_at ?? "");
     expect(d?.attempts[1]).toMatchObject({
@@ -219,9 +221,15 @@ describe("ui reads: a task's timeline", () => {
     const broken = await readTaskDetail({ state: sql(), data: sql() }, taskId);
     expect(broken?.attempts[0]?.writes_after_fence).toBe(1);
 
+    // An attempt that ended before outcomes were recorded: derived from the next claim.
+    await sql()`UPDATE state.task_attempts SET outcome = NULL, ended_at = NULL, reason = NULL WHERE task_id = ${taskId}`;
     await sql()`UPDATE state.tasks SET status = 'succeeded', finished_at = now() WHERE id = ${taskId}`;
     const done = await readTaskDetail({ state: sql(), data: sql() }, taskId);
-    expect(done?.attempts[1]?.outcome).toBe("completed");
+    expect(done?.attempts.map((a) => [a.outcome, a.outcome_source])).toEqual([
+      ["fenced", "derived"],
+      ["completed", "derived"],
+    ]);
+    expect(done?.attempts[0]?.ended_at).toBe(done?.attempts[1]?.claimed_at ?? "");
   });
 
   test("a heartbeat is still a HOT update with the dashboard's indexes", async () => {
