@@ -40,6 +40,8 @@ beforeAll(async () => {
   ui = await startUiProcess({ ...p.env, UI_AUTH_TOKEN: TOKEN });
   browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // Shorter than the tests' own timeouts, so a stuck step fails with Playwright's message.
+  context.setDefaultTimeout(15_000);
   page = await context.newPage();
 }, 60_000);
 
@@ -364,6 +366,8 @@ describe("ui: in a real browser", () => {
       what: "the overview to show 8 running tasks",
       timeoutMs: 20_000,
     });
+    // The chart reads a minute of its past per refresh: a picture once it has all 15.
+    await page.locator('#throughput[data-filled="true"]').waitFor({ timeout: 40_000 });
     await screenshot(page, "overview");
     await Promise.all(workers.map((w) => w.stop("SIGTERM")));
     expect(busy.length).toBe(60);
@@ -375,7 +379,7 @@ describe("ui: in a real browser", () => {
     expect(path()).toBe("/login");
     const cookie = await cookieHeader(context, ui.url);
     expect((await fetch(`${ui.url}/api/overview`, { headers: { cookie } })).status).toBe(401);
-  }, 30_000);
+  }, 90_000);
 
   test("on a phone, in dark mode", async () => {
     const phone = await browser.newContext({

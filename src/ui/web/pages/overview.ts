@@ -94,14 +94,21 @@ function throughput(o: Overview) {
       h("span", {}, "now ", h("b", {}, rate(last(xs)), "/s")),
       h("span", {}, "peak ", h("b", {}, rate(peak(xs)), "/s")),
     );
+  const filled = !t.finished.includes(null) && !t.rows.includes(null);
   return h(
     "section",
-    { class: "panel" },
+    { class: "panel", id: "throughput", "data-filled": String(filled) },
     h(
       "h2",
       {},
       "Throughput",
-      h("small", {}, `per second, last 15 min, ${t.bucket_seconds} s buckets`),
+      h(
+        "small",
+        {},
+        filled
+          ? `per second, last 15 min, ${t.bucket_seconds} s buckets`
+          : "per second, last 15 min (reading older minutes…)",
+      ),
     ),
     rateChart(t.finished, t.bucket_seconds, { line: "line-a", label: "tasks finished per second" }),
     legend("", "tasks finished", t.finished),
