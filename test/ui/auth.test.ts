@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { ConfigError, parseConfig } from "../../src/config";
 import { pgPublisher } from "../../src/queue/pg/publisher";
 import { SESSION_COOKIE } from "../../src/ui/auth";
 import { useFreshDatabase } from "../support/db";
+import { runHarness } from "../support/processes";
 import { TOKEN, testUi } from "./app";
 
 /** The dashboard's authentication rules, in-process (no server, a real database). */
@@ -207,4 +209,24 @@ describe("ui: authentication", () => {
     expect((await get("/api/tasks/not-a-uuid")).status).toBe(404);
     expect((await get("/api/nothing")).status).toBe(404);
   });
+
+  test("harness ui needs UI_AUTH_TOKEN of 16 characters or more, and never shows it", async () => {
+    expect(parseConfig({}).ui).toEqual({ port: 8090, authToken: undefined });
+    expect(parseConfig({ UI_PORT: "9001", UI_AUTH_TOKEN: TOKEN }).ui).toEqual({
+      port: 9001,
+      authToken: TOKEN,
+    });
+    const secret = "too-short-secret".slice(0, 15);
+    expect(() => parseConfig({ UI_AUTH_TOKEN: secret })).toThrow(ConfigError);
+    expect(() => parseConfig({ UI_AUTH_TOKEN: secret })).toThrow(
+      /^UI_AUTH_TOKEN must be at least 16 characters$/,
+    );
+    const short = await runHarness(["ui"], { DATABASE_URL: db().url, UI_AUTH_TOKEN: secret });
+    expect(short.code).toBe(2);
+    expect(short.stderr.trim()).toBe("harness ui: UI_AUTH_TOKEN must be at least 16 characters");
+    expect(short.stderr).not.toContain(secret);
+    const none = await runHarness(["ui"], { DATABASE_URL: db().url });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("UI_AUTH_TOKEN is not set");
+  }, 30_000);
 });
