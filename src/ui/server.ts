@@ -21,6 +21,7 @@ import { overviewSource, readOverview, shared } from "./overview";
 const POOL_SIZE = 4;
 const STATEMENT_TIMEOUT_MS = 5_000;
 const OVERVIEW_MAX_AGE_MS = 1_000;
+const STOP_GRACE_MS = 2_000;
 /** The log message once the dashboard listens (tests and `up` wait on it). */
 export const UI_LISTENING = "dashboard listening";
 
@@ -71,7 +72,9 @@ export async function startUi(
     port,
     url,
     async stop() {
-      await server.stop();
+      // Browsers keep idle connections open: let requests in flight finish, then close the rest.
+      await Promise.race([server.stop(), Bun.sleep(STOP_GRACE_MS)]);
+      await server.stop(true);
       await close();
       log.info("dashboard stopped");
     },

@@ -399,4 +399,9 @@ describe("ui: in a real browser", () => {
     await screenshot(small, "overview-phone-dark");
     await phone.close();
   }, 30_000);
+
+  test("SIGTERM stops the dashboard while browsers still hold connections to it", async () => {
+    await page.goto(`${ui.url}/login`);
+    expect(await ui.stop()).toBe(0);
+  }, 10_000);
 });
