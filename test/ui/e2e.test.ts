@@ -339,7 +339,6 @@ describe("ui: in a real browser", () => {
     );
     await button.click();
     await page.locator("dialog#confirm").waitFor();
-    await screenshot(page, "dlq-confirm");
     await page.click("#confirm-ok");
     await page.locator("#dlq-notice .notice").waitFor();
     expect(await page.textContent("#dlq-notice")).toBe("Redrove 1 message to buffer_queue.");
@@ -359,7 +358,7 @@ describe("ui: in a real browser", () => {
 
   test("log out ends the session", async () => {
     // A platform at work for the overview's picture: tasks queued and running, workers connected.
-    const busy = await p.createTasks("busy", 60, 20, 1500);
+    const busy = await p.createTasks("busy", 80, 20, 4000);
     const workers = [p.startWorker(["--concurrency", "4"]), p.startWorker(["--concurrency", "4"])];
     await page.goto(`${ui.url}/`);
     await waitFor(async () => (await page.getAttribute("[data-count=running]", "data-n")) === "8", {
@@ -370,7 +369,7 @@ describe("ui: in a real browser", () => {
     await page.locator('#throughput[data-filled="true"]').waitFor({ timeout: 40_000 });
     await screenshot(page, "overview");
     await Promise.all(workers.map((w) => w.stop("SIGTERM")));
-    expect(busy.length).toBe(60);
+    expect(busy.length).toBe(80);
     await page.goto(`${ui.url}/tasks`);
     await page.locator("#tasks").waitFor();
     await screenshot(page, "tasks");
