@@ -81,7 +81,8 @@ function byStatus(db: Db, p: TaskPageParams) {
   const after =
     p.after === undefined
       ? db``
-      : db`AND (t.created_at, t.id) < (${p.after.at}::timestamptz, ${p.after.id}::uuid)`;
+      : // Sent as text: postgres.js would pass a timestamptz parameter through Date (milliseconds).
+        db`AND (t.created_at, t.id) < (${p.after.at}::text::timestamptz, ${p.after.id}::uuid)`;
   const expired = p.filter === "expired" ? db`AND t.lease_expires_at <= now()` : db``;
   // One index scan per status, each stopping after limit + 1 rows, merged newest first.
   return db`

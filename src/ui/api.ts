@@ -2,7 +2,7 @@ import * as v from "valibot";
 import type { Db } from "../db/connect";
 import type { QueueAdmin } from "../queue/seam";
 import { TASK_FILTERS, type TaskCursor, taskPage } from "../reads/tasks";
-import { RedriveRequest, type TaskList } from "./contract";
+import { type Overview, RedriveRequest, type TaskList } from "./contract";
 import { dlqView, redriveLetters } from "./dlq";
 import { readTaskDetail, taskItem } from "./task-detail";
 
@@ -16,7 +16,7 @@ export interface ApiDeps {
   state: Db;
   data: Db;
   admin: QueueAdmin;
-  overview: () => Promise<unknown>;
+  overview: () => Promise<Overview>;
 }
 
 export const json = (status: number, body: unknown): Response => Response.json(body, { status });
@@ -24,7 +24,12 @@ export const problem = (status: number, error: string, message: string): Respons
   json(status, { error, message });
 
 const Uuid = v.pipe(v.string(), v.uuid());
-const Cursor = v.tuple([v.pipe(v.string(), v.maxLength(64)), Uuid]);
+/** `created_at` as PostgreSQL prints a timestamptz, and the id: where the next page starts. */
+const PgTimestamp = v.pipe(
+  v.string(),
+  v.regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2}){0,2}$/),
+);
+const Cursor = v.tuple([PgTimestamp, Uuid]);
 
 function encodeCursor(c: TaskCursor): string {
   return Buffer.from(JSON.stringify([c.at, c.id])).toString("base64url");

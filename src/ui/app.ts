@@ -49,7 +49,7 @@ export interface UiApp {
   sessions: Sessions;
 }
 
-/** The log message of a refused login (tests wait on it). */
+/** The log messages of a login (with the client's address, never the token). */
 export const LOGIN_REFUSED = "login refused";
 export const LOGIN_ACCEPTED = "login accepted";
 

@@ -22,7 +22,7 @@ const POOL_SIZE = 4;
 const STATEMENT_TIMEOUT_MS = 5_000;
 const OVERVIEW_MAX_AGE_MS = 1_000;
 const STOP_GRACE_MS = 2_000;
-/** The log message once the dashboard listens (tests and `up` wait on it). */
+/** The log message once the dashboard listens (tests wait on it). */
 export const UI_LISTENING = "dashboard listening";
 
 export interface RunningUi {
@@ -39,11 +39,11 @@ export async function startUi(
   const stateUrl = requireStateDatabase(cfg);
   const dataUrl = requireDataDatabase(cfg);
   const log = createLogger("ui");
+  const queues = await openQueue(cfg, { name: "ui-queue", connections: 2 });
   const pool = (url: string, name: string): Sql =>
     connect(url, { name, max: POOL_SIZE, statementTimeoutMs: STATEMENT_TIMEOUT_MS });
   const state = pool(stateUrl, "ui");
   const data = dataUrl === stateUrl ? state : pool(dataUrl, "ui-data");
-  const queues = await openQueue(cfg, { name: "ui-queue", connections: 2 });
   const close = async () => {
     await queues.close();
     await state.end({ timeout: 5 });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import * as v from "valibot";
 import { ConfigError, parseConfig } from "../../src/config";
 import { pgPublisher } from "../../src/queue/pg/publisher";
 import { SESSION_COOKIE } from "../../src/ui/auth";
@@ -203,6 +204,12 @@ describe("ui: authentication", () => {
     const get = (path: string) => ui.request(path, { cookie });
     expect((await get("/api/tasks?status=nope")).status).toBe(400);
     expect((await get("/api/tasks?after=garbage")).status).toBe(400);
+    const forged = Buffer.from(JSON.stringify(["not a time", crypto.randomUUID()])).toString(
+      "base64url",
+    );
+    expect((await get(`/api/tasks?after=${forged}`)).status).toBe(400);
+    const page = await get("/api/tasks?limit=1");
+    expect(page.status).toBe(200);
     expect((await get("/api/tasks?q=zzz")).status).toBe(400);
     expect((await get("/api/tasks?limit=0")).status).toBe(400);
     expect((await get(`/api/tasks/${crypto.randomUUID()}`)).status).toBe(404);
@@ -229,4 +236,27 @@ describe("ui: authentication", () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("UI_AUTH_TOKEN is not set");
   }, 30_000);
+
+  test("the task list's cursor takes you to the next page through the API", async () => {
+    const ui = await testUi(db().sql);
+    const { cookie } = await ui.session();
+    await db()
+      .sql`INSERT INTO state.tasks (org_id, payload) SELECT 'pages', '{}' FROM generate_series(1, 3)`;
+    const Page = v.object({
+      tasks: v.array(v.object({ id: v.string() })),
+      next: v.nullable(v.string()),
+    });
+    const get = async (query: string) => {
+      const res = await ui.request(`/api/tasks?org=pages&limit=2${query}`, { cookie });
+      expect(res.status).toBe(200);
+      return v.parse(Page, await res.json());
+    };
+    const first = await get("");
+    expect(first.tasks.length).toBe(2);
+    expect(first.next).not.toBeNull();
+    const second = await get(`&after=${first.next}`);
+    expect(second.tasks.length).toBe(1);
+    expect(second.next).toBeNull();
+    expect(new Set([...first.tasks, ...second.tasks].map((t) => t.id)).size).toBe(3);
+  });
 });

@@ -33,7 +33,7 @@ async function seedTasks(): Promise<void> {
     SELECT 'org-' || (g % 3),
            (ARRAY['queued','running','succeeded','failed'])[1 + g % 4]::state.task_status,
            CASE WHEN g % 4 = 0 THEN 0 ELSE 1 END, '{}'::jsonb,
-           timestamptz '2026-01-01' + make_interval(secs => g / 4),
+           timestamptz '2026-01-01 00:00:00.123456' + make_interval(secs => g / 4),
            CASE WHEN g % 4 = 1 THEN now() + make_interval(secs => CASE WHEN g % 8 = 1 THEN -60 ELSE 60 END) END,
            CASE WHEN g % 4 >= 2 THEN now() END
     FROM generate_series(1, 60) g`;
