@@ -53,7 +53,8 @@ export interface UiApp {
 export const LOGIN_REFUSED = "login refused";
 export const LOGIN_ACCEPTED = "login accepted";
 
-const PAGE = /^\/(|tasks|tasks\/[^/]+|dlq)$/;
+/** The pages (the browser's router draws them); /logout is a page with the button that posts. */
+const PAGE = /^\/(|tasks|tasks\/[^/]+|dlq|logout)$/;
 const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

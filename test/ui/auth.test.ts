@@ -35,6 +35,7 @@ describe("ui: authentication", () => {
       "/tasks",
       "/tasks/0b4ad1c2-7a39-4a83-9d5c-2f6f1d1b2c3d",
       "/dlq",
+      "/logout",
       "/nope",
     ]) {
       const res = await ui.request(path);
@@ -182,6 +183,8 @@ describe("ui: authentication", () => {
         body: new URLSearchParams(fields),
       });
     expect((await form({})).status).toBe(403);
+    // A GET changes nothing: it is the page with the button.
+    expect((await ui.request("/logout", { cookie })).status).toBe(200);
     expect((await ui.request("/api/overview", { cookie })).status).toBe(200);
     const out = await form({ csrf });
     expect(out.status).toBe(303);

@@ -1,5 +1,6 @@
 import { csrfToken } from "./lib/api";
 import { dlqPage } from "./pages/dlq";
+import { logoutPage } from "./pages/logout";
 import { overviewPage } from "./pages/overview";
 import type { Page, PageContext } from "./pages/page";
 import { taskPage } from "./pages/task";
@@ -12,6 +13,7 @@ const ROUTES: Array<[RegExp, string, Page]> = [
   [/^\/tasks$/, "tasks", tasksPage],
   [/^\/tasks\/([^/]+)$/, "tasks", taskPage],
   [/^\/dlq$/, "dlq", dlqPage],
+  [/^\/logout$/, "", logoutPage],
 ];
 
 const root = document.getElementById("app");
