@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
@@ -258,6 +259,7 @@ async function main(): Promise<void> {
       await seed(sql);
     }
     await recentWindow(sql);
+    const loadBefore = loadavg();
     const timings: Timing[] = [];
     for (const [page, read, run] of await reads(sql)) timings.push(await time(page, read, run));
     const plansText = await plans(url);
@@ -266,11 +268,21 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, `${stamp}-ui-plans.txt`), `${plansText.join("\n")}\n`);
     const [version] = await sql`SELECT version() AS v`;
-    const record = { tasks: TASKS, runs: RUNS, postgres: version?.v, timings };
+    const load = { before: loadBefore, after: loadavg() };
+    const record = {
+      tasks: TASKS,
+      runs: RUNS,
+      postgres: version?.v,
+      cores: navigator.hardwareConcurrency,
+      load,
+      timings,
+    };
     writeFileSync(join(dir, `${stamp}-ui.json`), `${JSON.stringify(record, null, 2)}\n`);
     const f = (x: number) => x.toFixed(1);
     const lines = [
-      `${TASKS.toLocaleString("en-US")} tasks, median / p95 / max of ${RUNS} runs, ms (target: < 50)`,
+      `${TASKS.toLocaleString("en-US")} tasks, median / p95 / max of ${RUNS} runs, ms (target: < 50); ` +
+        `${navigator.hardwareConcurrency} cores, load average ${load.before.map((x) => x.toFixed(1)).join(" ")} before, ` +
+        `${load.after.map((x) => x.toFixed(1)).join(" ")} after`,
       "| page | read | median | p95 | max |",
       "|---|---|---:|---:|---:|",
       ...timings.map(

@@ -38,13 +38,15 @@ export function overviewSource(p: { state: Db; data: Db; admin: QueueAdmin }): O
 }
 
 export async function readOverview(s: OverviewSource): Promise<Overview> {
+  const stateNow = dbNow(s.state);
+  const dataNow = s.data === s.state ? stateNow : dbNow(s.data);
   const [tasks, queues, pending, rows, finished, ingested, roles] = await Promise.all([
     taskCountsCapped(s.state),
     s.admin.depths(),
     outboxPendingCapped(s.state),
     alertRowsCapped(s.data),
-    dbNow(s.state).then((now) => s.finished.series(now)),
-    dbNow(s.data).then((now) => s.ingested.series(now)),
+    stateNow.then((now) => s.finished.series(now)),
+    dataNow.then((now) => s.ingested.series(now)),
     rolesConnected(s.state),
   ]);
   return {
