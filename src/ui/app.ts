@@ -46,7 +46,6 @@ export interface UiDeps extends ApiDeps {
 export interface UiApp {
   /** `client` keys the login throttle (the peer address; one key in-process). */
   fetch(req: Request, client?: string): Promise<Response>;
-  sessions: Sessions;
 }
 
 /** The log messages of a login (with the client's address, never the token). */
@@ -169,7 +168,6 @@ export function createUiApp(d: UiDeps): UiApp {
     tokenOk: tokenChecker(d.token),
   };
   return {
-    sessions: c.sessions,
     async fetch(req, client = "local") {
       try {
         return secured(await route(c, req, client), "no-store");
