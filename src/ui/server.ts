@@ -21,7 +21,6 @@ import { overviewSource, readOverview, shared } from "./overview";
 const POOL_SIZE = 4;
 const STATEMENT_TIMEOUT_MS = 5_000;
 const OVERVIEW_MAX_AGE_MS = 1_000;
-const STOP_GRACE_MS = 2_000;
 /** The log message once the dashboard listens (tests wait on it). */
 export const UI_LISTENING = "dashboard listening";
 
@@ -72,8 +71,8 @@ export async function startUi(
     port,
     url,
     async stop() {
-      // Browsers keep idle connections open: let requests in flight finish, then close the rest.
-      await Promise.race([server.stop(), Bun.sleep(STOP_GRACE_MS)]);
+      // At once: browsers keep idle connections open, and a dashboard's reads are not worth
+      // waiting for (`harness up` stops every role before the embedded PostgreSQL).
       await server.stop(true);
       await close();
       log.info("dashboard stopped");
