@@ -6,6 +6,7 @@ export default harnessCommand({
   name: "ui",
   description:
     "The web dashboard: tasks, attempts and their fencing, queues, dead letters (login with UI_AUTH_TOKEN)",
+  checks: { databases: ["state", "data", "queue"], schema: true, oneShot: false },
   args: {
     port: { type: "string", description: "port to listen on (env UI_PORT, default 8090)" },
     host: {
