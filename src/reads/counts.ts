@@ -6,11 +6,11 @@ import type { Db } from "../db/connect";
  * tables grow: each counts at most `cap + 1` index entries (or rows), so a
  * count is exact up to the cap; above it the planner's statistics give an
  * estimate (`exact: false`). An exact `count(*)` of 1,000,000 tasks takes
- * 100–150 ms here, a count capped at 100,000 still 20–60 ms; at 10,000, a
- * few milliseconds.
+ * 100–150 ms here, a count capped at 100,000 still 20–60 ms; at 5,000, a
+ * few milliseconds per status.
  */
 
-export const COUNT_CAP = 10_000;
+export const COUNT_CAP = 5_000;
 
 export interface Count {
   n: number;

@@ -17,7 +17,8 @@ import { SealedSeries, type SeriesOptions } from "./throughput";
 export const THROUGHPUT: SeriesOptions = {
   bucketSeconds: 10,
   windowSeconds: 15 * 60,
-  sealAfterSeconds: 60,
+  // A finish commits within seconds: buckets older than this are final.
+  sealAfterSeconds: 20,
   chunkSeconds: 60,
 };
 

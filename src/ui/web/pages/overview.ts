@@ -154,7 +154,7 @@ function render(ctx: PageContext, o: Overview) {
     h(
       "p",
       { class: "sub" },
-      `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 10,000 are estimates (≈).`,
+      `Live, refreshed every ${REFRESH_MS / 1000} s. Counts above 5,000 are estimates (≈).`,
     ),
     h(
       "div",
