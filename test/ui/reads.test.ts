@@ -176,7 +176,8 @@ describe("ui reads: counts and throughput", () => {
 
     const rows = new SealedSeries((r) => rowsIngestedBuckets(sql(), r), o);
     let ingested = await rows.series(now);
-    expect(ingested.at(-1) ?? 0).toBe(12);
+    // One second ago: in the last bucket, or the one before when now just began a bucket.
+    expect((ingested.at(-1) ?? 0) + (ingested.at(-2) ?? 0)).toBe(12);
     for (let i = 0; i < 20 && ingested.includes(null); i++) ingested = await rows.series(now);
     expect(ingested.reduce((a, b) => (a ?? 0) + (b ?? 0), 0)).toBe(21);
   });
