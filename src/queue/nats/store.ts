@@ -1,0 +1,169 @@
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  type PubAck,
+  type StoredMsg,
+} from "@nats-io/jetstream";
+import {
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  nanos,
+} from "@nats-io/transport-node";
+import { type Envelope, envelopeHeaders } from "./envelope";
+import type { Names, QueueNames } from "./names";
+
+/**
+ * The JetStream operations the NATS backend is made of, one named function
+ * each (noun first, like pgqueue's SQL). Every call needs only the broker
+ * permissions deploy/nats/ gives the role that makes it.
+ */
+
+/** MSG.GET: no such message. */
+const NO_MESSAGE_FOUND = 10037;
+/** MSG.DELETE failed: the message is not (or no longer) there. */
+const MSG_DELETE_FAILED = 10057;
+const STREAM_NOT_FOUND = 10059;
+const CONSUMER_NOT_FOUND = 10014;
+
+/** How long a pull waits for the server's answer before it gives up (a dropped link). */
+const PULL_DEADLINE_MS = 5_000;
+
+export function isMissingResource(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === STREAM_NOT_FOUND || err.code === CONSUMER_NOT_FOUND)
+  );
+}
+
+export class Store {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly names: Names,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    private readonly inboxPrefix: string,
+  ) {}
+
+  static async open(nc: NatsConnection, names: Names, inboxPrefix: string): Promise<Store> {
+    // No `$JS.API.INFO` probe: the roles' broker users may not ask it.
+    const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 5_000 });
+    return new Store(nc, names, jetstream(nc, { timeout: 5_000 }), jsm, inboxPrefix);
+  }
+
+  /**
+   * Up to `max` messages from a durable pull consumer, without waiting: the
+   * server sends what it has, then a 404 (none) or 408 (fewer than asked).
+   */
+  async pull(stream: string, consumer: string, max: number): Promise<Msg[]> {
+    const inbox = createInbox(this.inboxPrefix);
+    const sub = this.nc.subscribe(inbox, { max: max + 1 });
+    const got: Msg[] = [];
+    const deadline = setTimeout(() => sub.unsubscribe(), PULL_DEADLINE_MS);
+    try {
+      this.nc.publish(
+        `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
+        JSON.stringify({ batch: max, no_wait: true }),
+        { reply: inbox },
+      );
+      for await (const m of sub) {
+        const code = m.headers?.code ?? 0;
+        if (code === 404 || code === 408) break;
+        if (code !== 0) {
+          throw new Error(`pulling from ${consumer}: ${code} ${m.headers?.description ?? ""}`);
+        }
+        got.push(m);
+        if (got.length >= max) break;
+      }
+      return got;
+    } finally {
+      clearTimeout(deadline);
+      sub.unsubscribe();
+    }
+  }
+
+  /**
+   * Hands a delivery back to the server, to be delivered again after
+   * `delayMs` (0: at once). Until then it stays with its receiver, in
+   * flight, and may still be acked: this is how visibility is set.
+   */
+  deliveryNak(reply: string, delayMs: number): void {
+    const delay = Math.max(0, Math.round(delayMs));
+    this.nc.publish(
+      reply,
+      delay === 0 ? "-NAK" : `-NAK ${JSON.stringify({ delay: nanos(delay) })}`,
+    );
+  }
+
+  /** Removes one stored message: how a queue message is acked. False when it was already gone. */
+  async messageDelete(stream: string, seq: number): Promise<boolean> {
+    try {
+      return await this.jsm.streams.deleteMessage(stream, seq, false);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === MSG_DELETE_FAILED) return false;
+      throw err;
+    }
+  }
+
+  async messageGet(
+    stream: string,
+    query: { seq: number } | { last_by_subj: string } | { seq: number; next_by_subj: string },
+  ): Promise<StoredMsg | null> {
+    try {
+      return await this.jsm.streams.getMessage(stream, query);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === NO_MESSAGE_FOUND) return null;
+      throw err;
+    }
+  }
+
+  async messagePublish(
+    subject: string,
+    data: Uint8Array | string,
+    o: { envelope?: Envelope; headers?: MsgHdrs; dedupeId?: string },
+  ): Promise<PubAck> {
+    const h = o.headers ?? (o.envelope === undefined ? undefined : envelopeHeaders(o.envelope));
+    return this.js.publish(subject, data, {
+      ...(h === undefined ? {} : { headers: h }),
+      ...(o.dedupeId === undefined ? {} : { msgID: o.dedupeId }),
+    });
+  }
+
+  /** The last error recorded on a live message, or null. */
+  async errorGet(q: QueueNames, id: string): Promise<string | null> {
+    const m = await this.messageGet(q.errorStream, { last_by_subj: q.error(id) });
+    return m === null || m.data.length === 0 ? null : m.string();
+  }
+
+  async errorPut(q: QueueNames, id: string, error: string): Promise<void> {
+    await this.js.publish(q.error(id), error);
+  }
+
+  async errorClear(q: QueueNames, id: string): Promise<void> {
+    await this.jsm.streams.purge(q.errorStream, { filter: q.error(id) });
+  }
+
+  /** Ready, in-flight and delayed counts of a queue, from its two consumers. */
+  async consumerCounts(
+    q: QueueNames,
+  ): Promise<{ ready: number; inFlight: number; delayed: number }> {
+    const [ready, delayed] = await Promise.all([
+      this.jsm.consumers.info(q.stream, q.consumer),
+      this.jsm.consumers.info(q.stream, q.delayedConsumer),
+    ]);
+    return {
+      ready: ready.num_pending,
+      inFlight: ready.num_ack_pending,
+      delayed: delayed.num_pending + delayed.num_ack_pending,
+    };
+  }
+
+  /** How many dead letters a queue has. */
+  async deadCount(q: QueueNames): Promise<number> {
+    return (await this.jsm.streams.info(q.dlqStream)).state.messages;
+  }
+}
