@@ -150,7 +150,7 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   async deadLetter(m: Message<Q>, error: string): Promise<boolean> {
     const d = await this.delivery(m);
     if (d === undefined) return false;
-    return deliveryDeadLetter(this.store, this.q, d, error, m.receiveCount);
+    return deliveryDeadLetter(this.store, this.q, d, error, m.receiveCount, true);
   }
 
   wait(timeoutMs: number, abort?: AbortSignal): Promise<void> {

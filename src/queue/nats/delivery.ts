@@ -1,8 +1,11 @@
 import type { StoredMsg } from "@nats-io/jetstream";
 import type { Msg } from "@nats-io/transport-node";
+import { createLogger } from "../../log";
 import { parseAckSubject, readEnvelope } from "./envelope";
 import type { QueueNames } from "./names";
 import type { Store } from "./store";
+
+const log = createLogger("queue");
 
 /**
  * One received copy of a queue message, as the backend needs it to ack,
@@ -57,7 +60,9 @@ export function deliveryStored(m: StoredMsg): Delivery {
  * Copies a message to `<queue>.dlq` with the reason, then removes it from
  * the queue. A copy whose original turned out to be gone already is taken
  * back (unless it was another mover's: the same `dlq:<seq>` id made it a
- * duplicate), so a message is dead-lettered once or not at all.
+ * duplicate), so a message is dead-lettered once or not at all. `check`
+ * first looks whether the message is still there, for a receiver that may
+ * hold it past its visibility timeout.
  */
 export async function deliveryDeadLetter(
   store: Store,
@@ -65,13 +70,24 @@ export async function deliveryDeadLetter(
   d: Delivery,
   reason: string,
   receiveCount: number,
+  check = false,
 ): Promise<boolean> {
+  if (check && (await store.messageGet(q.stream, { seq: d.seq })) === null) return false;
   const copy = await store.messagePublish(q.dlq(d.id), d.data, {
     envelope: { id: d.id, createdAt: d.createdAt, lastError: reason, receiveCount },
     dedupeId: `dlq:${d.seq}`,
   });
   const removed = await store.messageDelete(q.stream, d.seq);
-  if (!removed && !copy.duplicate) await store.messageDelete(q.dlqStream, copy.seq);
+  if (!removed && !copy.duplicate) {
+    // Best effort: a role's broker user may not delete dead letters (deploy/nats/).
+    await store.messageDelete(q.dlqStream, copy.seq).catch((err: unknown) => {
+      log.warn("a dead letter of a message acked meanwhile remains", {
+        queue: q.queue,
+        message_id: d.id,
+        err,
+      });
+    });
+  }
   if (removed) await deliveryForgetError(store, q, d);
   return removed;
 }
