@@ -50,7 +50,7 @@ export class NatsAdmin implements QueueAdmin {
         QUEUE_NAMES.map(async (queue) => {
           const q = this.names.of(queue);
           const [live, dead] = await Promise.all([
-            this.store.consumerCounts(q),
+            this.store.queueCounts(q),
             this.store.deadCount(q),
           ]);
           return { queue, ...live, dead };

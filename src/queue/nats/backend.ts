@@ -1,3 +1,4 @@
+import type { StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { QueueName } from "../../contracts/queue";
 import type { ConsumerOptions, QueueAdmin, QueueBackend } from "../seam";
@@ -96,6 +97,11 @@ export class NatsQueue implements QueueBackend {
     const servers = this.nc.info?.connect_urls?.length ?? 1;
     const replicas = o.replicas ?? (servers >= 3 ? 3 : 1);
     await ensureQueues(this.store.jsm, this.names, { ...o, replicas });
+  }
+
+  /** The queue's work stream as the broker sees it (replicas, cluster leader, state). */
+  streamInfo(queue: QueueName): Promise<StreamInfo> {
+    return this.store.jsm.streams.info(this.names.of(queue).stream);
   }
 
   /** Empties the namespace's streams, consumers' in-flight deliveries included: for tests. */

@@ -158,7 +158,7 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   }
 
   depth(): Promise<Depth> {
-    return this.store.consumerCounts(this.q);
+    return this.store.queueCounts(this.q);
   }
 }
 

@@ -27,6 +27,8 @@ export interface QueueNames {
   delayedConsumer: string;
   ready: string;
   delayed: string;
+  /** Both subjects of the work stream. */
+  subjects: string;
   errorStream: string;
   /** The last-error subject of message `id`. */
   error(id: string): string;
@@ -58,6 +60,7 @@ export function namesFor(namespace: string): Names {
     delayedConsumer: `${n}_${queue}_delayed`,
     ready: `${n}.queue.${queue}.ready`,
     delayed: `${n}.queue.${queue}.delayed`,
+    subjects: `${n}.queue.${queue}.*`,
     errorStream: `${n}_${queue}_errors`,
     error: (id) => `${n}.queue.${queue}.error.${id}`,
     errorWildcard: `${n}.queue.${queue}.error.*`,

@@ -30,6 +30,7 @@ export const NATS_USERS: Record<Role, string> = {
 function consume(names: Names, queue: QueueName): string[] {
   const q = names.of(queue);
   return [
+    `$JS.API.STREAM.INFO.${q.stream}`,
     `$JS.API.CONSUMER.INFO.${q.stream}.${q.consumer}`,
     `$JS.API.CONSUMER.INFO.${q.stream}.${q.delayedConsumer}`,
     `$JS.API.CONSUMER.MSG.NEXT.${q.stream}.${q.consumer}`,
@@ -66,8 +67,8 @@ export function rolePermissions(names: Names): Record<Role, Permissions> {
     },
     reader: {
       publish: all.flatMap((q) => [
+        `$JS.API.STREAM.INFO.${q.stream}`,
         `$JS.API.CONSUMER.INFO.${q.stream}.${q.consumer}`,
-        `$JS.API.CONSUMER.INFO.${q.stream}.${q.delayedConsumer}`,
         `$JS.API.STREAM.INFO.${q.dlqStream}`,
         `$JS.API.STREAM.MSG.GET.${q.dlqStream}`,
         // Redrive (`harness dlq redrive`): back to ready, then off the dead letters.

@@ -18,7 +18,7 @@ export class ReadySignal {
 
   wait(timeoutMs: number, abort?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
-      if (abort?.aborted || this.nc.isClosed()) return resolve();
+      if (abort?.aborted || this.nc.isClosed() || this.nc.isDraining()) return resolve();
       const done = () => {
         clearTimeout(timer);
         abort?.removeEventListener("abort", done);

@@ -147,18 +147,23 @@ export class Store {
     await this.jsm.streams.purge(q.errorStream, { filter: q.error(id) });
   }
 
-  /** Ready, in-flight and delayed counts of a queue, from its two consumers. */
-  async consumerCounts(
-    q: QueueNames,
-  ): Promise<{ ready: number; inFlight: number; delayed: number }> {
-    const [ready, delayed] = await Promise.all([
+  /**
+   * Ready, in-flight and delayed counts of a queue. In flight is what the
+   * stream holds on ready less what its consumer has yet to deliver: exact
+   * even after a crash left the consumer remembering deliveries of messages
+   * acked meanwhile (their deletes ended them).
+   */
+  async queueCounts(q: QueueNames): Promise<{ ready: number; inFlight: number; delayed: number }> {
+    const [consumer, stream] = await Promise.all([
       this.jsm.consumers.info(q.stream, q.consumer),
-      this.jsm.consumers.info(q.stream, q.delayedConsumer),
+      this.jsm.streams.info(q.stream, { subjects_filter: q.subjects }),
     ]);
+    const stored = stream.state.subjects ?? {};
+    const ready = consumer.num_pending;
     return {
-      ready: ready.num_pending,
-      inFlight: ready.num_ack_pending,
-      delayed: delayed.num_pending + delayed.num_ack_pending,
+      ready,
+      inFlight: Math.max(0, (stored[q.ready] ?? 0) - ready),
+      delayed: stored[q.delayed] ?? 0,
     };
   }
 
