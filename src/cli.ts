@@ -20,6 +20,7 @@ const main = defineCommand({
     status: () => import("./commands/status").then((m) => m.default),
     keygen: () => import("./commands/keygen").then((m) => m.default),
     dlq: () => import("./commands/dlq").then((m) => m.default),
+    queue: () => import("./commands/queue").then((m) => m.default),
     up: () => import("./commands/up").then((m) => m.default),
     verify: () => import("./commands/verify").then((m) => m.default),
     contracts: () => import("./commands/contracts").then((m) => m.default),

@@ -1,3 +1,4 @@
+import { RequestError } from "@nats-io/transport-node";
 import type { QueueName } from "../../contracts/queue";
 import type { Outgoing, QueuePublisher } from "../seam";
 import { checkOutgoing } from "./contract";
@@ -42,7 +43,10 @@ export class NatsPublisher implements QueuePublisher {
         }),
       );
     } catch (cause) {
-      throw new Error(`publishing ${messages.length} message(s) to ${queue}`, { cause });
+      const why = noStream(cause)
+        ? `no stream takes ${q.ready} (namespace ${this.names.namespace}): run harness migrate with this QUEUE_URL and QUEUE_NAMESPACE`
+        : `publishing ${messages.length} message(s) to ${queue}`;
+      throw new Error(why, { cause });
     }
   }
 
@@ -50,4 +54,10 @@ export class NatsPublisher implements QueuePublisher {
   async publish<Q extends QueueName>(queue: Q, messages: readonly Outgoing<Q>[]): Promise<number> {
     return (await this.publishIds(queue, messages)).length;
   }
+}
+
+/** The broker's answer when no stream listens on the subject. */
+function noStream(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return [err, cause].some((e) => e instanceof RequestError && e.isNoResponders());
 }
