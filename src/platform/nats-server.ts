@@ -13,7 +13,9 @@ import * as v from "valibot";
  * `kill` sends SIGKILL, as a crash would.
  */
 
-export const NATS_SERVER_BINARY = process.env.NATS_SERVER_BIN ?? "nats-server";
+/** NATS_SERVER_BIN, else `nats-server` on PATH, else Debian's. */
+export const NATS_SERVER_BINARY =
+  process.env.NATS_SERVER_BIN ?? Bun.which("nats-server") ?? "/usr/sbin/nats-server";
 const READY_LINE = "Server is ready";
 const START_TIMEOUT_MS = 15_000;
 

@@ -93,10 +93,15 @@ export class NatsQueue implements QueueBackend {
    */
   async ensure(
     o: Pick<EnsureOptions, "visibilityTimeoutMs"> & Partial<EnsureOptions>,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const servers = this.nc.info?.connect_urls?.length ?? 1;
     const replicas = o.replicas ?? (servers >= 3 ? 3 : 1);
-    await ensureQueues(this.store.jsm, this.names, { ...o, replicas });
+    return ensureQueues(this.store.jsm, this.names, { ...o, replicas });
+  }
+
+  /** Where it is connected (credentials left out) and its namespace: for messages. */
+  describe(): string {
+    return `NATS at ${this.where}, namespace ${this.names.namespace}`;
   }
 
   /** The queue's work stream as the broker sees it (replicas, cluster leader, state). */

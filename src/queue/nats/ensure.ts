@@ -92,54 +92,81 @@ function consumerConfigs(
   ];
 }
 
-async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }) {
-  try {
-    const info = await jsm.streams.info(cfg.name);
-    const c = info.config;
-    const same =
-      c.num_replicas === cfg.num_replicas &&
-      JSON.stringify(c.subjects) === JSON.stringify(cfg.subjects) &&
-      (cfg.max_age === undefined || c.max_age === cfg.max_age);
-    if (!same) {
-      await jsm.streams.update(cfg.name, { ...c, ...cfg });
-      log.info("queue stream updated", { stream: cfg.name });
-    }
-  } catch (err) {
-    if (!isMissingResource(err)) throw err;
-    await jsm.streams.add(cfg);
-    log.info("queue stream created", { stream: cfg.name });
+/** What changed: "created …", "updated …", or undefined when it was as wanted. */
+type Change = string | undefined;
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  cfg: Partial<StreamConfig> & { name: string },
+): Promise<Change> {
+  const info = await jsm.streams.info(cfg.name).catch(missingAsNull);
+  if (info === null) {
+    await createOrFind(
+      () => jsm.streams.add(cfg),
+      () => jsm.streams.info(cfg.name),
+    );
+    return `created stream ${cfg.name}`;
   }
+  const c = info.config;
+  const same =
+    c.num_replicas === cfg.num_replicas &&
+    JSON.stringify(c.subjects) === JSON.stringify(cfg.subjects) &&
+    (cfg.max_age === undefined || c.max_age === cfg.max_age);
+  if (same) return undefined;
+  await jsm.streams.update(cfg.name, { ...c, ...cfg });
+  return `updated stream ${cfg.name}`;
 }
 
 async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
   cfg: Partial<ConsumerConfig> & { durable_name: string },
-) {
+): Promise<Change> {
+  const info = await jsm.consumers.info(stream, cfg.durable_name).catch(missingAsNull);
+  if (info === null) {
+    await createOrFind(
+      () => jsm.consumers.add(stream, cfg),
+      () => jsm.consumers.info(stream, cfg.durable_name),
+    );
+    return `created consumer ${cfg.durable_name}`;
+  }
+  if (info.config.ack_wait === cfg.ack_wait) return undefined;
+  await jsm.consumers.update(stream, cfg.durable_name, { ack_wait: cfg.ack_wait });
+  return `updated consumer ${cfg.durable_name}`;
+}
+
+function missingAsNull(err: unknown): null {
+  if (isMissingResource(err)) return null;
+  throw err;
+}
+
+/** Creates; when that fails, fine if it exists now (another `migrate` created it meanwhile). */
+async function createOrFind(create: () => Promise<unknown>, find: () => Promise<unknown>) {
   try {
-    const info = await jsm.consumers.info(stream, cfg.durable_name);
-    if (info.config.ack_wait !== cfg.ack_wait) {
-      await jsm.consumers.update(stream, cfg.durable_name, { ack_wait: cfg.ack_wait });
-      log.info("queue consumer updated", { stream, consumer: cfg.durable_name });
-    }
+    await create();
   } catch (err) {
-    if (!isMissingResource(err)) throw err;
-    await jsm.consumers.add(stream, cfg);
-    log.info("queue consumer created", { stream, consumer: cfg.durable_name });
+    const found = await find().then(
+      () => true,
+      () => false,
+    );
+    if (!found) throw err;
   }
 }
 
+/** Brings every stream and consumer of the namespace to what it should be; returns what changed. */
 export async function ensureQueues(
   jsm: JetStreamManager,
   names: Names,
   o: EnsureOptions,
-): Promise<void> {
+): Promise<string[]> {
+  const changes: string[] = [];
   for (const queue of QUEUE_NAMES) {
     const q = names.of(queue);
     try {
-      for (const cfg of streamConfigs(q, o.replicas)) await ensureStream(jsm, cfg);
+      for (const cfg of streamConfigs(q, o.replicas))
+        changes.push((await ensureStream(jsm, cfg)) ?? "");
       for (const cfg of consumerConfigs(q, o.visibilityTimeoutMs)) {
-        await ensureConsumer(jsm, q.stream, cfg);
+        changes.push((await ensureConsumer(jsm, q.stream, cfg)) ?? "");
       }
     } catch (cause) {
       throw new Error(`creating the streams of queue ${queue} (namespace ${names.namespace})`, {
@@ -147,6 +174,9 @@ export async function ensureQueues(
       });
     }
   }
+  const done = changes.filter((c) => c !== "");
+  for (const change of done) log.info("queue streams", { change, namespace: names.namespace });
+  return done;
 }
 
 /** Deletes every stream of a namespace (their consumers go with them). For tests and teardown. */
