@@ -44,7 +44,7 @@ export class NatsQueue implements QueueBackend {
   static async open(o: NatsQueueOptions): Promise<NatsQueue> {
     const names = namesFor(o.namespace ?? DEFAULT_NAMESPACE);
     const nc = await openNats(o.url, o.name);
-    const store = await Store.open(nc, names, inboxPrefixFor(parseNatsUrl(o.url)));
+    const store = await Store.open(nc, inboxPrefixFor(parseNatsUrl(o.url)));
     return new NatsQueue(nc, store, names, describeNatsUrl(o.url));
   }
 

@@ -7,15 +7,9 @@ import {
   type PubAck,
   type StoredMsg,
 } from "@nats-io/jetstream";
-import {
-  createInbox,
-  type Msg,
-  type MsgHdrs,
-  type NatsConnection,
-  nanos,
-} from "@nats-io/transport-node";
+import { createInbox, type Msg, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { type Envelope, envelopeHeaders } from "./envelope";
-import type { Names, QueueNames } from "./names";
+import type { QueueNames } from "./names";
 
 /**
  * The JetStream operations the NATS backend is made of, one named function
@@ -43,16 +37,15 @@ export function isMissingResource(err: unknown): boolean {
 export class Store {
   private constructor(
     readonly nc: NatsConnection,
-    readonly names: Names,
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     private readonly inboxPrefix: string,
   ) {}
 
-  static async open(nc: NatsConnection, names: Names, inboxPrefix: string): Promise<Store> {
+  static async open(nc: NatsConnection, inboxPrefix: string): Promise<Store> {
     // No `$JS.API.INFO` probe: the roles' broker users may not ask it.
     const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: 5_000 });
-    return new Store(nc, names, jetstream(nc, { timeout: 5_000 }), jsm, inboxPrefix);
+    return new Store(nc, jetstream(nc, { timeout: 5_000 }), jsm, inboxPrefix);
   }
 
   /**
@@ -124,11 +117,10 @@ export class Store {
   async messagePublish(
     subject: string,
     data: Uint8Array | string,
-    o: { envelope?: Envelope; headers?: MsgHdrs; dedupeId?: string },
+    o: { envelope?: Envelope; dedupeId?: string },
   ): Promise<PubAck> {
-    const h = o.headers ?? (o.envelope === undefined ? undefined : envelopeHeaders(o.envelope));
     return this.js.publish(subject, data, {
-      ...(h === undefined ? {} : { headers: h }),
+      ...(o.envelope === undefined ? {} : { headers: envelopeHeaders(o.envelope) }),
       ...(o.dedupeId === undefined ? {} : { msgID: o.dedupeId }),
     });
   }
