@@ -93,6 +93,7 @@ describe("NATS backend under broker failures", () => {
     await server.restart();
 
     const later = randomUUID();
+    const delayed = randomUUID();
     await waitFor(
       async () => {
         await q.publisher().publishIds("task_wakeup", [{ payload: { task_id: later } }]);
@@ -100,6 +101,12 @@ describe("NATS backend under broker failures", () => {
       },
       { what: "a publish after the restart", timeoutMs: 30_000, intervalMs: 200 },
     );
+    // The delayed-message mover came back too.
+    await q
+      .publisher()
+      .publishIds("task_wakeup", [
+        { payload: { task_id: delayed }, availableAt: new Date(Date.now() + 500) },
+      ]);
     const seen = new Set<string>();
     await waitFor(
       async () => {
@@ -108,12 +115,12 @@ describe("NATS backend under broker failures", () => {
           await c.ack(m);
         }
         const d = await c.depth();
-        return d.ready + d.inFlight + d.delayed === 0;
+        return seen.has(delayed) && d.ready + d.inFlight + d.delayed === 0;
       },
       { what: "the queue drained after the restart", timeoutMs: 30_000 },
     );
     const acked = held.map((m) => m.payload.task_id);
-    return { seen, unacked: [...first.slice(5), later], acked };
+    return { seen, unacked: [...first.slice(5), later, delayed], acked };
   }
 
   test("a server stopped and restarted under a live backend: it reconnects, nothing is lost, no ack is undone", async () => {
