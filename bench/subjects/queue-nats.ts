@@ -25,7 +25,7 @@ subjectMain(async (params) => {
     const payloads = Array.from({ length: params.count }, () => ({
       payload: { task_id: randomUUID() },
     }));
-    for (const part of chunks(payloads, 1000)) await q.publisher().publishIds("task_wakeup", part);
+    for (const part of chunks(payloads, 1000)) await q.publisher().publish("task_wakeup", part);
     const publishSeconds = since(published);
 
     const consumers = await Promise.all(

@@ -1,9 +1,7 @@
 import * as v from "valibot";
-import { type Config, config, requireStateDatabase } from "../config";
+import { config } from "../config";
 import { QUEUE_NAMES, QUEUES, type QueueName, type QueuePayload } from "../contracts/queue";
-import { connect } from "../db/connect";
-import { publish } from "../queue";
-import { NatsQueue } from "../queue/nats/backend";
+import { openQueue } from "../queue/open";
 import { harnessCommand, UsageError } from "./_command";
 
 /**
@@ -35,34 +33,6 @@ function payloadArg<Q extends QueueName>(queue: Q, text: string): QueuePayload<Q
   return checked.output;
 }
 
-// TODO(merge): once src/queue/open.ts is on main, this is `openQueue(cfg).publisher().publish`.
-async function publishOne<Q extends QueueName>(
-  cfg: Config,
-  queue: Q,
-  payload: QueuePayload<Q>,
-): Promise<string> {
-  if (cfg.queue.url !== undefined) {
-    const nats = await NatsQueue.open({
-      url: cfg.queue.url,
-      namespace: cfg.queue.namespace,
-      name: "queue-publish",
-    });
-    try {
-      const [id] = await nats.publisher().publishIds(queue, [{ payload }]);
-      if (id === undefined) throw new Error(`publishing to ${queue} returned no id`);
-      return id;
-    } finally {
-      await nats.close();
-    }
-  }
-  const sql = connect(requireStateDatabase(cfg), { name: "queue-publish", max: 1 });
-  try {
-    return await publish(sql, queue, payload);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
 const publishCommand = harnessCommand({
   name: "queue publish",
   description:
@@ -78,8 +48,13 @@ const publishCommand = harnessCommand({
   async run({ args }) {
     const queue = queueArg(args.queue);
     const payload = payloadArg(queue, String(args.json));
-    const id = await publishOne(config(), queue, payload);
-    process.stdout.write(`${id}\n`);
+    const backend = await openQueue(config(), { name: "queue-publish", connections: 1 });
+    try {
+      const [id] = await backend.publisher().publish(queue, [{ payload }]);
+      process.stdout.write(`${id}\n`);
+    } finally {
+      await backend.close();
+    }
   },
 });
 

@@ -30,7 +30,7 @@ async function publishAll(q: NatsQueue, ids: string[], published: Set<string>): 
   for (const id of ids) {
     await waitFor(
       async () => {
-        await q.publisher().publishIds("task_wakeup", [{ payload: { task_id: id }, dedupeId: id }]);
+        await q.publisher().publish("task_wakeup", [{ payload: { task_id: id }, dedupeId: id }]);
         published.add(id);
         return true;
       },
@@ -81,7 +81,7 @@ describe("NATS backend under broker failures", () => {
     await q.ensure({ visibilityTimeoutMs: 3_000 });
     const c = await q.consumer("task_wakeup", OPTS);
     const first = Array.from({ length: 10 }, () => randomUUID());
-    await q.publisher().publishIds(
+    await q.publisher().publish(
       "task_wakeup",
       first.map((task_id) => ({ payload: { task_id } })),
     );
@@ -96,7 +96,7 @@ describe("NATS backend under broker failures", () => {
     const delayed = randomUUID();
     await waitFor(
       async () => {
-        await q.publisher().publishIds("task_wakeup", [{ payload: { task_id: later } }]);
+        await q.publisher().publish("task_wakeup", [{ payload: { task_id: later } }]);
         return true;
       },
       { what: "a publish after the restart", timeoutMs: 30_000, intervalMs: 200 },
@@ -104,7 +104,7 @@ describe("NATS backend under broker failures", () => {
     // The delayed-message mover came back too.
     await q
       .publisher()
-      .publishIds("task_wakeup", [
+      .publish("task_wakeup", [
         { payload: { task_id: delayed }, availableAt: new Date(Date.now() + 500) },
       ]);
     const seen = new Set<string>();
@@ -183,7 +183,7 @@ describe("NATS backend under broker failures", () => {
 
     // The same backend, two nodes left: still publishes, receives, acks, dead-letters.
     const after = randomUUID();
-    await q.publisher().publishIds("task_wakeup", [{ payload: { task_id: after } }]);
+    await q.publisher().publish("task_wakeup", [{ payload: { task_id: after } }]);
     const [m] = await waitFor(
       async () => {
         const got = await c.receive(1);

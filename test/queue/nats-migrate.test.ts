@@ -44,7 +44,7 @@ describe("harness migrate on NATS", () => {
     const c = await nats.consumer("task_wakeup", { visibilityTimeoutMs: 30_000, maxReceives: 5 });
     const [id] = await nats
       .publisher()
-      .publishIds("task_wakeup", [{ payload: { task_id: randomUUID() } }]);
+      .publish("task_wakeup", [{ payload: { task_id: randomUUID() } }]);
     expect((await c.receive(1)).map((m) => m.id)).toEqual([String(id)]);
 
     const again = await runHarness(["migrate"], env());

@@ -81,12 +81,12 @@ describe("deploy/nats/accounts.conf", () => {
 
   test("each role's user does its whole job through NatsQueue", async () => {
     const dispatcher = (await queueAs("dispatcher")).publisher();
-    await dispatcher.publishIds("task_wakeup", [wakeup(), wakeup(), wakeup()]);
-    await dispatcher.publishIds("task_wakeup", [
+    await dispatcher.publish("task_wakeup", [wakeup(), wakeup(), wakeup()]);
+    await dispatcher.publish("task_wakeup", [
       { ...wakeup(), availableAt: new Date(Date.now() + 300), dedupeId: randomUUID() },
     ]);
-    await dispatcher.publishIds("buffer_queue", [buffer()]);
-    await dispatcher.publishIds("task_completed", [
+    await dispatcher.publish("buffer_queue", [buffer()]);
+    await dispatcher.publish("task_completed", [
       {
         payload: {
           task_id: randomUUID(),

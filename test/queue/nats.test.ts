@@ -25,7 +25,7 @@ async function publish(
 ) {
   return nats()
     .queue.publisher()
-    .publishIds(
+    .publish(
       "task_wakeup",
       payloads.map((payload) => ({ payload, ...o })),
     );
@@ -248,7 +248,7 @@ describe("NatsQueue", () => {
   test("a payload that breaks the contract, or is not JSON, is dead-lettered on receive and never returned", async () => {
     await clear();
     const js = nats().queue.publisher();
-    await js.publishIds("task_wakeup", [{ payload: wakeup() }]);
+    await js.publish("task_wakeup", [{ payload: wakeup() }]);
     // Published around the contract check, as a foreign publisher could.
     const ready = nats().queue.names.of("task_wakeup").ready;
     const nc = await connect({ servers: TEST_NATS_URL.replace("nats://", "").split(",") });

@@ -1,7 +1,7 @@
 import type { Msg } from "@nats-io/transport-node";
 import type { QueueName } from "../../contracts/queue";
+import { checkIncoming } from "../contract";
 import type { ConsumerOptions, Depth, Message, QueueConsumer } from "../seam";
-import { checkIncoming } from "./contract";
 import {
   type Delivery,
   deliveryDeadLetter,

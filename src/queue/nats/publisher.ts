@@ -1,7 +1,7 @@
 import { RequestError } from "@nats-io/transport-node";
 import type { QueueName } from "../../contracts/queue";
+import { checkOutgoing } from "../contract";
 import type { Outgoing, QueuePublisher } from "../seam";
-import { checkOutgoing } from "./contract";
 import type { Names } from "./names";
 import type { Store } from "./store";
 
@@ -19,7 +19,7 @@ export class NatsPublisher implements QueuePublisher {
   ) {}
 
   /** Each message's id, in order (what `Message.id` and `DeadLetter.id` will say). */
-  async publishIds<Q extends QueueName>(
+  async publish<Q extends QueueName>(
     queue: Q,
     messages: readonly Outgoing<Q>[],
   ): Promise<string[]> {
@@ -48,11 +48,6 @@ export class NatsPublisher implements QueuePublisher {
         : `publishing ${messages.length} message(s) to ${queue}`;
       throw new Error(why, { cause });
     }
-  }
-
-  // TODO(merge): the seam's publish returns the ids (the pgqueue split changes it); then this is publishIds.
-  async publish<Q extends QueueName>(queue: Q, messages: readonly Outgoing<Q>[]): Promise<number> {
-    return (await this.publishIds(queue, messages)).length;
   }
 }
 
