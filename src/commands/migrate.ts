@@ -1,6 +1,6 @@
 import { config } from "../config";
 import { migrateAll } from "../db/migrator";
-import { NatsQueue } from "../queue/nats/backend";
+import { migrateQueues } from "../queue/migrate";
 import { harnessCommand } from "./_command";
 
 export default harnessCommand({
@@ -13,19 +13,7 @@ export default harnessCommand({
       const what = report.applied.length ? `applied ${report.applied.join(", ")}` : "up to date";
       process.stdout.write(`${report.set} (${report.database}): ${what}\n`);
     }
-    const cfg = config();
-    if (cfg.queue.url === undefined) return;
-    const nats = await NatsQueue.open({
-      url: cfg.queue.url,
-      namespace: cfg.queue.namespace,
-      name: "migrate",
-    });
-    try {
-      const changes = await nats.ensure({ visibilityTimeoutMs: cfg.visibilityTimeoutMs });
-      const what = changes.length ? changes.join(", ") : "up to date";
-      process.stdout.write(`queues (${nats.describe()}): ${what}\n`);
-    } finally {
-      await nats.close();
-    }
+    const queues = await migrateQueues(config());
+    if (queues !== undefined) process.stdout.write(`${queues}\n`);
   },
 });
