@@ -15,7 +15,7 @@ import { waitFor } from "../support/wait";
  */
 
 const nats = useNatsQueue("nats");
-const opts: ConsumerOptions = { visibilityTimeoutMs: 400, maxReceives: 5 };
+const opts: ConsumerOptions = { visibilityTimeoutMs: 1_000, maxReceives: 5 };
 
 const wakeup = () => ({ task_id: randomUUID() });
 
