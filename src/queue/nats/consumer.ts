@@ -6,6 +6,7 @@ import {
   type Delivery,
   deliveryDeadLetter,
   deliveryForgetError,
+  deliveryHeld,
   deliveryOf,
   deliveryStored,
 } from "./delivery";
@@ -20,8 +21,10 @@ import type { Store } from "./store";
  *   consumer's ack wait, or for `visibilityTimeoutMs` when that differs (a
  *   nak with that delay, sent as soon as it arrives); `receiveCount` is the
  *   server's delivery count;
- * - ack: the stored message is deleted, which also ends its delivery (and
- *   says whether it was still there);
+ * - ack: while the delivery is surely still ours (within its visibility),
+ *   a consumer ack the server confirms — on a work-queue stream that removes
+ *   the message; past it, the stored message is deleted instead, which says
+ *   whether it was still there (another receiver may have acked it since);
  * - extendVisibility: a nak with the delay left until `until` — the
  *   delivery stays in flight and ackable, and comes back exactly then;
  * - recordError: the error stream keeps it by message id, read back when the
@@ -31,6 +34,9 @@ import type { Store } from "./store";
  */
 
 const deliveries = new WeakMap<object, Delivery>();
+
+/** Held-until times stop this much short of the server's deadline (message transit). */
+const MARGIN_MS = 50;
 
 export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   readonly queue: Q;
@@ -50,6 +56,8 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
     const n = Math.floor(max);
     if (n < 1) return [];
     let pulled: Msg[];
+    // Before the pull: the server's ack timer starts later, so this is never past its deadline.
+    const hiddenUntil = Date.now() + this.options.visibilityTimeoutMs - MARGIN_MS;
     try {
       pulled = await this.store.pull(this.q.stream, this.q.consumer, n);
     } catch (cause) {
@@ -61,13 +69,13 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
           this.store.deliveryNak(m.reply, this.options.visibilityTimeoutMs);
       }
     }
-    const admitted = await Promise.all(pulled.map((m) => this.admit(m)));
+    const admitted = await Promise.all(pulled.map((m) => this.admit(m, hiddenUntil)));
     return admitted.filter((m) => m !== undefined);
   }
 
   /** A pulled message as a Message, or undefined when it was dead-lettered instead. */
-  private async admit(m: Msg): Promise<Message<Q> | undefined> {
-    const d = deliveryOf(m);
+  private async admit(m: Msg, hiddenUntil: number): Promise<Message<Q> | undefined> {
+    const d = deliveryOf(m, hiddenUntil);
     if (d === undefined)
       throw new Error(`a pull from ${this.queue} brought a message without an ack subject`);
     if (d.receiveCount > 1) {
@@ -111,14 +119,18 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
 
   async ack(m: Message<Q>): Promise<boolean> {
     const d = await this.delivery(m);
-    if (d === undefined) return false;
-    const removed = await this.store.messageDelete(this.q.stream, d.seq);
+    if (d === undefined || d.settled) return false;
+    let removed = true;
+    if (deliveryHeld(d)) await this.store.deliveryAck(d.reply);
+    else removed = await this.store.messageDelete(this.q.stream, d.seq);
+    d.settled = true;
     if (removed) await deliveryForgetError(this.store, this.q, d);
     return removed;
   }
 
+  /** Each ack confirmed by the server (none is counted on faith: a dropped link loses unconfirmed ones). */
   async ackBatch(messages: readonly Message<Q>[]): Promise<number> {
-    const acked = await Promise.all(messages.map((m) => this.ack(m)));
+    const acked = await Promise.all([...new Set(messages)].map((m) => this.ack(m)));
     return acked.filter(Boolean).length;
   }
 
@@ -127,14 +139,21 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
     until: Date | { visibilityTimeoutMs: number },
   ): Promise<boolean> {
     const d = await this.delivery(m);
-    if (d === undefined) return false;
+    if (d === undefined || d.settled) return false;
     if (d.reply === undefined) {
       throw new Error(`message ${m.id} of ${this.queue} was not received by this consumer`);
     }
-    if ((await this.store.messageGet(this.q.stream, { seq: d.seq })) === null) return false;
-    const delayMs =
-      until instanceof Date ? until.getTime() - Date.now() : until.visibilityTimeoutMs;
+    const held = deliveryHeld(d);
+    if (!held && (await this.store.messageGet(this.q.stream, { seq: d.seq })) === null) {
+      return false;
+    }
+    const now = Date.now();
+    const delayMs = Math.max(
+      0,
+      until instanceof Date ? until.getTime() - now : until.visibilityTimeoutMs,
+    );
     this.store.deliveryNak(d.reply, delayMs);
+    d.hiddenUntil = now + delayMs - MARGIN_MS;
     return true;
   }
 
@@ -150,7 +169,7 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   async deadLetter(m: Message<Q>, error: string): Promise<boolean> {
     const d = await this.delivery(m);
     if (d === undefined) return false;
-    return deliveryDeadLetter(this.store, this.q, d, error, m.receiveCount, true);
+    return deliveryDeadLetter(this.store, this.q, d, error, m.receiveCount);
   }
 
   wait(timeoutMs: number, abort?: AbortSignal): Promise<void> {

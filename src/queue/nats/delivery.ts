@@ -23,10 +23,23 @@ export interface Delivery {
   lastError: string | null;
   /** An entry may exist in the queue's error stream, to clear once the message is gone. */
   hasErrorEntry: boolean;
+  /**
+   * Epoch ms until which this delivery is surely still this receiver's
+   * alone (measured from before the pull or the extension, so never later
+   * than the server's own deadline); 0 when not received here.
+   */
+  hiddenUntil: number;
+  /** Acked or dead-lettered through this delivery already. */
+  settled: boolean;
 }
 
-/** A pulled message, or undefined when its reply is not a JetStream ack subject. */
-export function deliveryOf(m: Msg): Delivery | undefined {
+/** Whether the delivery is surely still held here: nobody else can have acked or moved it. */
+export function deliveryHeld(d: Delivery): d is Delivery & { reply: string } {
+  return d.reply !== undefined && !d.settled && Date.now() < d.hiddenUntil;
+}
+
+/** A pulled message, hidden until `hiddenUntil`; undefined when its reply is not a JetStream ack subject. */
+export function deliveryOf(m: Msg, hiddenUntil: number): Delivery | undefined {
   const info = parseAckSubject(m.reply);
   if (info === undefined || m.reply === undefined) return undefined;
   const env = readEnvelope(m.headers);
@@ -39,6 +52,8 @@ export function deliveryOf(m: Msg): Delivery | undefined {
     receiveCount: info.deliveryCount,
     lastError: env.lastError ?? null,
     hasErrorEntry: false,
+    hiddenUntil,
+    settled: false,
   };
 }
 
@@ -53,6 +68,8 @@ export function deliveryStored(m: StoredMsg): Delivery {
     receiveCount: 0,
     lastError: env.lastError ?? null,
     hasErrorEntry: true,
+    hiddenUntil: 0,
+    settled: false,
   };
 }
 
@@ -60,9 +77,9 @@ export function deliveryStored(m: StoredMsg): Delivery {
  * Copies a message to `<queue>.dlq` with the reason, then removes it from
  * the queue. A copy whose original turned out to be gone already is taken
  * back (unless it was another mover's: the same `dlq:<seq>` id made it a
- * duplicate), so a message is dead-lettered once or not at all. `check`
- * first looks whether the message is still there, for a receiver that may
- * hold it past its visibility timeout.
+ * duplicate), so a message is dead-lettered once or not at all. A
+ * delivery no longer surely held is first looked up: another receiver may
+ * have acked it since.
  */
 export async function deliveryDeadLetter(
   store: Store,
@@ -70,14 +87,17 @@ export async function deliveryDeadLetter(
   d: Delivery,
   reason: string,
   receiveCount: number,
-  check = false,
 ): Promise<boolean> {
-  if (check && (await store.messageGet(q.stream, { seq: d.seq })) === null) return false;
+  if (d.settled) return false;
+  if (!deliveryHeld(d) && (await store.messageGet(q.stream, { seq: d.seq })) === null) {
+    return false;
+  }
   const copy = await store.messagePublish(q.dlq(d.id), d.data, {
     envelope: { id: d.id, createdAt: d.createdAt, lastError: reason, receiveCount },
     dedupeId: `dlq:${d.seq}`,
   });
   const removed = await store.messageDelete(q.stream, d.seq);
+  d.settled = true;
   if (!removed && !copy.duplicate) {
     // Best effort: a role's broker user may not delete dead letters (deploy/nats/).
     await store.messageDelete(q.dlqStream, copy.seq).catch((err: unknown) => {

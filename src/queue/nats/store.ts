@@ -92,7 +92,15 @@ export class Store {
     );
   }
 
-  /** Removes one stored message: how a queue message is acked. False when it was already gone. */
+  /**
+   * Acks a delivery through its consumer, and waits for the server to say
+   * it has done so: on a work-queue stream the message is then gone.
+   */
+  async deliveryAck(reply: string): Promise<void> {
+    await this.nc.request(reply, "+ACK", { timeout: 5_000 });
+  }
+
+  /** Removes one stored message (ending its delivery too). False when it was already gone. */
   async messageDelete(stream: string, seq: number): Promise<boolean> {
     try {
       return await this.jsm.streams.deleteMessage(stream, seq, false);
