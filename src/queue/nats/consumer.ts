@@ -159,6 +159,8 @@ export class NatsConsumer<Q extends QueueName> implements QueueConsumer<Q> {
 
   async recordError(m: Message<Q>, error: string): Promise<void> {
     const d = deliveries.get(m);
+    // Gone already (acked or dead-lettered here): nothing to note it on, as on pgqueue.
+    if (d?.settled) return;
     await this.store.errorPut(this.q, m.id, error);
     if (d !== undefined) {
       d.lastError = error;
