@@ -51,10 +51,12 @@ export interface NatsServerOptions {
   /** A folder of its own: its config, its JetStream store and its log go there. */
   dir: string;
   port?: number;
-  /** Config text, written to `<dir>/nats.conf`; listen, store and name are given as flags. */
+  /**
+   * Config text, written to `<dir>/nats.conf` (it may include files put in
+   * `dir`, as the permission test does with deploy/nats/accounts.conf);
+   * listen address, port, name and store are given as flags.
+   */
   config?: string;
-  /** A config file to use as it is (e.g. deploy/nats/harness.conf) instead of `config`. */
-  configFile?: string;
   env?: Record<string, string>;
 }
 
@@ -99,11 +101,8 @@ async function spawnUntilReady(
 export async function startNatsServer(o: NatsServerOptions): Promise<NatsServerProcess> {
   mkdirSync(o.dir, { recursive: true });
   const port = o.port ?? (await freePort());
-  let configFile = o.configFile;
-  if (configFile === undefined) {
-    configFile = join(o.dir, "nats.conf");
-    writeFileSync(configFile, o.config ?? "");
-  }
+  const configFile = join(o.dir, "nats.conf");
+  writeFileSync(configFile, o.config ?? "");
   const argv = [
     NATS_SERVER_BINARY,
     "-c",
