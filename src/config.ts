@@ -96,6 +96,8 @@ export const EnvSchema = v.object({
   /** Comma-separated failpoints, see src/failpoints.ts. */
   HARNESS_FAILPOINTS: v.optional(v.string()),
   LOG_LEVEL: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
+  /** Set by `.harness/env`: the settings came from the `harness up` keeping its state there. */
+  HARNESS_UP_DIR: optionalText,
 });
 
 export type Env = v.InferOutput<typeof EnvSchema>;
@@ -128,6 +130,8 @@ export interface Config {
   };
   failpoints: string | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** The folder of the `harness up` whose `.harness/env` set these variables, if one did. */
+  upDir: string | undefined;
 }
 
 /** A configuration problem: its message is the one line printed before exit 2. */
@@ -177,6 +181,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     },
     failpoints: e.HARNESS_FAILPOINTS,
     logLevel: e.LOG_LEVEL,
+    upDir: e.HARNESS_UP_DIR,
   };
 }
 

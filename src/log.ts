@@ -13,6 +13,29 @@ export function setLogLevel(level: Level): void {
   threshold = level;
 }
 
+let emit = (line: Fields): void => {
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+};
+
+/**
+ * Keeps this process's log lines in `lines` instead of writing them to
+ * stderr, until `restore`: for tests that provoke errors on purpose, so the
+ * run prints no alarming line and the test can look at what was logged.
+ */
+export function captureLogs(): { lines: Fields[]; restore(): void } {
+  const lines: Fields[] = [];
+  const previous = emit;
+  emit = (line) => {
+    lines.push(line);
+  };
+  return {
+    lines,
+    restore: () => {
+      emit = previous;
+    },
+  };
+}
+
 function errorFields(err: unknown): Fields {
   if (!(err instanceof Error)) return { error: String(err) };
   const causes: string[] = [];
@@ -46,7 +69,7 @@ export function createLogger(component: string, base: Fields = {}): Logger {
       ...rest,
       ...(err === undefined ? {} : errorFields(err)),
     };
-    process.stderr.write(`${JSON.stringify(line)}\n`);
+    emit(line);
   };
   return {
     debug: (msg, fields) => write("debug", msg, fields),

@@ -2,21 +2,19 @@ import { resolve } from "node:path";
 import { ContractsDriftError, checkContracts, exportContracts } from "../contracts/freeze";
 import { harnessCommand } from "./_command";
 
-const DESCRIPTION = "Write every wire contract as JSON Schema draft 2020-12, plus index.json";
-
-const exportRun = harnessCommand({
+const exportCommand = harnessCommand({
   name: "contracts export",
-  description: DESCRIPTION,
+  description: "Write every wire contract as JSON Schema draft 2020-12, plus index.json",
   args: {
-    out: { type: "string", description: "Folder to write into", default: "contracts" },
+    out: { type: "string", description: "folder to write into", default: "contracts" },
     docs: {
       type: "string",
       description:
-        "Also fill the generated tables of this Markdown file (docs/architecture/contracts.md)",
+        "also fill the generated tables of this Markdown file (docs/architecture/contracts.md)",
     },
     check: {
       type: "boolean",
-      description: "Write nothing; fail if the folder (and --docs) differ from a fresh export",
+      description: "write nothing; fail if the folder (and --docs) differ from a fresh export",
     },
   },
   async run({ args }) {
@@ -36,12 +34,6 @@ const exportRun = harnessCommand({
     if (docs !== undefined) process.stdout.write(`updated the generated tables of ${docs}\n`);
   },
 });
-
-/** Named `export` for citty's usage line; errors still say `harness contracts export`. */
-const exportCommand: typeof exportRun = {
-  ...exportRun,
-  meta: { name: "export", description: DESCRIPTION },
-};
 
 export default harnessCommand({
   name: "contracts",

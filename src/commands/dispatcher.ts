@@ -9,6 +9,7 @@ export default harnessCommand({
   args: {
     port: { type: "string", description: "port to listen on (env PORT, default 8080)" },
   },
+  checks: { databases: ["state"], schema: true, oneShot: false },
   async run({ args }) {
     const cfg = config();
     const port = args.port === undefined ? cfg.port : intFlag("port", args.port, 1, 65_535);

@@ -63,6 +63,7 @@ const list = harnessCommand({
     queue: { type: "string", description: `only this queue (${QUEUE_NAMES.join(", ")})` },
     json: { type: "boolean", description: "print a JSON array", default: false },
   },
+  checks: { databases: ["queue"], schema: true, oneShot: true },
   async run({ args }) {
     const queue = queueFlag(args.queue);
     const letters = await withAdmin((admin) => envelopes(admin, queue));
@@ -85,6 +86,7 @@ const redriveCommand = harnessCommand({
     queue: { type: "string", description: `only this queue (${QUEUE_NAMES.join(", ")})` },
     id: { type: "string", description: "only this message id" },
   },
+  checks: { databases: ["queue"], schema: true, oneShot: true },
   async run({ args }) {
     const queue = queueFlag(args.queue);
     const id = idFlag(args.id);

@@ -8,6 +8,7 @@ export default harnessCommand({
   description:
     "Apply the embedded migrations to the state and data databases, and create the queue streams on NATS when QUEUE_URL is set (idempotent)",
   args: {},
+  checks: { databases: ["state", "data"], schema: false, oneShot: true },
   async run() {
     for (const report of await migrateAll()) {
       const what = report.applied.length ? `applied ${report.applied.join(", ")}` : "up to date";

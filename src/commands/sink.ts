@@ -4,6 +4,7 @@ import { SINK_LOG } from "../sink/logs";
 import { runSink } from "../sink/main";
 import { summaryLine } from "../sink/metrics";
 import { harnessCommand, intFlag } from "./_command";
+import { giveUpArg, giveUpFlag } from "./_give-up";
 
 export default harnessCommand({
   name: "sink",
@@ -21,10 +22,13 @@ export default harnessCommand({
       default: false,
     },
     "idle-ms": { type: "string", description: "how long empty counts as idle", default: "1000" },
+    "give-up-ms": giveUpArg,
   },
+  checks: { databases: ["queue", "data"], schema: true, oneShot: false },
   async run({ args }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
     const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);
+    const giveUpMs = giveUpFlag(args["give-up-ms"], args["until-idle"]);
     const log = createLogger("sink");
     const stop = new AbortController();
     const onSignal = (signal: string) => {
@@ -35,7 +39,7 @@ export default harnessCommand({
     process.on("SIGINT", onSignal);
     const { metrics, elapsedMs } = await runSink(
       config(),
-      { concurrency, untilIdle: args["until-idle"], idleMs },
+      { concurrency, untilIdle: args["until-idle"], idleMs, giveUpMs },
       { stop: stop.signal },
     );
     process.stdout.write(summaryLine(metrics, elapsedMs));

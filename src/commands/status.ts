@@ -1,6 +1,5 @@
 import { config, requireDataDatabase, requireStateDatabase } from "../config";
 import { connect } from "../db/connect";
-import { isMissingMigration } from "../db/errors";
 import { openQueue } from "../queue/open";
 import { collectStatus, formatStatus } from "../reads/status";
 import { sleep } from "../sleep";
@@ -14,6 +13,7 @@ export default harnessCommand({
     json: { type: "boolean", description: "print one JSON object" },
     watch: { type: "boolean", description: "refresh every second until Ctrl-C" },
   },
+  checks: { databases: ["state", "data"], schema: true, oneShot: true },
   async run({ args }) {
     if (args.watch && args.json) throw new UsageError("--watch and --json do not go together");
     const cfg = config();
@@ -38,10 +38,6 @@ export default harnessCommand({
           await sleep(1000, stop.signal);
         }
       } while (args.watch && !stop.signal.aborted);
-    } catch (err) {
-      if (isMissingMigration(err))
-        throw new Error("the schema is missing: run harness migrate first", { cause: err });
-      throw err;
     } finally {
       await backend.close();
       await state.end({ timeout: 5 });

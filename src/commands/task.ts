@@ -50,10 +50,12 @@ const create = harnessCommand({
     count: { type: "string", description: "how many tasks (default 1)" },
     payload: {
       type: "string",
+      valueHint: "json",
       description:
         "a whole task payload as JSON instead: any object up to 64 KiB for `worker --exec`; the default worker needs {alerts, work_ms?}",
     },
   },
+  checks: { databases: ["state"], schema: true, oneShot: true },
   async run({ args }) {
     const org = v.safeParse(OrgId, args.org);
     if (!org.success) throw new UsageError(`--org ${oneLine(org.issues)}`);

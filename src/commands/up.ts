@@ -1,7 +1,9 @@
-import { type Config, config } from "../config";
-import { connect } from "../db/connect";
+import { existsSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
+import { type Config, ConfigError, config } from "../config";
+import { connect, describeUrl } from "../db/connect";
 import { createLogger } from "../log";
-import { EmbeddedUnavailableError } from "../platform/embedded";
+import { EmbeddedUnavailableError, embeddedDataProblem } from "../platform/embedded";
 import { openQueue } from "../queue/open";
 import { demoProgress } from "../reads/progress";
 import { collectStatus } from "../reads/status";
@@ -10,9 +12,95 @@ import { createTasks } from "../tasks/create";
 import { type Home, openHome } from "../up/home";
 import { type RunningPlatform, startPlatform } from "../up/platform";
 import { formatProgress, isDemoDone, progressWriter } from "../up/progress";
-import { harnessCommand, intFlag, UsageError } from "./_command";
+import { harnessCommand, intFlag } from "./_command";
 
 const log = createLogger("up");
+
+/** Where the tasks and rows really are, for what `up` prints. */
+function databasePlace(platform: RunningPlatform, home: Home): string {
+  if (platform.embedded) return home.dir;
+  const state = describeUrl(platform.stateUrl);
+  const data = describeUrl(platform.dataUrl);
+  return state === data ? `the PostgreSQL at ${state}` : `the PostgreSQL at ${state} and ${data}`;
+}
+
+/** The line `up` ends with: where everything it made stays. */
+function keptLine(cfg: Config, platform: RunningPlatform, home: Home): string {
+  const place = databasePlace(platform, home);
+  if (platform.embedded && cfg.objectStoreUrl === undefined) {
+    return `harness up: stopped; the data stays in ${place}\n`;
+  }
+  const objects = cfg.objectStoreUrl ?? home.objectsDir;
+  return `harness up: stopped; tasks and rows stay in ${place}, batches in ${objects}\n`;
+}
+
+/**
+ * Opens the home folder and starts the platform. A first run that fails
+ * removes the folder it made, so nothing half-made is left for the next.
+ */
+async function start(
+  cfg: Config,
+  dir: string,
+  roles: { workers: number; concurrency: number },
+): Promise<{ platform: RunningPlatform; home: Home }> {
+  const embedded = cfg.stateDatabaseUrl === undefined || cfg.dataDatabaseUrl === undefined;
+  const problem = embedded ? embeddedDataProblem(resolve(dir, "pg")) : undefined;
+  if (problem !== undefined) throw new ConfigError(problem);
+  const fresh = !existsSync(dir);
+  try {
+    const home = await openHome(dir);
+    return { platform: await startPlatform(cfg, home, roles), home };
+  } catch (err) {
+    if (fresh) rmSync(dir, { recursive: true, force: true });
+    if (err instanceof EmbeddedUnavailableError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+/** Creates the demo tasks, shows progress until every one is done, prints a summary; true when all is well. */
+async function runDemo(
+  cfg: Config,
+  platform: RunningPlatform,
+  home: Home,
+  demo: { tasks: number; alerts: number },
+): Promise<boolean> {
+  const state = connect(platform.stateUrl, { name: "up", max: 2 });
+  const data = connect(platform.dataUrl, { name: "up", max: 1 });
+  const queue = await openQueue(
+    { ...cfg, stateDatabaseUrl: platform.stateUrl },
+    { name: "up", connections: 1 },
+  );
+  try {
+    const { tasks, alerts } = demo;
+    const ids = await createTasks(state, { orgId: "demo", payload: { alerts }, count: tasks });
+    process.stdout.write(`created ${tasks} demo task(s) with ${alerts} alert(s) each\n`);
+    const started = Date.now();
+    const writer = progressWriter(process.stdout);
+    for (;;) {
+      const p = await demoProgress(state, data, ids);
+      writer.update(formatProgress(p, Date.now() - started));
+      if (isDemoDone(p)) {
+        writer.end();
+        const expected = p.succeeded * alerts;
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        process.stdout.write(
+          `summary: ${p.succeeded} succeeded, ${p.failed} failed of ${p.total} tasks; ${p.rows} rows ingested (expected ${expected}); ${p.deadLetters} dead letters; ${seconds} s\n`,
+        );
+        const all = await collectStatus({ state, data, queues: queue.admin() });
+        process.stdout.write(
+          `${databasePlace(platform, home)} now holds ${all.tasks.succeeded} succeeded task(s) and ${all.alerts.rows} alert row(s)\n`,
+        );
+        const ok = p.failed === 0 && p.rows === expected;
+        if (!ok)
+          log.error("demo finished with errors", { failed: p.failed, rows: p.rows, expected });
+        return ok;
+      }
+      await sleep(process.stdout.isTTY ? 200 : 1000);
+    }
+  } finally {
+    await Promise.allSettled([queue.close(), state.end({ timeout: 5 }), data.end({ timeout: 5 })]);
+  }
+}
 
 export default harnessCommand({
   name: "up",
@@ -23,6 +111,7 @@ export default harnessCommand({
     concurrency: { type: "string", description: "tasks in flight per worker", default: "8" },
     demo: {
       type: "string",
+      valueHint: "k",
       description: "create K demo tasks, show progress, exit 0 when all are done",
     },
     alerts: { type: "string", description: "alerts per demo task", default: "10" },
@@ -34,79 +123,33 @@ export default harnessCommand({
     const demo = args.demo === undefined ? undefined : intFlag("demo", args.demo, 1, 1_000_000);
     const alerts = intFlag("alerts", args.alerts, 0, 100_000);
     const cfg = config();
-    const home = await openHome(args.dir);
-    const platform = await startPlatform(cfg, home, { workers, concurrency }).catch(
-      (err: unknown) => {
-        if (err instanceof EmbeddedUnavailableError) throw new UsageError(err.message);
-        throw err;
-      },
-    );
+    const { platform, home } = await start(cfg, resolve(args.dir), { workers, concurrency });
     let stopping: Promise<void> | undefined;
     const shutdown = (code: number) => {
-      stopping ??= platform.stop().then(() => process.exit(code));
+      stopping ??= platform.stop().then(() => {
+        process.stdout.write(keptLine(cfg, platform, home));
+        process.exit(code);
+      });
       return stopping;
     };
     process.on("SIGINT", () => void shutdown(0));
     process.on("SIGTERM", () => void shutdown(0));
-    const where = platform.embedded
-      ? `embedded PostgreSQL in ${home.pgDir}`
-      : "the configured PostgreSQL";
+    const on = platform.embedded
+      ? `the embedded PostgreSQL in ${home.pgDir}`
+      : databasePlace(platform, home);
     process.stdout.write(
-      `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${where}; logs in ${platform.logDir}\n`,
+      `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${on}; logs in ${platform.logDir}\n`,
     );
     if (demo === undefined) {
       process.stdout.write("press Ctrl-C to stop\n");
       return;
     }
-    const ok = await runDemo(cfg, platform, home, { tasks: demo, alerts });
+    const ok = await runDemo(cfg, platform, home, { tasks: demo, alerts }).catch(
+      async (err: unknown) => {
+        await platform.stop();
+        throw err;
+      },
+    );
     await shutdown(ok ? 0 : 1);
   },
 });
-
-/** Creates the demo tasks, shows progress until all are done, then the summary; true when all went well. */
-async function runDemo(
-  cfg: Config,
-  platform: RunningPlatform,
-  home: Home,
-  o: { tasks: number; alerts: number },
-): Promise<boolean> {
-  const state = connect(platform.stateUrl, { name: "up", max: 2 });
-  const data = connect(platform.dataUrl, { name: "up", max: 1 });
-  const queue = await openQueue(
-    { ...cfg, stateDatabaseUrl: platform.stateUrl },
-    { name: "up", connections: 1 },
-  );
-  try {
-    const ids = await createTasks(state, {
-      orgId: "demo",
-      payload: { alerts: o.alerts },
-      count: o.tasks,
-    });
-    process.stdout.write(`created ${o.tasks} demo task(s) with ${o.alerts} alert(s) each\n`);
-    const started = Date.now();
-    const writer = progressWriter(process.stdout);
-    for (;;) {
-      const p = await demoProgress(state, data, ids);
-      writer.update(formatProgress(p, Date.now() - started));
-      if (isDemoDone(p)) {
-        writer.end();
-        const expected = p.succeeded * o.alerts;
-        const seconds = ((Date.now() - started) / 1000).toFixed(1);
-        process.stdout.write(
-          `summary: ${p.succeeded} succeeded, ${p.failed} failed of ${p.total} tasks; ${p.rows} rows ingested (expected ${expected}); ${p.deadLetters} dead letters; ${seconds} s\n`,
-        );
-        const all = await collectStatus({ state, data, queues: queue.admin() });
-        process.stdout.write(
-          `${home.dir} now holds ${all.tasks.succeeded} succeeded task(s) and ${all.alerts.rows} alert row(s)\n`,
-        );
-        const ok = p.failed === 0 && p.rows === expected;
-        if (!ok)
-          log.error("demo finished with errors", { failed: p.failed, rows: p.rows, expected });
-        return ok;
-      }
-      await sleep(process.stdout.isTTY ? 200 : 1000);
-    }
-  } finally {
-    await Promise.allSettled([queue.close(), state.end(), data.end()]);
-  }
-}

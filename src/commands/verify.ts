@@ -30,6 +30,7 @@ export default harnessCommand({
     logs: { type: "string", description: "folder for the roles' logs (default: a temp folder)" },
     json: { type: "boolean", description: "print the report as JSON", default: false },
   },
+  checks: { databases: ["state", "data"], schema: true, oneShot: true },
   async run({ args }) {
     const cfg = config();
     // The workers run elsewhere: a relative program path is made absolute here.

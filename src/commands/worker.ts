@@ -5,6 +5,7 @@ import { WORKER_LOG } from "../worker/logs";
 import { runWorker } from "../worker/main";
 import { harnessCommand, intFlag, UsageError } from "./_command";
 import { execSettingsFrom } from "./_exec-flags";
+import { giveUpArg, giveUpFlag } from "./_give-up";
 
 export default harnessCommand({
   name: "worker",
@@ -12,13 +13,15 @@ export default harnessCommand({
     "Poll task_wakeup: claim each task, write its batch (or run --exec CMD [ARGS…] for it), buffer-publish, complete (heartbeating meanwhile), then ack",
   args: {
     concurrency: { type: "string", description: "tasks worked at once", default: "1" },
-    untilIdle: {
+    "until-idle": {
       type: "boolean",
-      description: "exit 0 once task_wakeup has stayed empty for --idle-ms with nothing in flight",
+      description:
+        "exit 0 once the pipeline is done for --idle-ms: task_wakeup empty, nothing in flight, no outbox row pending, no task queued or running (asks the dispatcher)",
       default: false,
     },
-    idleMs: { type: "string", description: "how long empty counts as idle", default: "1000" },
-    graceMs: {
+    "idle-ms": { type: "string", description: "how long done counts as idle", default: "1000" },
+    "give-up-ms": giveUpArg,
+    "grace-ms": {
       type: "string",
       description:
         "on SIGTERM/SIGINT, how long in-flight tasks get to finish; with --exec, also how long a stopped program gets between SIGTERM and SIGKILL",
@@ -57,10 +60,11 @@ export default harnessCommand({
       default: false,
     },
   },
+  checks: { databases: ["queue"], schema: true, oneShot: false },
   async run({ args, rawArgs }) {
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
-    const idleMs = intFlag("idle-ms", args.idleMs, 0, 3_600_000);
-    const graceMs = intFlag("grace-ms", args.graceMs, 0, 3_600_000);
+    const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);
+    const graceMs = intFlag("grace-ms", args["grace-ms"], 0, 3_600_000);
     const exec = execSettingsFrom(
       {
         exec: args.exec,
@@ -75,6 +79,7 @@ export default harnessCommand({
       },
       process.env,
     );
+    const giveUpMs = giveUpFlag(args["give-up-ms"], args["until-idle"]);
     const log = createLogger("worker", { pid: process.pid });
     const stop = new AbortController();
     const abandon = new AbortController();
@@ -91,7 +96,12 @@ export default harnessCommand({
     process.on("SIGINT", onSignal);
     const stats = await runWorker(
       config(),
-      { concurrency, untilIdleMs: args.untilIdle ? idleMs : undefined, graceMs, exec },
+      {
+        concurrency,
+        untilIdle: args["until-idle"] ? { idleMs, giveUpMs } : undefined,
+        graceMs,
+        exec,
+      },
       { stop: stop.signal, abandon: abandon.signal },
     ).catch((err: unknown) => {
       // The machine or the user cannot honour an --exec setting: one line, exit 2.

@@ -75,4 +75,20 @@ export const FailResponse = v.strictObject({
 });
 export type FailResponse = v.InferOutput<typeof FailResponse>;
 
+/** `GET /internal/backlog` counts at most this many of each: a count at the cap means at least that many. */
+export const BACKLOG_CAP = 10_000;
+const BacklogCount = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(BACKLOG_CAP));
+
+/**
+ * The work still in the pipeline, for `worker --until-idle`, which may not
+ * read `state.tasks` or `state.outbox` itself: outbox rows not yet published,
+ * tasks `queued` (a retry waiting for its backoff included) and `running`.
+ */
+export const BacklogResponse = v.strictObject({
+  outbox_pending: BacklogCount,
+  tasks_queued: BacklogCount,
+  tasks_running: BacklogCount,
+});
+export type BacklogResponse = v.InferOutput<typeof BacklogResponse>;
+
 export { NDJSON };

@@ -3,6 +3,7 @@ import { AlertLine } from "./alert";
 import { CAPABILITY_HEADER, CapabilityClaims, CapabilityHeader } from "./capability";
 import { NDJSON } from "./common";
 import {
+  BacklogResponse,
   BufferPublishRequest,
   BufferPublishResponse,
   ClaimRequest,
@@ -63,15 +64,17 @@ const HEARTBEAT = "/v1/task/heartbeat";
 const BUFFER_PUBLISH = "/v1/task/buffer-publish";
 const COMPLETE = "/v1/task/complete";
 const FAIL = "/v1/task/fail";
+const BACKLOG = "/internal/backlog";
 
 /** Refusal statuses per endpoint, as the HTTP table of DESIGN.md names them (400/413 for bad bodies). */
-const REFUSALS: Record<string, number[]> = {
-  [CLAIM]: [400, 401, 404, 409, 413],
-  [HEARTBEAT]: [400, 401, 403, 409, 413],
-  [BUFFER_PUBLISH]: [400, 401, 403, 409, 413, 422],
-  [COMPLETE]: [400, 401, 403, 409, 413],
-  [FAIL]: [400, 401, 403, 409, 413],
-};
+const REFUSALS: Array<{ method: "GET" | "POST"; path: string; status: number[] }> = [
+  { method: "POST", path: CLAIM, status: [400, 401, 404, 409, 413] },
+  { method: "POST", path: HEARTBEAT, status: [400, 401, 403, 409, 413] },
+  { method: "POST", path: BUFFER_PUBLISH, status: [400, 401, 403, 409, 413, 422] },
+  { method: "POST", path: COMPLETE, status: [400, 401, 403, 409, 413] },
+  { method: "POST", path: FAIL, status: [400, 401, 403, 409, 413] },
+  { method: "GET", path: BACKLOG, status: [401] },
+];
 
 const request = (path: string): Carrier => ({ kind: "http-request", method: "POST", path });
 const response = (path: string, status: number): Carrier => ({
@@ -156,16 +159,19 @@ export const CONTRACTS: readonly ContractEntry[] = [
     carriers: [response(FAIL, 200)],
   },
   {
-    name: "error_body",
+    name: "backlog_response",
     version: 1,
+    description:
+      "200 body of GET /internal/backlog: outbox rows not yet published, tasks queued and running.",
+    schema: BacklogResponse,
+    carriers: [{ kind: "http-response", method: "GET", path: BACKLOG, status: [200] }],
+  },
+  {
+    name: "error_body",
+    version: 2,
     description: "Body of every refusal of the dispatcher's task API.",
     schema: ErrorBody,
-    carriers: Object.entries(REFUSALS).map(([path, status]) => ({
-      kind: "http-response",
-      method: "POST",
-      path,
-      status,
-    })),
+    carriers: REFUSALS.map((r) => ({ kind: "http-response", ...r })),
   },
   {
     name: "capability_header",

@@ -11,6 +11,8 @@ export interface ConnectOptions {
   name: string;
   /** Seconds an idle connection is kept; 0 keeps it for good (a session lock lives on it). */
   idleTimeout?: number;
+  /** Seconds to wait for a connection (default 10). */
+  connectTimeout?: number;
 }
 
 /**
@@ -26,7 +28,7 @@ export function connect(url: string, opts: ConnectOptions): Sql {
   return postgres(url, {
     max: opts.max ?? 10,
     idle_timeout: opts.idleTimeout ?? 30,
-    connect_timeout: 10,
+    connect_timeout: opts.connectTimeout ?? 10,
     // postgres.js waits 3^n/100 s (up to 20 s) before reconnect n, n shared by the whole
     // pool: after a short database restart, queries then stalled for many seconds. Retry
     // quickly instead, at most a second apart.

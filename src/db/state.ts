@@ -52,6 +52,12 @@ export const tasks = state.table(
      * its row lock: the count and the repeat check are exact under concurrent calls.
      */
     attemptBatches: uuid("attempt_batches").array().notNull().default(sql`'{}'`),
+    /**
+     * A task queued again by a retryable fail is not claimed before this time
+     * (the database clock; its wakeup is published hidden until then). Null
+     * otherwise. Not indexed, like every column a claim or heartbeat changes.
+     */
+    retryAt: tz("retry_at"),
   },
   (t) => [
     // Running tasks for the reaper. Not on lease_expires_at: a heartbeat changes only
@@ -101,6 +107,10 @@ export const outbox = state.table(
   },
   (t) => [
     index("outbox_pending_idx").on(t.id).where(sql`${t.status} = 'pending'`),
+    // Rejected rows are few: this keeps counting them (`status`) off a scan of the outbox.
+    // "Neither pending nor sent" rather than `= 'rejected'`: a fresh database migrates in
+    // one transaction, where PostgreSQL refuses the enum value the same transaction added.
+    index("outbox_rejected_idx").on(t.id).where(sql`${t.status} NOT IN ('pending', 'sent')`),
     index("outbox_task_idx").on(t.taskId),
     // One row per batch of an attempt: a repeated buffer-publish inserts nothing.
     uniqueIndex("outbox_batch_once_idx")

@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import { type CapabilityClaims, SCOPES, type Scope } from "../contracts/capability";
 import {
+  type BacklogResponse,
   BufferPublishRequest,
   type BufferPublishResponse,
   ClaimRequest,
@@ -14,6 +15,7 @@ import {
 } from "../contracts/http";
 import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
+import { backlogCounts } from "../reads/backlog";
 import type { BatchRules } from "./batch";
 import { authorise, issueCapability, type Verifier } from "./capability";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
@@ -31,7 +33,8 @@ import type { Metrics } from "./metrics";
 
 /**
  * The task endpoints. Each parses, authorises, calls one domain function
- * from ./lease.ts and maps its result to a status code; no SQL here.
+ * from ./lease.ts (or one read, for the backlog) and maps its result to a
+ * status code; no SQL here.
  */
 
 export interface Deps {
@@ -54,17 +57,13 @@ function refuse(d: Deps, endpoint: string, status: number, code: string, msg: st
   return problem(status, code, msg);
 }
 
+/** 401 for an `/internal/*` call without the internal token. */
+const unauthorized = (d: Deps, endpoint: string) =>
+  refuse(d, endpoint, 401, "unauthorized", "Authorization: Bearer <INTERNAL_AUTH_TOKEN> required");
+
 export async function handleClaim(d: Deps, req: Request): Promise<Response> {
   const endpoint = "task-claim";
-  if (!d.internalAuth(req)) {
-    return refuse(
-      d,
-      endpoint,
-      401,
-      "unauthorized",
-      "Authorization: Bearer <INTERNAL_AUTH_TOKEN> required",
-    );
-  }
+  if (!d.internalAuth(req)) return unauthorized(d, endpoint);
   const body = await readBody(req, ClaimRequest);
   if (!body.ok) return body.response;
   const taskId = body.value.task_id;
@@ -97,9 +96,22 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
       return refuse(d, endpoint, 409, "task_finished", `task failed: ${r.reason}`);
     case "lease_active":
       return refuse(d, endpoint, 409, "lease_active", "another attempt holds a live lease");
+    case "retry_pending": {
+      const msg = `the task's retry is due at ${r.retryAt.toISOString()}`;
+      const res = refuse(d, endpoint, 409, "retry_pending", msg);
+      res.headers.set("Retry-After", String(Math.max(1, Math.ceil(r.retryInMs / 1000))));
+      return res;
+    }
     case "not_found":
       return refuse(d, endpoint, 404, "not_found", "no such task");
   }
+}
+
+/** The work still in the pipeline, for `worker --until-idle` (which may not read the tables). */
+export async function handleBacklog(d: Deps, req: Request): Promise<Response> {
+  if (!d.internalAuth(req)) return unauthorized(d, "backlog");
+  const res: BacklogResponse = await backlogCounts(d.sql);
+  return json(200, res);
 }
 
 type Body = { task_id: string; attempt: number; lease_token: string };

@@ -3,6 +3,7 @@ import type { Logger } from "../log";
 import { outboxPendingCount } from "../outbox/sql";
 import {
   type Deps,
+  handleBacklog,
   handleBufferPublish,
   handleClaim,
   handleComplete,
@@ -52,6 +53,12 @@ export function routeTable(d: Deps): Record<string, Handler> {
     "/v1/task/buffer-publish": post("/v1/task/buffer-publish", handleBufferPublish),
     "/v1/task/complete": post("/v1/task/complete", handleComplete),
     "/v1/task/fail": post("/v1/task/fail", handleFail),
+    "/internal/backlog": timed(
+      "/internal/backlog",
+      d.metrics,
+      d.log,
+      only("GET", (req) => handleBacklog(d, req)),
+    ),
     "/healthz": only("GET", () => json(200, { status: "ok" })),
     "/readyz": only("GET", async () => {
       try {

@@ -104,19 +104,30 @@ const PendingRow = v.object({
 export type PendingRow = v.InferOutput<typeof PendingRow>;
 
 /**
- * Locks up to `limit` pending rows, oldest first, skipping rows another
- * drainer holds. Call inside a transaction that publishes them, then marks
- * them sent (or rejected): either way they leave `pending`, so the oldest
- * rows never block the ones behind them.
+ * Locks up to `limit` pending rows (or the one row `id`, if still pending),
+ * oldest first, skipping rows another drainer holds. Call inside a
+ * transaction that publishes them, then marks them sent (or rejected):
+ * either way they leave `pending`, so the oldest rows never block the ones
+ * behind them.
  */
-export async function outboxLockPending(db: Db, p: { limit: number }): Promise<PendingRow[]> {
+export async function outboxLockPending(
+  db: Db,
+  p: { limit: number; id?: string },
+): Promise<PendingRow[]> {
   const rows = await db`
     SELECT id::text AS id, queue_name, payload, available_at FROM state.outbox
-    WHERE status = 'pending'
+    WHERE status = 'pending' ${p.id === undefined ? db`` : db`AND id = ${p.id}::bigint`}
     ORDER BY id
     LIMIT ${p.limit}
     FOR UPDATE SKIP LOCKED`;
   return v.parse(v.array(PendingRow), [...rows]);
+}
+
+/** The ids of up to `limit` pending rows, oldest first, without locking them. */
+export async function outboxPendingIds(db: Db, p: { limit: number }): Promise<string[]> {
+  const rows = await db`
+    SELECT id::text AS id FROM state.outbox WHERE status = 'pending' ORDER BY id LIMIT ${p.limit}`;
+  return rows.map((r) => String(r.id));
 }
 
 /** Marks rows sent, by the database clock. */

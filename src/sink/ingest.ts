@@ -1,7 +1,8 @@
 import type { Db } from "../db/connect";
-import { isTransientDbError, sqlState } from "../db/errors";
+import { isMissingMigration, isTransientDbError, MISSING_SCHEMA, sqlState } from "../db/errors";
 import { describeError } from "../describe-error";
 import { failpoint } from "../failpoints";
+import type { Dependency, GiveUp } from "../give-up";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore";
 import type { Message, QueueConsumer } from "../queue/seam";
@@ -31,6 +32,14 @@ export interface SinkDeps {
   metrics: SinkMetrics;
   /** Caps concurrent writes; fetching and validating run outside it. */
   writes?: Slots;
+  /** Told of every outage of the STATE (queue) and DATA databases; under `--until-idle` it ends the run. */
+  outages?: SinkOutages;
+}
+
+export interface SinkOutages {
+  giveUp: GiveUp;
+  state: Dependency;
+  data: Dependency;
 }
 
 export type Outcome = "ingested" | "dead_lettered" | "retry";
@@ -45,7 +54,16 @@ function classifyDbError(err: unknown): Failure {
       reason: `the database refused the batch (${code}): ${describeError(err)}`,
     };
   }
-  return { kind: "retry", reason: `writing the batch: ${describeError(err)}` };
+  const hint = isMissingMigration(err) ? `${MISSING_SCHEMA}: ` : "";
+  return { kind: "retry", reason: `${hint}writing the batch: ${describeError(err)}` };
+}
+
+/** A write that failed because the DATA database is away or unmigrated is an outage of it. */
+function noteWrite(deps: SinkDeps, err?: unknown): void {
+  const o = deps.outages;
+  if (o === undefined) return;
+  if (err === undefined) o.giveUp.up(o.data);
+  else if (isTransientDbError(err) || isMissingMigration(err)) o.giveUp.down(o.data, err);
 }
 
 /** Keeps a slow batch hidden from other sinks while it is worked on. */
@@ -103,7 +121,9 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
         columns: checked.columns,
       });
     counts = await (deps.writes === undefined ? write() : deps.writes.with(write));
+    noteWrite(deps);
   } catch (err) {
+    noteWrite(deps, err);
     return settleFailure(deps, m, classifyDbError(err));
   }
   failpoint("sink.after_commit");

@@ -4,6 +4,9 @@ export const SINK_LOG = {
   started: "sink started",
   stopped: "sink stopped",
   stopping: "stopping: finishing in-flight batches",
+  /** Receiving or counting buffer messages failed (fields: dependency, where, failures, down_ms). */
+  stateUnavailable: "buffer_queue unavailable, retrying",
+  stateBack: "buffer_queue reachable again",
   /** (debug) A batch in hand (fields: message_id, task_id, attempt, receive_count). */
   received: "batch received",
   ingested: "batch ingested",

@@ -1,5 +1,6 @@
 import type { Message } from "../queue/seam";
 import { ingestMessage, type SinkDeps } from "./ingest";
+import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import { Slots } from "./slots";
 
@@ -10,7 +11,7 @@ import { Slots } from "./slots";
  * the database's even at `--concurrency 1`. When the queue is empty it waits
  * for a publish (or a short timeout, for messages whose visibility timeout
  * passes) instead of spinning. On `stop` it takes no new message and finishes
- * the ones in hand.
+ * the ones in hand; so it does when its GiveUp gives up (`--until-idle`).
  */
 
 export interface SinkLoopOptions {
@@ -25,9 +26,24 @@ function pollInterval(visibilityTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(visibilityTimeoutMs / 4)));
 }
 
+/** A call on the STATE database (the queue), its failure or success told to the sink's GiveUp. */
+async function onState<T>(deps: SinkDeps, call: () => Promise<T>): Promise<T | undefined> {
+  const o = deps.outages;
+  const l = { log: deps.log, msg: SINK_LOG.stateUnavailable, back: SINK_LOG.stateBack };
+  try {
+    const result = await call();
+    o?.giveUp.up(o.state, l);
+    return result;
+  } catch (err) {
+    if (o === undefined) deps.log.warn(SINK_LOG.stateUnavailable, { err });
+    else o.giveUp.down(o.state, err, l);
+    return undefined;
+  }
+}
+
 async function queueEmpty(deps: SinkDeps): Promise<boolean> {
-  const d = await deps.queue.depth();
-  return d.ready + d.inFlight + d.delayed === 0;
+  const d = await onState(deps, () => deps.queue.depth());
+  return d !== undefined && d.ready + d.inFlight + d.delayed === 0;
 }
 
 interface LoopState {
@@ -55,17 +71,13 @@ async function idleLongEnough(deps: SinkDeps, o: SinkLoopOptions, s: LoopState) 
   return performance.now() - s.idleSince >= o.idleMs;
 }
 
-async function receiveSome(deps: SinkDeps, max: number) {
-  try {
-    return await deps.queue.receive(max);
-  } catch (err) {
-    deps.log.warn("receive failed; trying again", { err });
-    return undefined;
-  }
-}
-
-export async function runSinkLoop(given: SinkDeps, o: SinkLoopOptions): Promise<SinkMetrics> {
-  const deps = { ...given, writes: given.writes ?? new Slots(o.concurrency) };
+export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promise<SinkMetrics> {
+  const deps = { ...given, writes: given.writes ?? new Slots(opts.concurrency) };
+  const giveUp = deps.outages?.giveUp.signal;
+  const o = {
+    ...opts,
+    stop: giveUp === undefined ? opts.stop : AbortSignal.any([opts.stop, giveUp]),
+  };
   const held = o.concurrency + 1;
   const pollMs = pollInterval(deps.visibilityTimeoutMs);
   const s: LoopState = { inFlight: new Set(), idleSince: undefined };
@@ -75,13 +87,13 @@ export async function runSinkLoop(given: SinkDeps, o: SinkLoopOptions): Promise<
         await Promise.race(s.inFlight);
         continue;
       }
-      const got = await receiveSome(deps, held - s.inFlight.size);
+      const got = await onState(deps, () => deps.queue.receive(held - s.inFlight.size));
       for (const m of got ?? []) start(deps, s, m);
       if (got !== undefined && got.length > 0) {
         s.idleSince = undefined;
         continue;
       }
-      if (got !== undefined && (await idleLongEnough(deps, o, s).catch(() => false))) break;
+      if (got !== undefined && (await idleLongEnough(deps, o, s))) break;
       const waits: Promise<unknown>[] = [deps.queue.wait(pollMs, o.stop)];
       if (s.inFlight.size > 0) waits.push(Promise.race(s.inFlight));
       await Promise.race(waits);

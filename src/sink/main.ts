@@ -1,8 +1,10 @@
 import { type Config, requireDataDatabase, requireObjectStore } from "../config";
 import { connect, describeUrl } from "../db/connect";
+import { GiveUp, queueDependency } from "../give-up";
 import { createLogger } from "../log";
 import { openObjectStore } from "../objectstore/index";
 import { openQueue } from "../queue/open";
+import type { SinkOutages } from "./ingest";
 import { SINK_LOG } from "./logs";
 import { runSinkLoop } from "./loop";
 import { newSinkMetrics, type SinkMetrics } from "./metrics";
@@ -10,6 +12,8 @@ import { newSinkMetrics, type SinkMetrics } from "./metrics";
 /**
  * `harness sink`: wires config, the `buffer_queue` consumer (the sink's only
  * way to the STATE database), the DATA pool and the object store to the loop.
+ * Under `--until-idle` a run that gives up ends in the error that says why,
+ * for the command's one line.
  */
 
 export interface SinkFlags {
@@ -17,6 +21,16 @@ export interface SinkFlags {
   /** Exit once `buffer_queue` has held nothing for `idleMs`. */
   untilIdle: boolean;
   idleMs: number;
+  /** With `untilIdle`: give up once a database stayed unavailable this long. */
+  giveUpMs: number;
+}
+
+function outagesOf(cfg: Config, dataUrl: string, flags: SinkFlags): SinkOutages {
+  return {
+    giveUp: new GiveUp(flags.untilIdle ? flags.giveUpMs : undefined),
+    state: queueDependency(cfg, "buffer_queue"),
+    data: { name: "the data database", where: describeUrl(dataUrl) },
+  };
 }
 
 export interface SinkRun {
@@ -36,6 +50,7 @@ export async function runSink(
   const backend = await openQueue(cfg, { name: "sink-state", connections: flags.concurrency + 2 });
   const data = connect(dataUrl, { name: "sink-data", max: flags.concurrency });
   const metrics = newSinkMetrics();
+  const outages = outagesOf(cfg, dataUrl, flags);
   const started = performance.now();
   try {
     const queue = await backend.consumer("buffer_queue", {
@@ -56,6 +71,7 @@ export async function runSink(
       visibilityTimeoutMs: cfg.visibilityTimeoutMs,
       log,
       metrics,
+      outages,
     };
     await runSinkLoop(deps, { ...flags, stop: signals.stop });
   } finally {
@@ -70,5 +86,6 @@ export async function runSink(
     retries: metrics.retries,
     ms: Math.round(elapsedMs),
   });
+  if (outages.giveUp.reason !== undefined) throw outages.giveUp.reason;
   return { metrics, elapsedMs };
 }

@@ -97,6 +97,8 @@ export async function startPlatform(
       CAPABILITY_SIGNING_KEY: cfg.capability.signingKey ?? home.secrets.capability_signing_key,
       DISPATCHER_URL: dispatcherUrl,
       PORT: String(port),
+      // Tells a one-shot command run from `source .harness/env` where its settings came from.
+      HARNESS_UP_DIR: home.dir,
     };
     writeEnvFile(join(home.dir, "env"), env);
     supervisor.start({ name: "dispatcher", args: ["dispatcher"], env, restart: true });

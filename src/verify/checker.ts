@@ -88,6 +88,7 @@ export async function checkInvariants(
     return next !== undefined && o.created_at.getTime() >= next;
   });
   const pending = outbox.filter((o) => o.status === "pending").length;
+  const rejected = outbox.filter((o) => o.status === "rejected");
   const deadLetters: Record<string, number> = {};
   for (const m of messages) {
     if (m.queue_name.endsWith(".dlq"))
@@ -121,6 +122,11 @@ export async function checkInvariants(
       name: "the outbox drained and the queues are empty",
       ok: pending === 0 && liveMessages.length === 0,
       detail: `${pending} pending outbox row(s), ${liveMessages.length} live message(s)`,
+    },
+    {
+      name: "no outbox row of the run's tasks was rejected",
+      ok: rejected.length === 0,
+      detail: `${rejected.length} rejected row(s)${sample(rejected.map((o) => `${o.id} (${o.queue_name}, task ${o.task_id})`))}`,
     },
     {
       name: "no dead letters except the injected poison",

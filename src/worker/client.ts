@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { CAPABILITY_HEADER } from "../contracts/capability";
 import {
+  BacklogResponse,
   BufferPublishResponse,
   ClaimResponse,
   CompleteResponse,
@@ -8,6 +9,7 @@ import {
   FailResponse,
   HeartbeatResponse,
 } from "../contracts/http";
+import type { Dependency, GiveUp } from "../give-up";
 import type { Logger } from "../log";
 import { sleep } from "../sleep";
 import { type BackoffPolicy, backoffDelay, DEFAULT_BACKOFF } from "./backoff";
@@ -17,7 +19,9 @@ import { WORKER_LOG } from "./logs";
  * The worker's side of the dispatcher's HTTP API. Every response is parsed
  * with its contract. Network errors, timeouts, 429 and 5xx are retried with
  * capped exponential backoff and jitter until the caller's signal aborts;
- * any other answer is returned as it is, for the caller to act on.
+ * any other answer is returned as it is, for the caller to act on. Each
+ * failure and each answer is reported to the worker's GiveUp, which decides
+ * when the dispatcher has been away too long.
  */
 
 /** A claim as the dispatcher answers it; the payload is checked separately (a bad one is dead-lettered). */
@@ -34,7 +38,14 @@ export interface LeaseIdentity {
 
 export type Reply<T> =
   | { ok: true; status: number; body: T }
-  | { ok: false; status: number; error: string; message: string };
+  | {
+      ok: false;
+      status: number;
+      error: string;
+      message: string;
+      /** The answer's `Retry-After` (delta-seconds), in ms, when it has one. */
+      retryAfterMs?: number;
+    };
 
 /** The caller's signal aborted before an answer came. */
 export class RequestAbortedError extends Error {
@@ -59,36 +70,61 @@ export interface DispatcherClientOptions {
    * hold a worker forever. 502/503/504, 408, 429 and network errors retry until aborted.
    */
   maxServerErrorRetries?: number;
+  /** Told of every failure and every answer (under `--until-idle` it gives up on a long outage). */
+  giveUp?: GiveUp;
 }
 
 const UNAVAILABLE = new Set([408, 429, 502, 503, 504]);
 
 type Attempted = { response: Response; text: string } | { failure: string };
 
+interface Call<T> {
+  method: "GET" | "POST";
+  path: string;
+  /** A POST's JSON body. */
+  body?: Record<string, unknown>;
+  headers: Record<string, string>;
+  schema: v.GenericSchema<unknown, T>;
+}
+
 export class DispatcherClient {
   private readonly backoff: BackoffPolicy;
   private readonly timeoutMs: number;
   private readonly maxServerErrorRetries: number;
+  /** The dispatcher, as the give-up line names it. */
+  readonly dependency: Dependency;
 
   constructor(private readonly opts: DispatcherClientOptions) {
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.maxServerErrorRetries = opts.maxServerErrorRetries ?? 4;
+    this.dependency = { name: "the dispatcher", where: `${opts.baseUrl} (DISPATCHER_URL)` };
+  }
+
+  private get internalAuth(): Record<string, string> {
+    return { authorization: `Bearer ${this.opts.internalToken}` };
   }
 
   claim(taskId: string, signal: AbortSignal): Promise<Reply<ClaimEnvelope>> {
-    const auth = { authorization: `Bearer ${this.opts.internalToken}` };
-    return this.call("/internal/task-claim", { task_id: taskId }, auth, ClaimEnvelope, signal);
+    const path = "/internal/task-claim";
+    const headers = this.internalAuth;
+    return this.call(
+      { method: "POST", path, body: { task_id: taskId }, headers, schema: ClaimEnvelope },
+      signal,
+    );
+  }
+
+  /** The work still in the pipeline (outbox, queued and running tasks): what `--until-idle` waits for. */
+  backlog(signal: AbortSignal): Promise<Reply<BacklogResponse>> {
+    const path = "/internal/backlog";
+    return this.call(
+      { method: "GET", path, headers: this.internalAuth, schema: BacklogResponse },
+      signal,
+    );
   }
 
   heartbeat(lease: LeaseIdentity, signal: AbortSignal): Promise<Reply<HeartbeatResponse>> {
-    return this.call(
-      "/v1/task/heartbeat",
-      fence(lease),
-      capability(lease),
-      HeartbeatResponse,
-      signal,
-    );
+    return this.task("/v1/task/heartbeat", fence(lease), lease, HeartbeatResponse, signal);
   }
 
   bufferPublish(
@@ -97,23 +133,11 @@ export class DispatcherClient {
     signal: AbortSignal,
   ): Promise<Reply<BufferPublishResponse>> {
     const body = { ...fence(lease), ...batch };
-    return this.call(
-      "/v1/task/buffer-publish",
-      body,
-      capability(lease),
-      BufferPublishResponse,
-      signal,
-    );
+    return this.task("/v1/task/buffer-publish", body, lease, BufferPublishResponse, signal);
   }
 
   complete(lease: LeaseIdentity, signal: AbortSignal): Promise<Reply<CompleteResponse>> {
-    return this.call(
-      "/v1/task/complete",
-      fence(lease),
-      capability(lease),
-      CompleteResponse,
-      signal,
-    );
+    return this.task("/v1/task/complete", fence(lease), lease, CompleteResponse, signal);
   }
 
   /** Ends the attempt failed: retryable → queued again after a backoff, else failed for good. */
@@ -123,55 +147,67 @@ export class DispatcherClient {
     signal: AbortSignal,
   ): Promise<Reply<FailResponse>> {
     const body = { ...fence(lease), ...failure };
-    return this.call("/v1/task/fail", body, capability(lease), FailResponse, signal);
+    return this.task("/v1/task/fail", body, lease, FailResponse, signal);
   }
 
-  private async call<T>(
+  /** A `/v1/task/*` call: a POST carrying the attempt's capability. */
+  private task<T>(
     path: string,
     body: Record<string, unknown>,
-    headers: Record<string, string>,
+    lease: LeaseIdentity,
     schema: v.GenericSchema<unknown, T>,
     signal: AbortSignal,
   ): Promise<Reply<T>> {
-    const json = JSON.stringify(body);
-    const scope = scopeOf(body);
+    return this.call({ method: "POST", path, body, headers: capability(lease), schema }, signal);
+  }
+
+  private async call<T>(c: Call<T>, signal: AbortSignal): Promise<Reply<T>> {
+    const scope = scopeOf(c.body ?? {});
+    const what = `${c.method} ${c.path}`;
     let serverErrors = 0;
     for (let retry = 0; ; retry++) {
-      if (signal.aborted) throw new RequestAbortedError(`POST ${path} abandoned`);
-      const attempted = await this.send(path, json, headers, signal);
+      if (signal.aborted) throw new RequestAbortedError(`${what} abandoned`);
+      const attempted = await this.send(c, signal);
       if ("failure" in attempted) {
-        if (signal.aborted) throw new RequestAbortedError(`POST ${path} abandoned`);
-        await this.pause(path, scope, retry, attempted.failure, signal);
+        if (signal.aborted) throw new RequestAbortedError(`${what} abandoned`);
+        await this.pause(c.path, scope, retry, attempted.failure, signal);
         continue;
       }
       const { response, text } = attempted;
       const status = response.status;
       const bug = status >= 500 && !UNAVAILABLE.has(status);
       if (UNAVAILABLE.has(status) || (bug && serverErrors++ < this.maxServerErrorRetries)) {
-        await this.pause(path, scope, retry, `HTTP ${status} ${text.slice(0, 200)}`, signal);
+        await this.pause(c.path, scope, retry, `HTTP ${status} ${text.slice(0, 200)}`, signal);
         continue;
       }
-      return interpret(path, response.status, text, schema);
+      this.reachable();
+      return interpret(what, response, text, c.schema);
     }
   }
 
-  private async send(
-    path: string,
-    json: string,
-    headers: Record<string, string>,
-    signal: AbortSignal,
-  ): Promise<Attempted> {
+  private async send<T>(c: Call<T>, signal: AbortSignal): Promise<Attempted> {
     try {
-      const response = await fetch(`${this.opts.baseUrl}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-        body: json,
+      const response = await fetch(`${this.opts.baseUrl}${c.path}`, {
+        method: c.method,
+        headers:
+          c.body === undefined ? c.headers : { "content-type": "application/json", ...c.headers },
+        ...(c.body === undefined ? {} : { body: JSON.stringify(c.body) }),
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]),
       });
       return { response, text: await response.text() };
     } catch (err) {
       return { failure: err instanceof Error ? err.message : String(err) };
     }
+  }
+
+  /** The dispatcher answered: an outage, if there was one, is over. */
+  private reachable(): void {
+    const outage = this.opts.giveUp?.up(this.dependency);
+    if (outage !== undefined)
+      this.opts.log.info(WORKER_LOG.dispatcherBack, {
+        failures: outage.failures,
+        down_ms: Date.now() - outage.since,
+      });
   }
 
   private async pause(
@@ -181,6 +217,7 @@ export class DispatcherClient {
     why: string,
     signal: AbortSignal,
   ) {
+    this.opts.giveUp?.down(this.dependency, new Error(why));
     const delayMs = backoffDelay(this.backoff, retry);
     const fields = { ...scope, path, retry: retry + 1, delay_ms: delayMs, reason: why };
     if (retry === 0 || retry % 10 === 9)
@@ -212,23 +249,31 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** `Retry-After` in delta-seconds, as ms; undefined when absent or an HTTP date. */
+function retryAfterMs(response: Response): { retryAfterMs?: number } {
+  const header = response.headers.get("retry-after")?.trim() ?? "";
+  return /^\d{1,9}$/.test(header) ? { retryAfterMs: Number(header) * 1000 } : {};
+}
+
 function interpret<T>(
-  path: string,
-  status: number,
+  what: string,
+  response: Response,
   text: string,
   schema: v.GenericSchema<unknown, T>,
 ): Reply<T> {
+  const status = response.status;
   const json = parseJson(text);
   if (status >= 200 && status < 300) {
     const parsed = v.safeParse(schema, json);
     if (!parsed.success) {
       throw new DispatcherContractError(
-        `POST ${path} answered ${status} with a body that breaks its contract: ${v.summarize(parsed.issues)}`,
+        `${what} answered ${status} with a body that breaks its contract: ${v.summarize(parsed.issues)}`,
       );
     }
     return { ok: true, status, body: parsed.output };
   }
   const error = v.safeParse(ErrorBody, json);
-  if (error.success) return { ok: false, status, ...error.output };
-  return { ok: false, status, error: `http_${status}`, message: text.slice(0, 500) };
+  const after = retryAfterMs(response);
+  if (error.success) return { ok: false, status, ...error.output, ...after };
+  return { ok: false, status, error: `http_${status}`, message: text.slice(0, 500), ...after };
 }

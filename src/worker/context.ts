@@ -1,3 +1,4 @@
+import type { Dependency, GiveUp } from "../give-up";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore/store";
 import type { Message, QueueConsumer } from "../queue/seam";
@@ -11,10 +12,14 @@ import type { ExecPlan } from "./exec/setup";
  */
 export interface WorkerContext {
   queue: QueueConsumer<"task_wakeup">;
+  /** Where the queue is, as the give-up line and the logs name it. */
+  queueAt: Dependency;
   store: ObjectStore;
   client: DispatcherClient;
   leaseDurationMs: number;
   log: Logger;
+  /** Told of every outage of the queue and the dispatcher; under `--until-idle` it ends the run. */
+  giveUp: GiveUp;
   /** `harness worker --exec`: a task program does each attempt's work. */
   exec?: ExecContext | undefined;
 }
@@ -37,6 +42,7 @@ export type Outcome =
   | "succeeded" // published and completed, wakeup acked
   | "finished" // the task was already done: wakeup acked
   | "lease_active" // another worker holds the lease: wakeup left for later
+  | "retry_pending" // the task waits for its retry's backoff: wakeup hidden until then
   | "not_found" // no such task: wakeup acked
   | "stale" // fenced out mid-task: nothing more published, wakeup left
   | "failed" // the attempt failed and told the dispatcher (retried after a backoff, or failed for good): wakeup acked

@@ -11,6 +11,13 @@ export const WORKER_LOG = {
   /** An attempt failed and says so to the dispatcher (fields: reason, retryable). */
   attemptFailed: "attempt failed",
   dispatcherUnavailable: "dispatcher unavailable, retrying",
+  /** The dispatcher answered again after an outage (fields: failures, down_ms). */
+  dispatcherBack: "dispatcher reachable again",
+  /** Receiving or counting wakeups failed (fields: dependency, where, failures, down_ms). */
+  queueUnavailable: "task_wakeup unavailable, retrying",
+  queueBack: "task_wakeup reachable again",
+  /** (debug) What `--until-idle` saw: state busy, quiet or stalled, queue depth and backlog. */
+  pipeline: "pipeline",
   stopping: "stopping: no new tasks, finishing in-flight ones",
   abandoning: "second signal: abandoning in-flight tasks",
 } as const;

@@ -2,6 +2,8 @@ import type { Message } from "../queue/seam";
 import { sleep } from "../sleep";
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff";
 import type { WorkerContext } from "./context";
+import { IdleWatch } from "./idle";
+import { WORKER_LOG } from "./logs";
 import { WorkerStats } from "./stats";
 import { handleWakeup } from "./task";
 
@@ -9,6 +11,8 @@ import { handleWakeup } from "./task";
  * The worker's poll loop: receive as many `task_wakeup` messages as there are
  * free slots, run each, and when the queue is empty wait for a publish (or
  * `pollMs`, for messages whose visibility timeout passed) — no busy loop.
+ * Under `--until-idle` it ends once the whole pipeline is done (./idle.ts),
+ * or when the worker's GiveUp gives up: in-flight tasks are then abandoned.
  */
 
 export interface LoopOptions {
@@ -17,8 +21,8 @@ export interface LoopOptions {
   visibilityTimeoutMs: number;
   /** Longest wait on an empty queue before looking again. */
   pollMs: number;
-  /** Exit once the queue stayed empty, with nothing in flight, this long. */
-  untilIdleMs: number | undefined;
+  /** `--until-idle`: end once the pipeline stayed done this long, or give up after `giveUpMs`. */
+  untilIdle: { idleMs: number; giveUpMs: number } | undefined;
   /** On stop, how long in-flight tasks get to finish before they are abandoned. */
   graceMs: number;
 }
@@ -45,59 +49,59 @@ export async function runLoop(
   const stats = new WorkerStats();
   const inflight = new Set<Promise<void>>();
   const graceOver = new AbortController();
-  const abandon = AbortSignal.any([signals.abandon, graceOver.signal]);
-  const stopped = aborted(signals.stop);
-  let lastBusy = Date.now();
-  let failures = 0;
+  // Given up: nothing in flight can get anywhere either.
+  const abandon = AbortSignal.any([signals.abandon, graceOver.signal, ctx.giveUp.signal]);
+  const halt = AbortSignal.any([signals.stop, ctx.giveUp.signal]);
+  const halted = aborted(halt);
+  const u = opts.untilIdle;
+  const idle = u === undefined ? undefined : new IdleWatch(ctx, u.idleMs, u.giveUpMs);
   const start = (msg: Message<"task_wakeup">, hiddenUntil: number) => {
     const run = handleWakeup(ctx, { msg, hiddenUntil }, abandon).then((result) => {
       stats.record(result);
-      lastBusy = Date.now();
+      idle?.busy();
       inflight.delete(run);
     });
     inflight.add(run);
   };
-  while (!signals.stop.aborted) {
+  while (!halt.aborted) {
     if (inflight.size >= opts.concurrency) {
-      await Promise.race([...inflight, stopped]);
+      await Promise.race([...inflight, halted]);
       continue;
     }
     // Listen before looking, so a publish between the two is not missed.
-    const woken = ctx.queue.wait(waitMs(opts, lastBusy), signals.stop);
+    const woken = ctx.queue.wait(idle?.waitMs(opts.pollMs) ?? opts.pollMs, halt);
     // The messages stay hidden at least this long (less a margin for clock skew with the database).
     const hiddenUntil = Date.now() + opts.visibilityTimeoutMs - 250;
-    const got = await ctx.queue.receive(opts.concurrency - inflight.size).catch((err) => {
-      failures += 1;
-      ctx.log.error("receiving wakeups failed", { err, failures });
-      return undefined;
-    });
-    if (got === undefined) {
-      await sleep(backoffDelay(DEFAULT_BACKOFF, failures - 1), signals.stop);
+    const got = await receive(ctx, opts.concurrency - inflight.size);
+    if ("failures" in got) {
+      await sleep(backoffDelay(DEFAULT_BACKOFF, got.failures - 1), halt);
       continue;
     }
-    failures = 0;
-    for (const msg of got) start(msg, hiddenUntil);
-    if (got.length > 0) {
-      lastBusy = Date.now();
+    for (const msg of got.messages) start(msg, hiddenUntil);
+    if (got.messages.length > 0) {
+      idle?.busy();
       continue;
     }
-    if (idle(opts, inflight.size, lastBusy)) break;
+    if (inflight.size === 0 && idle !== undefined && (await idle.done(halt))) break;
     await Promise.race([woken, ...inflight]);
   }
   await drain(ctx, inflight, opts.graceMs, abandon, graceOver);
   return stats;
 }
 
-function waitMs(opts: LoopOptions, lastBusy: number): number {
-  if (opts.untilIdleMs === undefined) return opts.pollMs;
-  const untilIdle = lastBusy + opts.untilIdleMs - Date.now();
-  return Math.max(10, Math.min(opts.pollMs, untilIdle));
-}
-
-function idle(opts: LoopOptions, inflight: number, lastBusy: number): boolean {
-  return (
-    opts.untilIdleMs !== undefined && inflight === 0 && Date.now() - lastBusy >= opts.untilIdleMs
-  );
+/** One receive; a failure is reported (and logged) as an outage of the queue. */
+async function receive(
+  ctx: WorkerContext,
+  max: number,
+): Promise<{ messages: Message<"task_wakeup">[] } | { failures: number }> {
+  const l = { log: ctx.log, msg: WORKER_LOG.queueUnavailable, back: WORKER_LOG.queueBack };
+  try {
+    const messages = await ctx.queue.receive(max);
+    ctx.giveUp.up(ctx.queueAt, l);
+    return { messages };
+  } catch (err) {
+    return { failures: ctx.giveUp.down(ctx.queueAt, err, l).failures };
+  }
 }
 
 /** Lets in-flight tasks finish within the grace period, then abandons the rest. */

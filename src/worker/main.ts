@@ -1,5 +1,6 @@
 import type { Config } from "../config";
 import { requireInternalAuthToken, requireObjectStore } from "../config";
+import { GiveUp, queueDependency } from "../give-up";
 import { createLogger } from "../log";
 import { openObjectStore } from "../objectstore/index";
 import { openQueue } from "../queue/open";
@@ -13,12 +14,15 @@ import type { WorkerStats } from "./stats";
 /**
  * `harness worker`: wires config, the `task_wakeup` consumer, the object
  * store and the dispatcher client to the loop. The queue backend is the only
- * thing here that holds connections to the state database.
+ * thing here that holds connections to the state database. Under
+ * `--until-idle` a run that gives up (./loop.ts) ends in the error that says
+ * why, for the command's one line.
  */
 
 export interface WorkerFlags {
   concurrency: number;
-  untilIdleMs: number | undefined;
+  /** `--until-idle`: how long the pipeline must stay done, and how long an outage is waited out. */
+  untilIdle: { idleMs: number; giveUpMs: number } | undefined;
   graceMs: number;
   /** `--exec CMD`: a task program does each attempt's work. */
   exec?: ExecSettings | undefined;
@@ -50,12 +54,18 @@ export async function runWorker(
       visibilityTimeoutMs: cfg.visibilityTimeoutMs,
       maxReceives: cfg.maxReceives,
     });
-    const client = new DispatcherClient({ baseUrl: cfg.dispatcherUrl, internalToken, log });
+    const giveUp = new GiveUp(flags.untilIdle?.giveUpMs);
+    const client = new DispatcherClient({
+      baseUrl: cfg.dispatcherUrl,
+      internalToken,
+      log,
+      giveUp,
+    });
     const opts: LoopOptions = {
       concurrency: flags.concurrency,
       visibilityTimeoutMs: cfg.visibilityTimeoutMs,
       pollMs: 1_000,
-      untilIdleMs: flags.untilIdleMs,
+      untilIdle: flags.untilIdle,
       graceMs: flags.graceMs,
     };
     log.info(WORKER_LOG.started, {
@@ -68,14 +78,17 @@ export async function runWorker(
     });
     const ctx: WorkerContext = {
       queue,
+      queueAt: queueDependency(cfg, "task_wakeup"),
       store,
       client,
       leaseDurationMs: cfg.leaseDurationMs,
       log,
+      giveUp,
       exec,
     };
     const stats = await runLoop(ctx, opts, signals);
     log.info(WORKER_LOG.stopped, stats.summary());
+    if (giveUp.reason !== undefined) throw giveUp.reason;
     return stats;
   } finally {
     await backend.close();

@@ -128,6 +128,13 @@ async function onClaimRefused(
     await ctx.queue.extendVisibility(msg, { visibilityTimeoutMs: ctx.leaseDurationMs });
     return { outcome: "lease_active" };
   }
+  if (refusal.status === 409 && refusal.error === "retry_pending") {
+    // A retryable failure's backoff is running (its own wakeup is hidden until then):
+    // look again once it is over.
+    const visibilityTimeoutMs = refusal.retryAfterMs ?? ctx.leaseDurationMs;
+    await ctx.queue.extendVisibility(msg, { visibilityTimeoutMs });
+    return { outcome: "retry_pending" };
+  }
   if (refusal.status === 404) {
     log.warn("no such task, acking its wakeup", { code: refusal.error });
     await ctx.queue.ack(msg);

@@ -224,9 +224,26 @@ export const EXAMPLES: Record<string, Example> = {
       },
     ],
   },
+  backlog_response: {
+    valid: [
+      { outbox_pending: 0, tasks_queued: 0, tasks_running: 0 },
+      { outbox_pending: 3, tasks_queued: 10_000, tasks_running: 1 },
+    ],
+    invalid: [
+      { why: "negative count", value: { outbox_pending: -1, tasks_queued: 0, tasks_running: 0 } },
+      { why: "past the cap", value: { outbox_pending: 0, tasks_queued: 10_001, tasks_running: 0 } },
+      { why: "fraction", value: { outbox_pending: 0.5, tasks_queued: 0, tasks_running: 0 } },
+      { why: "missing tasks_running", value: { outbox_pending: 0, tasks_queued: 0 } },
+      {
+        why: "extra field",
+        value: { outbox_pending: 0, tasks_queued: 0, tasks_running: 0, dead: 0 },
+      },
+    ],
+  },
   error_body: {
     valid: [
       { error: "stale_lease", message: "attempt 1 is no longer current" },
+      { error: "retry_pending", message: "the task's retry is due at 2025-06-01T12:00:00.123Z" },
       { error: "unauthorized", message: "" },
     ],
     invalid: [

@@ -86,6 +86,11 @@ export async function expireLease(sql: Sql, taskId: string): Promise<void> {
   await sql`UPDATE state.tasks SET lease_expires_at = now() - interval '1 millisecond' WHERE id = ${taskId}`;
 }
 
+/** Ends a retryable failure's backoff now, by the database clock, as if it ran out. */
+export async function retryDue(sql: Sql, taskId: string): Promise<void> {
+  await sql`UPDATE state.tasks SET retry_at = now() - interval '1 millisecond' WHERE id = ${taskId}`;
+}
+
 /**
  * Everything a task API call could change for one task, row versions
  * included: an UPDATE that matched the row changes its `xmin` even when it
@@ -94,7 +99,7 @@ export async function expireLease(sql: Sql, taskId: string): Promise<void> {
 export async function snapshot(sql: Sql, taskId: string) {
   const [task] = await sql`
     SELECT xmin::text AS xmin, status, attempt, lease_token, lease_expires_at, last_error,
-           updated_at, finished_at, attempt_batches
+           updated_at, finished_at, attempt_batches, retry_at
     FROM state.tasks WHERE id = ${taskId}`;
   const attempts = await sql`
     SELECT xmin::text AS xmin, attempt, ended_at, outcome, reason FROM state.task_attempts

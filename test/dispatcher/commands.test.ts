@@ -75,7 +75,10 @@ describe("task, status and keygen commands", () => {
   test("status --json reports tasks, queues, the outbox and alert rows", async () => {
     await db().sql`DELETE FROM state.outbox`;
     await db().sql`DELETE FROM state.tasks`;
-    await runHarness(["task", "create", "--org", "acme", "--alerts", "1", "--count", "2"], env());
+    await runHarness(["task", "create", "--org", "acme", "--alerts", "1", "--count", "3"], env());
+    await db().sql`
+      UPDATE state.outbox SET status = 'rejected', error = 'refused'
+      WHERE id = (SELECT min(id) FROM state.outbox)`;
     await db()
       .sql`INSERT INTO state.queue_messages (queue_name, payload) VALUES ('buffer_queue.dlq', '{}')`;
     await db()
@@ -84,16 +87,16 @@ describe("task, status and keygen commands", () => {
     const r = await runHarness(["status", "--json"], env());
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(r.stdout);
-    expect(s.tasks).toEqual({ queued: 2, running: 0, succeeded: 0, failed: 0 });
-    expect(s.outbox).toEqual({ pending: 2 });
+    expect(s.tasks).toEqual({ queued: 3, running: 0, succeeded: 0, failed: 0 });
+    expect(s.outbox).toEqual({ pending: 2, rejected: 1 });
     expect(s.alerts).toEqual({ rows: 0, batches: 1, inserted: 5, skipped: 2 });
     expect(s.queues.find((q: { queue: string }) => q.queue === "buffer_queue")).toMatchObject({
       dead: 1,
     });
     const text = await runHarness(["status"], env());
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain("queued 2");
-    expect(text.stdout).toContain("pending 2");
+    expect(text.stdout).toContain("queued 3");
+    expect(text.stdout).toContain("pending 2  rejected 1");
   }, 20_000);
 
   test("keygen prints a private Ed25519 JWK with a kid", async () => {

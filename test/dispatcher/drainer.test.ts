@@ -4,13 +4,15 @@ import type { QueueName } from "../../src/contracts/queue";
 import type { Db } from "../../src/db/connect";
 import {
   DRAIN_BATCH,
+  OUTBOX_ROUND_ISOLATING,
+  OUTBOX_ROW_FAILED,
   OUTBOX_ROW_REJECTED,
   outboxDrainOnce,
   type PublisherFor,
-} from "../../src/dispatcher/drainer";
+} from "../../src/dispatcher/drain";
 import { createLogger, type Fields, type Logger } from "../../src/log";
 import { outboxInsert } from "../../src/outbox/sql";
-import type { Outgoing } from "../../src/queue/seam";
+import { MessageRefusedError, type Outgoing } from "../../src/queue/seam";
 import { useFreshDatabase } from "../support/db";
 
 /** The outbox module and the drainer: contracts at insert, rejected rows, the queue seam. */
@@ -138,5 +140,112 @@ describe("drainer", () => {
     const [row] = await db().sql`SELECT status::text AS status FROM state.outbox`;
     expect(row?.status).toBe("pending");
     expect(await drain(recordingLog())).toEqual({ published: 1, rejected: 0 });
+  });
+});
+
+/** Three wakeup rows, the middle one for `bad`; returns the three task ids. */
+async function threeRows(): Promise<[string, string, string]> {
+  await reset();
+  const ids: [string, string, string] = [randomUUID(), randomUUID(), randomUUID()];
+  await outboxInsert(db().sql, {
+    rows: ids.map((id) => ({
+      queue: "task_wakeup" as const,
+      payload: { task_id: id },
+      taskId: id,
+      attempt: null,
+    })),
+    notify: false,
+  });
+  return ids;
+}
+
+/** The real publisher, except that any publish carrying `bad`'s wakeup fails with `error()`. */
+function failingFor(bad: string, error: () => Error): PublisherFor & { calls: number } {
+  const p = (tx: Db) => {
+    const inner = db().queue().publisher(tx);
+    return {
+      publish<Q extends QueueName>(queue: Q, messages: readonly Outgoing<Q>[]) {
+        p.calls += 1;
+        const hit = messages.some((m) => JSON.stringify(m.payload).includes(bad));
+        return hit ? Promise.reject(error()) : inner.publish(queue, messages);
+      },
+    };
+  };
+  p.calls = 0;
+  return p;
+}
+
+async function statuses(): Promise<Array<{ task: string; status: string; error: string | null }>> {
+  const rows = await db().sql`
+    SELECT payload->>'task_id' AS task, status::text AS status, error FROM state.outbox ORDER BY id`;
+  return rows.map((r) => ({ task: String(r.task), status: String(r.status), error: r.error }));
+}
+
+async function published(): Promise<string[]> {
+  const rows = await db()
+    .sql`SELECT payload->>'task_id' AS task FROM state.queue_messages ORDER BY id`;
+  return rows.map((r) => String(r.task));
+}
+
+describe("drainer: a publish that always fails for one row", () => {
+  test("refused for good (MessageRefusedError): the round goes row by row, that row is rejected with the reason, the others published", async () => {
+    const [a, bad, c] = await threeRows();
+    const log = recordingLog();
+    const refusing = failingFor(
+      bad,
+      () => new MessageRefusedError("message larger than the broker takes"),
+    );
+    expect(await drain(log, refusing)).toEqual({ published: 2, rejected: 1 });
+    expect(await statuses()).toEqual([
+      { task: a, status: "sent", error: null },
+      {
+        task: bad,
+        status: "rejected",
+        error: "the queue refused it: message larger than the broker takes",
+      },
+      { task: c, status: "sent", error: null },
+    ]);
+    expect(await published()).toEqual([a, c]);
+    expect(log.lines.map((l) => l.msg)).toEqual([OUTBOX_ROUND_ISOLATING, OUTBOX_ROW_REJECTED]);
+    expect(log.lines[1]?.fields).toMatchObject({ reason: expect.stringContaining("larger") });
+    // Nothing is held back any more.
+    expect(await drain(log, refusing)).toEqual({ published: 0, rejected: 0 });
+  });
+
+  test("a data exception from the database (SQLSTATE class 22) is refused for good too", async () => {
+    const [, bad] = await threeRows();
+    const dataError = () =>
+      new Error("publishing 1 message(s) to task_wakeup", {
+        cause: Object.assign(new Error("unsupported Unicode escape sequence"), { code: "22P05" }),
+      });
+    expect(await drain(recordingLog(), failingFor(bad, dataError))).toEqual({
+      published: 2,
+      rejected: 1,
+    });
+    expect((await statuses())[1]).toMatchObject({ status: "rejected" });
+  });
+
+  test("a transient failure (the queue's database unreachable) fails the round whole: tried once, nothing rejected", async () => {
+    const [, bad] = await threeRows();
+    const down = () => Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    const failing = failingFor(bad, down);
+    await expect(drain(recordingLog(), failing)).rejects.toThrow("ECONNREFUSED");
+    expect(failing.calls).toBe(1);
+    expect((await statuses()).map((r) => r.status)).toEqual(["pending", "pending", "pending"]);
+    expect(await published()).toEqual([]);
+  });
+
+  test("a failure of one row that is neither: the others are published, the row stays pending; alone it fails the round", async () => {
+    const [a, bad, c] = await threeRows();
+    const log = recordingLog();
+    const odd = failingFor(bad, () => new Error("something odd"));
+    expect(await drain(log, odd)).toEqual({ published: 2, rejected: 0 });
+    expect((await statuses()).map((r) => r.status)).toEqual(["sent", "pending", "sent"]);
+    expect(await published()).toEqual([a, c]);
+    expect(log.lines.filter((l) => l.msg === OUTBOX_ROW_FAILED)).toHaveLength(1);
+    await expect(drain(log, odd)).rejects.toThrow("something odd");
+    expect((await statuses())[1]?.status).toBe("pending");
+    // Once the backend takes it, it goes like any other.
+    expect(await drain(log)).toEqual({ published: 1, rejected: 0 });
   });
 });

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { ClaimResponse } from "../../src/contracts/http";
-import { outboxDrainOnce } from "../../src/dispatcher/drainer";
+import * as v from "valibot";
+import { type ClaimResponse, FailResponse } from "../../src/contracts/http";
+import { outboxDrainOnce } from "../../src/dispatcher/drain";
 import { createLogger } from "../../src/log";
 import { DispatcherClient } from "../../src/worker/client";
 import { useFreshDatabase } from "../support/db";
 import { waitFor } from "../support/wait";
 import { newTask } from "./_client";
-import { expireLease, type InProcess, inProcess, snapshot } from "./_inprocess";
+import { expireLease, type InProcess, inProcess, retryDue, snapshot } from "./_inprocess";
 
 /** POST /v1/task/fail: the reason on the attempt, a backoff wakeup or the end of the task. */
 
@@ -29,7 +30,7 @@ const fail = (c: ClaimResponse, reason: string, retryable: boolean, token = c.ca
 
 async function taskRow(id: string) {
   const [row] = await db().sql`
-    SELECT status, attempt, lease_token, lease_expires_at, last_error, finished_at, updated_at
+    SELECT status, attempt, lease_token, lease_expires_at, last_error, finished_at, updated_at, retry_at
     FROM state.tasks WHERE id = ${id}`;
   return row;
 }
@@ -77,7 +78,11 @@ describe("fail", () => {
     expect(attempts).toMatchObject([{ attempt: 1, outcome: "failed", reason: "exit code 3" }]);
     expect(attempts[0]?.ended_at).toEqual(task?.updated_at);
 
+    // Due by the database clock at the wakeup's own instant.
+    expect(task?.retry_at).toEqual(wake?.available_at);
+
     // The second attempt's failure waits twice as long; its first stays `failed`.
+    await retryDue(db().sql, id);
     const second = await api.claim(id);
     expect(second.attempt).toBe(2);
     expect((await fail(second, "exit code 4", true)).status).toBe(200);
@@ -128,6 +133,7 @@ describe("fail", () => {
     let c = await api.claim(id);
     for (let n = 1; n < MAX_ATTEMPTS; n++) {
       expect((await fail(c, `try ${n}`, true)).status).toBe(200);
+      await retryDue(db().sql, id);
       c = await api.claim(id);
     }
     expect(c.attempt).toBe(MAX_ATTEMPTS);
@@ -160,6 +166,58 @@ describe("fail", () => {
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
     }
     expect(await snapshot(db().sql, c.task_id)).toEqual(before);
+  });
+});
+
+describe("no claim before the retry is due", () => {
+  // A backoff far longer than the test, so only the database clock decides when it is due.
+  const LONG = { baseMs: 60_000, maxMs: 60_000 };
+  let slow: InProcess;
+  beforeAll(async () => {
+    slow = await inProcess(db().sql, { maxAttempts: MAX_ATTEMPTS, retryBackoff: LONG });
+  });
+
+  test("a duplicate wakeup's claim → 409 retry_pending with Retry-After, changing nothing; due → claimed", async () => {
+    const id = await newTask(db().sql);
+    const first = await slow.claim(id);
+    const failed = await slow.post(
+      "/v1/task/fail",
+      { ...fenceOf(first), reason: "flaky", retryable: true },
+      first.capability_token,
+    );
+    const { retry_at } = v.parse(FailResponse, await failed.json());
+    const before = await snapshot(db().sql, id);
+    expect(before.task?.retry_at.toISOString()).toBe(retry_at);
+
+    const early = await slow.post("/internal/task-claim", { task_id: id });
+    expect(early.status).toBe(409);
+    expect(await early.json()).toEqual({
+      error: "retry_pending",
+      message: `the task's retry is due at ${retry_at}`,
+    });
+    const after = Number(early.headers.get("retry-after"));
+    expect(after).toBeGreaterThan(50);
+    expect(after).toBeLessThanOrEqual(60);
+    expect(await snapshot(db().sql, id)).toEqual(before);
+
+    await retryDue(db().sql, id);
+    const second = await slow.claim(id);
+    expect(second.attempt).toBe(2);
+    expect(await taskRow(id)).toMatchObject({ status: "running", attempt: 2, retry_at: null });
+  });
+
+  test("a task queued by task create, or failed for good, has no retry time", async () => {
+    const id = await newTask(db().sql);
+    expect(await taskRow(id)).toMatchObject({ status: "queued", retry_at: null });
+    const c = await slow.claim(id);
+    await slow.post(
+      "/v1/task/fail",
+      { ...fenceOf(c), reason: "bad input", retryable: false },
+      c.capability_token,
+    );
+    expect(await taskRow(id)).toMatchObject({ status: "failed", retry_at: null });
+    const again = await slow.post("/internal/task-claim", { task_id: id });
+    expect(await again.json()).toMatchObject({ error: "task_finished" });
   });
 });
 

@@ -95,6 +95,6 @@ describe("harness migrate", () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
-    expect(r.stderr).toContain("migrating the state database at 127.0.0.1:1/nowhere");
+    expect(r.stderr).toContain("cannot reach the state database at 127.0.0.1:1/nowhere");
   });
 });

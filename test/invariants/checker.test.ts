@@ -119,4 +119,12 @@ describe("invariant checker", () => {
       .sql`INSERT INTO state.queue_messages (queue_name, payload, last_error) VALUES ('buffer_queue.dlq', ${db().sql.json({ task_id: id })}, 'poison')`;
     expect(await failing()).toEqual(["no dead letters except the injected poison"]);
   });
+
+  test("a rejected outbox row of the run's tasks fails its own invariant", async () => {
+    const id = await seedGoodRun();
+    await db().sql`
+      UPDATE state.outbox SET status = 'rejected', error = 'refused by the queue'
+      WHERE task_id = ${id} AND attempt = 2`;
+    expect(await failing()).toEqual(["no outbox row of the run's tasks was rejected"]);
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { outboxMarkRejected, outboxMarkSent, outboxPendingIds } from "../../src/outbox/sql";
 import { collectStatus, formatStatus, STATUS_FAILURES } from "../../src/reads/status";
 import { createTasks } from "../../src/tasks/create";
 import { useFreshDatabase } from "../support/db";
@@ -26,7 +27,7 @@ describe("status", () => {
       queues: db().queue().admin(),
     });
     expect(r.tasks).toEqual({ queued: 2, running: 0, succeeded: 0, failed: 0 });
-    expect(r.outbox).toEqual({ pending: 2 });
+    expect(r.outbox).toEqual({ pending: 2, rejected: 0 });
     expect(r.alerts).toEqual({ rows: 0, batches: 0, inserted: 0, skipped: 0 });
     expect(r.failures).toEqual([]);
     expect(formatStatus(r)).not.toContain("failures");
@@ -52,5 +53,22 @@ describe("status", () => {
     expect(text).toContain(
       `${newest[0]} acme attempt 2: reason ${STATUS_FAILURES + 1} second line`,
     );
+  });
+
+  test("rejected outbox rows are counted apart from pending ones, in the data and the text", async () => {
+    await db().sql`DELETE FROM state.outbox`;
+    await createTasks(db().sql, { orgId: "acme", payload: { alerts: 1 }, count: 4 });
+    const ids = await outboxPendingIds(db().sql, { limit: 10 });
+    await outboxMarkRejected(db().sql, {
+      rows: ids.slice(0, 2).map((id) => ({ id, error: "refused by the queue" })),
+    });
+    await outboxMarkSent(db().sql, { ids: ids.slice(2, 3) });
+    const r = await collectStatus({
+      state: db().sql,
+      data: db().sql,
+      queues: db().queue().admin(),
+    });
+    expect(r.outbox).toEqual({ pending: 1, rejected: 2 });
+    expect(formatStatus(r)).toContain("outbox   pending 1  rejected 2\n");
   });
 });

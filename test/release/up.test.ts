@@ -1,7 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { describeUrl } from "../../src/db/connect";
+import { useFreshDatabase } from "../support/db";
+import { freePort } from "../support/embedded";
 import { runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
 
@@ -61,5 +64,46 @@ describe("harness up --demo", () => {
     expect(processesUsing(join(dir, ".harness")).length).toBeGreaterThan(0);
     expect(await up.stop("SIGINT")).toBe(0);
     expect(processesUsing(join(dir, ".harness"))).toEqual([]);
+    expect(up.stdout()).toContain(
+      `harness up: stopped; the data stays in ${join(dir, ".harness")}\n`,
+    );
   }, 120_000);
+});
+
+describe("harness up on a given PostgreSQL", () => {
+  const db = useFreshDatabase();
+
+  test("it says the tasks and rows are in that PostgreSQL, not in .harness", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "harness-up-url-"));
+    try {
+      const r = await runHarness(
+        ["up", "--demo", "2", "--workers", "1"],
+        { DATABASE_URL: db().url },
+        { cwd },
+      );
+      expect(r.code, r.stderr.slice(-2000)).toBe(0);
+      const where = `the PostgreSQL at ${describeUrl(db().url)}`;
+      expect(r.stdout).toContain(`, on ${where}; logs in`);
+      expect(r.stdout).toContain(`${where} now holds 2 succeeded task(s) and 20 alert row(s)`);
+      expect(r.stdout).toContain(
+        `harness up: stopped; tasks and rows stay in ${where}, batches in ${join(cwd, ".harness", "objects")}`,
+      );
+      expect(r.stdout).not.toContain(".harness now holds");
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test("a first up that fails leaves no .harness behind", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "harness-up-fail-"));
+    try {
+      const url = `postgres://postgres:pw@127.0.0.1:${await freePort()}/nowhere`;
+      const r = await runHarness(["up", "--demo", "1"], { DATABASE_URL: url }, { cwd });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(readdirSync(cwd)).toEqual([]);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

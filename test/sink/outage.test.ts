@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect, type Sql } from "../../src/db/connect";
+import { connect, describeUrl, type Sql } from "../../src/db/connect";
 import { migrateDatabase } from "../../src/db/migrate";
 import { SINK_LOG } from "../../src/sink/logs";
 import { useFreshDatabase } from "../support/db";
 import { type EmbeddedServer, startEmbeddedServer } from "../support/embedded";
-import { spawnHarness } from "../support/processes";
+import { runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
 import {
   goodLines,
@@ -110,5 +110,24 @@ describe("DATA database unreachable", () => {
     await dataServer.start();
     expect(await alertRows(b.taskId)).toBe(0);
     expect(await sink.stop()).toBe(0);
+  }, 60_000);
+
+  test("--until-idle gives up once it stayed down for --give-up-ms: exit 1, one line naming it", async () => {
+    await dataServer.stop();
+    try {
+      const b = await putBatch(store.store, jsonl(goodLines("acme", "gone", 10)));
+      const id = await publishBatchMessage(state().queue(), b);
+      const r = await runHarness(["sink", "--until-idle", "--give-up-ms", "1500"], sinkEnv(1000));
+      expect(r.code).toBe(1);
+      const last = r.stderr.trimEnd().split("\n").at(-1) ?? "";
+      expect(last).toStartWith(
+        `harness sink: the data database at ${describeUrl(dataServer.url("sinkdata"))} stayed unavailable for `,
+      );
+      const [m] = await state().sql`
+        SELECT queue_name FROM state.queue_messages WHERE id = ${id}::bigint`;
+      expect(m?.queue_name).toBe("buffer_queue");
+    } finally {
+      await dataServer.start();
+    }
   }, 60_000);
 });

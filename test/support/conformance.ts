@@ -124,6 +124,13 @@ export class ConformanceChecker {
     return this.index.contracts.find((c) => c.carriers.some(match))?.name;
   }
 
+  /** True when a contract covers answers of `GET path` (the backlog; not healthz, jwks, metrics). */
+  hasGetContract(path: string): boolean {
+    return this.index.contracts.some((c) =>
+      c.carriers.some((k) => k.kind === "http-response" && k.method === "GET" && k.path === path),
+    );
+  }
+
   checkHttpRequest(req: HttpRequestRecord): boolean {
     const path = pathOf(req.path);
     const where = `${req.method} ${path} request`;
@@ -275,8 +282,8 @@ export interface ConformanceProxy {
 /**
  * An HTTP proxy on loopback that forwards everything to `target` unchanged
  * and checks each JSON exchange on the way: the request body and the
- * response (by status). GET endpoints (healthz, jwks, metrics) are passed
- * through unchecked.
+ * response (by status). GET answers are checked where a contract covers
+ * them (the backlog); the others (healthz, jwks, metrics) pass unchecked.
  */
 export function conformanceProxy(checker: ConformanceChecker, target: string): ConformanceProxy {
   let count = 0;
@@ -302,6 +309,9 @@ export function conformanceProxy(checker: ConformanceChecker, target: string): C
           path: url.pathname,
           body: parseBody(requestText),
         });
+      }
+      if (req.method === "POST" || checker.hasGetContract(url.pathname)) {
+        if (req.method !== "POST") count++;
         checker.checkHttpResponse({
           method: req.method,
           path: url.pathname,

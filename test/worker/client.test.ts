@@ -3,11 +3,13 @@ import { randomUUID } from "node:crypto";
 import * as v from "valibot";
 import { CAPABILITY_HEADER } from "../../src/contracts/capability";
 import {
+  BacklogResponse,
   BufferPublishRequest,
   ClaimRequest,
   CompleteRequest,
   HeartbeatRequest,
 } from "../../src/contracts/http";
+import { GiveUp } from "../../src/give-up";
 import { createLogger, setLogLevel } from "../../src/log";
 import {
   DispatcherClient,
@@ -23,14 +25,14 @@ import { freePort } from "../support/embedded";
 
 type Script = (req: Request, body: unknown) => Response;
 let script: Script = () => new Response(null, { status: 500 });
-const seen: Array<{ path: string; headers: Headers; body: unknown }> = [];
+const seen: Array<{ method: string; path: string; headers: Headers; body: unknown }> = [];
 
 const server = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
   async fetch(req) {
-    const body: unknown = await req.json();
-    seen.push({ path: new URL(req.url).pathname, headers: req.headers, body });
+    const body: unknown = req.method === "POST" ? await req.json() : undefined;
+    seen.push({ method: req.method, path: new URL(req.url).pathname, headers: req.headers, body });
     return script(req, body);
   },
 });
@@ -176,5 +178,60 @@ describe("dispatcher client", () => {
     } finally {
       slow.stop(true);
     }
+  });
+
+  test("backlog is a GET with the internal token, its answer parsed with its contract", async () => {
+    seen.length = 0;
+    const counts = { outbox_pending: 2, tasks_queued: 1, tasks_running: 0 };
+    script = () => json(200, counts);
+    expect(await client.backlog(never)).toEqual({ ok: true, status: 200, body: counts });
+    expect(seen).toMatchObject([{ method: "GET", path: "/internal/backlog", body: undefined }]);
+    expect(seen[0]?.headers.get("authorization")).toBe("Bearer internal-token-0123456789");
+    expect(v.is(BacklogResponse, counts)).toBe(true);
+    script = () => json(200, { ...counts, tasks_running: -1 });
+    await expect(client.backlog(never)).rejects.toBeInstanceOf(DispatcherContractError);
+  });
+
+  test("a refusal's Retry-After (delta-seconds) comes back in ms; an HTTP date is ignored", async () => {
+    const refusal = { error: "retry_pending", message: "the task's retry is due later" };
+    script = () => Response.json(refusal, { status: 409, headers: { "Retry-After": "7" } });
+    expect(await client.claim(lease.task_id, never)).toEqual({
+      ok: false,
+      status: 409,
+      ...refusal,
+      retryAfterMs: 7_000,
+    });
+    const date = "Wed, 21 Oct 2099 07:28:00 GMT";
+    script = () => Response.json(refusal, { status: 409, headers: { "Retry-After": date } });
+    expect(await client.claim(lease.task_id, never)).not.toHaveProperty("retryAfterMs");
+  });
+
+  test("each failure is an outage of the dispatcher for GiveUp, which names DISPATCHER_URL", async () => {
+    const giveUp = new GiveUp(200);
+    const baseUrl = `http://127.0.0.1:${await freePort()}`;
+    const closed = new DispatcherClient({
+      baseUrl,
+      internalToken: "internal-token-0123456789",
+      log,
+      backoff: fast,
+      giveUp,
+    });
+    await expect(closed.backlog(giveUp.signal)).rejects.toBeInstanceOf(RequestAbortedError);
+    expect(giveUp.reason?.message).toStartWith(
+      `the dispatcher at ${baseUrl} (DISPATCHER_URL) stayed unavailable for `,
+    );
+    // An answer ends the outage: the same client against a live dispatcher reports it back.
+    const live = new GiveUp(200);
+    const c = new DispatcherClient({
+      baseUrl: `http://127.0.0.1:${server.port}`,
+      internalToken: "internal-token-0123456789",
+      log,
+      backoff: fast,
+      giveUp: live,
+    });
+    live.down(c.dependency, new Error("earlier"));
+    script = () => json(200, { outbox_pending: 0, tasks_queued: 0, tasks_running: 0 });
+    await c.backlog(never);
+    expect(live.up(c.dependency)).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { createLogger, setLogLevel } from "../../src/log";
+import { GiveUp } from "../../src/give-up";
+import { captureLogs, createLogger } from "../../src/log";
 import { openObjectStore } from "../../src/objectstore/index";
 import { DispatcherClient } from "../../src/worker/client";
 import type { WorkerContext } from "../../src/worker/context";
@@ -15,7 +16,9 @@ import { tempStoreUrl } from "./helpers";
  * against a scripted in-process server and a real queue.
  */
 
-setLogLevel("error");
+// Every test here provokes an error on purpose: its log lines are kept and looked at, not printed.
+const logs = captureLogs();
+afterAll(logs.restore);
 const db = useFreshDatabase();
 let answer: (req: Request) => Response | Promise<Response> = () =>
   new Response(null, { status: 500 });
@@ -42,6 +45,8 @@ async function context(): Promise<WorkerContext> {
     }),
     leaseDurationMs: 1_000,
     log,
+    queueAt: { name: "the state database", where: db().name },
+    giveUp: new GiveUp(undefined),
   };
 }
 
@@ -71,7 +76,10 @@ async function refusedWakeup() {
 
 beforeEach(async () => {
   await db().sql`DELETE FROM state.queue_messages`;
+  logs.lines.length = 0;
 });
+
+const errorsLogged = () => logs.lines.filter((l) => l.level === "error");
 
 describe("a wakeup whose claim cannot be worked", () => {
   test("a payload the default worker cannot work fails the attempt, not retryable, with the reason; the wakeup is acked", async () => {
@@ -109,6 +117,7 @@ describe("a wakeup whose claim cannot be worked", () => {
     ]);
     const [left] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
     expect(left?.n).toBe(0);
+    expect(errorsLogged()).toEqual([expect.objectContaining({ attempt: 1, retryable: false })]);
   });
 
   test("a persistent 500 on claim leaves the wakeup with the error noted", async () => {
@@ -116,11 +125,36 @@ describe("a wakeup whose claim cannot be worked", () => {
     const row = await refusedWakeup();
     expect(row?.queue_name).toBe("task_wakeup");
     expect(String(row?.last_error)).toContain("claim refused: 500 internal");
+    expect(errorsLogged()).toEqual([expect.objectContaining({ status: 500, code: "internal" })]);
   });
 
   test("a 401 on claim (a wrong INTERNAL_AUTH_TOKEN) leaves the wakeup with the error noted", async () => {
     answer = () => Response.json({ error: "unauthorized", message: "bad token" }, { status: 401 });
     const row = await refusedWakeup();
     expect(String(row?.last_error)).toContain("401 unauthorized");
+    expect(errorsLogged()).toEqual([
+      expect.objectContaining({ status: 401, code: "unauthorized" }),
+    ]);
+  });
+
+  test("409 retry_pending hides the wakeup until the retry is due (Retry-After), error-free", async () => {
+    answer = () =>
+      Response.json(
+        { error: "retry_pending", message: "the task's retry is due later" },
+        { status: 409, headers: { "Retry-After": "7" } },
+      );
+    const msg = await oneWakeup(randomUUID());
+    const result = await handleWakeup(
+      await context(),
+      { msg, hiddenUntil: 0 },
+      new AbortController().signal,
+    );
+    expect(result).toEqual({ outcome: "retry_pending" });
+    const [row] = await db().sql`
+      SELECT queue_name, last_error, extract(epoch FROM available_at - now()) * 1000 AS hidden_ms
+      FROM state.queue_messages WHERE id = ${msg.id}`;
+    expect(row).toMatchObject({ queue_name: "task_wakeup", last_error: null });
+    expect(Number(row?.hidden_ms)).toBeGreaterThan(5_000);
+    expect(Number(row?.hidden_ms)).toBeLessThanOrEqual(7_000);
   });
 });

@@ -16,6 +16,9 @@ const ClaimRow = v.object({
   payload: v.unknown(),
   exhausted_attempt: v.nullable(v.number()),
   seen_status: v.nullable(v.string()),
+  /** Set when the task, queued, waits for its retry time: when, and in how long (the database clock). */
+  retry_at: v.nullable(v.date()),
+  retry_in_ms: v.nullable(v.number()),
 });
 
 export type ClaimOutcome =
@@ -30,25 +33,32 @@ export type ClaimOutcome =
   | { kind: "exhausted"; attempt: number }
   | { kind: "finished"; status: string }
   | { kind: "lease_active" }
+  | { kind: "retry_pending"; retryAt: Date; retryInMs: number }
   | { kind: "not_found" };
 
 /**
- * `queued`, or `running` with an expired lease → attempt + 1, a new lease
- * and no batches yet, recorded in `state.task_attempts`, where the
- * attempt it took over from ends `fenced`; past `maxAttempts` → `failed`,
- * its last attempt ending `expired`. The trailing read sees the row as it
- * was before this statement, which only picks the refusal's reason.
+ * `queued` (once its `retry_at`, if any, has passed), or `running` with an
+ * expired lease → attempt + 1, a new lease and no batches yet, recorded in
+ * `state.task_attempts`, where the attempt it took over from ends `fenced`;
+ * past `maxAttempts` → `failed`, its last attempt ending `expired`. A queued
+ * task whose retry is not due yet is left alone (`retry_pending`), so a
+ * duplicate wakeup cannot cut a retryable failure's backoff short. The
+ * trailing read sees the row as it was before this statement, which only
+ * picks the refusal's reason.
  */
 export async function taskClaim(
   db: Db,
   p: { taskId: string; leaseMs: number; maxAttempts: number },
 ): Promise<ClaimOutcome> {
-  const claimable = db`(status = 'queued' OR (status = 'running' AND lease_expires_at <= now()))`;
+  const claimable = db`(
+    (status = 'queued' AND (retry_at IS NULL OR retry_at <= now()))
+    OR (status = 'running' AND lease_expires_at <= now()))`;
   const [raw] = await db`
     WITH claimed AS (
       UPDATE state.tasks
       SET status = 'running', attempt = attempt + 1, lease_token = gen_random_uuid(),
-          lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}'
+          lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}',
+          retry_at = NULL
       WHERE id = ${p.taskId} AND attempt < ${p.maxAttempts} AND ${claimable}
       RETURNING org_id, attempt, lease_token::text AS lease_token, lease_expires_at, payload
     ), recorded AS (
@@ -74,7 +84,10 @@ export async function taskClaim(
     )
     SELECT c.org_id, c.attempt, c.lease_token, c.lease_expires_at, c.payload,
            (SELECT attempt FROM exhausted) AS exhausted_attempt,
-           t.status::text AS seen_status
+           t.status::text AS seen_status,
+           CASE WHEN t.status = 'queued' AND t.retry_at > now() THEN t.retry_at END AS retry_at,
+           CASE WHEN t.status = 'queued' AND t.retry_at > now()
+             THEN (extract(epoch FROM t.retry_at - now()) * 1000)::float8 END AS retry_in_ms
     FROM (SELECT 1) AS one
     LEFT JOIN claimed c ON true
     LEFT JOIN state.tasks t ON t.id = ${p.taskId}`;
@@ -98,6 +111,8 @@ function claimOutcomeOf(row: v.InferOutput<typeof ClaimRow>, taskId: string): Cl
   if (row.seen_status === "succeeded" || row.seen_status === "failed") {
     return { kind: "finished", status: row.seen_status };
   }
+  if (row.retry_at !== null && row.retry_in_ms !== null)
+    return { kind: "retry_pending", retryAt: row.retry_at, retryInMs: row.retry_in_ms };
   // queued or running as seen before the statement: another claimer got there first.
   return { kind: "lease_active" };
 }

@@ -20,9 +20,12 @@ export interface Fence {
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
-/** The end of a lease that starts now, by the database clock (claim and heartbeat). */
-export const leaseEnd = (db: Db, ms: number): Fragment =>
+/** `ms` after the statement's now(), by the database clock. */
+export const msFromNow = (db: Db, ms: number): Fragment =>
   db`now() + make_interval(secs => ${ms}::double precision / 1000)`;
+
+/** The end of a lease that starts now (claim and heartbeat). */
+export const leaseEnd = msFromNow;
 
 /** This attempt and token of this task, for this org (whatever the task's status). */
 const attemptSql = (db: Db, f: Fence): Fragment =>

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import type { BufferMessage } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { outboxInsertSql } from "../../outbox/sql";
-import { type Fence, fenceSql, leaseEnd } from "./fence";
+import { type Fence, fenceSql, leaseEnd, msFromNow } from "./fence";
 
 /**
  * The fenced statements on `state.tasks`: one statement each, whose WHERE
@@ -102,9 +102,10 @@ const FailRow = v.object({ failed: v.number(), retry_at: v.nullable(v.date()) })
 
 /**
  * Ends the attempt holding the fence `failed` with its reason. With
- * `retryAfterMs` the task goes back to `queued` (no lease) and gets a
- * `task_wakeup` outbox row published hidden for that long after the
- * statement's now(); without it the task ends `failed` with `last_error`.
+ * `retryAfterMs` the task goes back to `queued` (no lease), not claimable
+ * before `retry_at`, that long after the statement's now(), and gets a
+ * `task_wakeup` outbox row published hidden until the same instant; without
+ * it the task ends `failed` with `last_error`.
  * Null when the fence did not hold; otherwise when the retry is due (or null).
  */
 export async function taskFail(
@@ -126,6 +127,7 @@ export async function taskFail(
           finished_at = CASE WHEN ${requeue} THEN NULL ELSE now() END,
           lease_token = CASE WHEN ${requeue} THEN NULL ELSE t.lease_token END,
           lease_expires_at = CASE WHEN ${requeue} THEN NULL ELSE t.lease_expires_at END,
+          retry_at = ${p.retryAfterMs === null ? null : msFromNow(db, p.retryAfterMs)},
           updated_at = now()
       WHERE ${fenceSql(db, p)}
       RETURNING t.id

@@ -1,0 +1,2 @@
+ALTER TABLE "state"."tasks" ADD COLUMN "retry_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "outbox_rejected_idx" ON "state"."outbox" USING btree ("id") WHERE "state"."outbox"."status" NOT IN ('pending', 'sent');
