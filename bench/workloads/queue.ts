@@ -3,6 +3,8 @@ import type { Workload } from "./types";
 /**
  * Workloads 1 and 2: publish N messages, then receive + ack them all with 10
  * concurrent consumers and a no-op handler. Only the receive + ack part is timed.
+ * The `nats` reference is the same loop on the NATS backend (BENCH_NATS_URL,
+ * default the local nats-server), shown for scale: the queues' other backend.
  */
 
 const CONCURRENCY = 10;
@@ -11,6 +13,15 @@ const QUICK_COUNT = 1_000;
 
 const single = { batch: 1, concurrency: CONCURRENCY };
 const batched = { batch: 100, concurrency: CONCURRENCY };
+
+const nats = (options: Record<string, number>, how: string) => ({
+  id: "nats",
+  label: `harness on NATS JetStream (${how})`,
+  script: "subjects/queue-nats.ts",
+  database: "empty" as const,
+  options,
+  target: 0,
+});
 
 export const queueSingle: Workload = {
   id: "queue-single",
@@ -43,6 +54,7 @@ export const queueSingle: Workload = {
       options: single,
       target: 2,
     },
+    nats(single, "receive max 1 + ack"),
   ],
 };
 
@@ -85,5 +97,6 @@ export const queueBatched: Workload = {
       options: batched,
       target: 0.7,
     },
+    nats(batched, "receive max 100 + ackBatch"),
   ],
 };

@@ -60,9 +60,30 @@ export function checkFlags(rawArgs: readonly string[], args: ArgsDef): void {
   const unknown = given.find((name) => !allowed.has(name));
   if (unknown !== undefined) throw new UsageError(`unknown option --${unknown}`);
   const missing = Object.entries(args).find(
-    ([n, def]) => def.required === true && !given.includes(n),
+    ([n, def]) => def.type !== "positional" && def.required === true && !given.includes(n),
   );
   if (missing !== undefined) throw new UsageError(`missing required option --${missing[0]}`);
+  const positionals = Object.entries(args).filter(([, def]) => def.type === "positional");
+  const lacking = positionals.find(
+    ([, def], i) => def.required === true && i >= positionalCount(rawArgs, args),
+  );
+  if (lacking !== undefined) {
+    throw new UsageError(`missing required argument ${lacking[0].toUpperCase()}`);
+  }
+}
+
+/** The arguments that are neither a flag nor a flag's value (everything after `--` counts). */
+function positionalCount(rawArgs: readonly string[], args: ArgsDef): number {
+  const end = rawArgs.indexOf("--");
+  const flags = end < 0 ? rawArgs : rawArgs.slice(0, end);
+  let count = end < 0 ? 0 : rawArgs.length - end - 1;
+  for (let i = 0; i < flags.length; i++) {
+    const raw = flags[i] ?? "";
+    const name = flagName(raw);
+    if (name === undefined) count++;
+    else if (!raw.includes("=") && args[name]?.type === "string") i++;
+  }
+  return count;
 }
 
 export async function runCli(root: CommandDef<ArgsDef>, argv: readonly string[]): Promise<void> {

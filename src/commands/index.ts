@@ -18,6 +18,7 @@ export const harness = defineCommand({
     status: () => import("./status").then((m) => m.default),
     keygen: () => import("./keygen").then((m) => m.default),
     dlq: () => import("./dlq").then((m) => m.default),
+    queue: () => import("./queue").then((m) => m.default),
     up: () => import("./up").then((m) => m.default),
     verify: () => import("./verify").then((m) => m.default),
     contracts: () => import("./contracts").then((m) => m.default),

@@ -1,4 +1,5 @@
-import { type Config, ConfigError, requireStateDatabase } from "../config";
+import { type Config, requireStateDatabase } from "../config";
+import { NatsQueue } from "./nats/backend";
 import { PgQueue } from "./pg/backend";
 import type { QueueBackend } from "./seam";
 
@@ -12,9 +13,7 @@ export async function openQueue(
   o: { name: string; connections?: number },
 ): Promise<QueueBackend> {
   if (cfg.queue.url !== undefined) {
-    throw new ConfigError(
-      `QUEUE_URL ${cfg.queue.url}: the NATS backend is not built into this version yet (unset QUEUE_URL for pgqueue)`,
-    );
+    return NatsQueue.open({ url: cfg.queue.url, namespace: cfg.queue.namespace, name: o.name });
   }
   return PgQueue.open(requireStateDatabase(cfg), o);
 }

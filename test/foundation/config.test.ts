@@ -51,14 +51,15 @@ describe("config", () => {
     });
   });
 
-  test("a role on a QUEUE_URL this version has no backend for stops with one line, exit 2", async () => {
+  test("a role whose QUEUE_URL broker cannot be reached stops with one line naming it, exit 1", async () => {
     const r = await runHarness(["dlq", "list"], {
       DATABASE_URL: "postgres://x@127.0.0.1:1/x",
-      QUEUE_URL: "nats://127.0.0.1:4222",
+      QUEUE_URL: "nats://user:secret@127.0.0.1:1",
     });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
-    expect(r.stderr).toContain("the NATS backend is not built into this version yet");
+    expect(r.stderr).toContain("cannot reach NATS at 127.0.0.1:1");
+    expect(r.stderr).not.toContain("secret");
   });
 
   test("a bad value stops the process at start with one line naming the variable, exit 2", async () => {
