@@ -19,7 +19,7 @@ async function insert(sql: Sql, b: Batch, k: AlertColumns) {
     FROM unnest(${k.dedupeKeys}::text[], ${k.sources}::text[], ${k.severities}::text[],
                 ${k.titles}::text[], ${k.occurredAts}::text[], ${k.attributes}::text[])
       AS u(k, s, sev, t, o, a)
-    ON CONFLICT (dedupe_key) DO NOTHING`;
+    ON CONFLICT (org_id, dedupe_key) DO NOTHING`;
 }
 
 subjectMain(async (params) => {

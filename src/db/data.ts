@@ -5,6 +5,7 @@ import {
   integer,
   jsonb,
   pgSchema,
+  primaryKey,
   text,
   timestamp,
   uuid,
@@ -17,10 +18,15 @@ export const severity = data.enum("severity", ["info", "low", "medium", "high", 
 
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: "string" });
 
+/**
+ * Keyed by `(org_id, dedupe_key)`: a dedupe key is scoped to its org, so one
+ * org's key never suppresses another org's row (invariant 6). The key's
+ * leading `org_id` serves the by-org lookups too.
+ */
 export const alertEvents = data.table(
   "alert_events",
   {
-    dedupeKey: text("dedupe_key").primaryKey(),
+    dedupeKey: text("dedupe_key").notNull(),
     orgId: text("org_id").notNull(),
     taskId: uuid("task_id").notNull(),
     source: text("source").notNull(),
@@ -30,7 +36,10 @@ export const alertEvents = data.table(
     attributes: jsonb("attributes").notNull().default(sql`'{}'::jsonb`),
     ingestedAt: tz("ingested_at").notNull().defaultNow(),
   },
-  (t) => [index("alert_events_task_idx").on(t.taskId), index("alert_events_org_idx").on(t.orgId)],
+  (t) => [
+    primaryKey({ name: "alert_events_pkey", columns: [t.orgId, t.dedupeKey] }),
+    index("alert_events_task_idx").on(t.taskId),
+  ],
 );
 
 /** One row per batch the sink committed: what `harness status` reports as inserted / skipped. */

@@ -22,10 +22,13 @@ export type BatchCounts = { rowsInserted: number; rowsSkipped: number };
 
 /**
  * Inserts a validated batch with one `INSERT … SELECT FROM unnest(…) ON CONFLICT
- * (dedupe_key) DO NOTHING` (duplicates inside the batch are skipped the same
- * way) and records the batch in `data.sink_batches` in the same statement.
- * Rows go in key order (first line wins among repeats), so two sinks writing
- * overlapping batches take their row locks in the same order and cannot deadlock.
+ * (org_id, dedupe_key) DO NOTHING` (duplicates inside the batch are skipped the
+ * same way) and records the batch in `data.sink_batches` in the same statement.
+ * A dedupe key is scoped to its org: another org's row with the same key never
+ * suppresses this one. Rows go in key order (one org per batch, so ordering by
+ * `dedupe_key` is the key's order; first line wins among repeats), so two sinks
+ * writing overlapping batches take their row locks in the same order and
+ * cannot deadlock.
  * Arrays travel as text (ISO strings, JSON text) and are cast server-side:
  * postgres.js would send a Date[] as one timestamptz and double-encode objects.
  */
@@ -43,7 +46,7 @@ export async function alertEventsInsertBatch(db: Db, p: BatchInsertParams): Prom
         ${c.titles}::text[], ${c.occurredAts}::text[], ${c.attributes}::text[]
       ) WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
       ORDER BY u.dedupe_key COLLATE "C", u.n
-      ON CONFLICT (dedupe_key) DO NOTHING
+      ON CONFLICT (org_id, dedupe_key) DO NOTHING
       RETURNING 1
     )
     INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)

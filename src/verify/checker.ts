@@ -60,21 +60,26 @@ export async function checkInvariants(
   const count = (s: string) => tasks.filter((t) => t.status === s).length;
 
   // Succeeded tasks must have every row; a failed task may have published before it failed.
-  const expected = new Map<string, string>();
-  const allowed = new Map<string, string>();
+  // A row is keyed by (org_id, dedupe_key): the same key may be stored once per org.
+  const rowKey = (orgId: string, key: string) => `${orgId}/${key}`;
+  const expected = new Set<string>();
+  const allowed = new Set<string>();
+  const allowedKeys = new Set<string>();
   for (const t of tasks) {
     if (poison.has(t.id) || (t.status !== "succeeded" && t.status !== "failed")) continue;
     for (const key of expectedKeys(t.id, t.payload)) {
-      allowed.set(key, t.org_id);
-      if (t.status === "succeeded") expected.set(key, t.org_id);
+      allowed.add(rowKey(t.org_id, key));
+      allowedKeys.add(key);
+      if (t.status === "succeeded") expected.add(rowKey(t.org_id, key));
     }
   }
-  const found = new Map(alerts.map((a) => [a.dedupe_key, a]));
-  const missing = [...expected.keys()].filter((k) => !found.has(k));
-  const unexpected = [...found.keys()].filter((k) => !allowed.has(k));
-  const wrongOrg = alerts.filter(
-    (a) => allowed.has(a.dedupe_key) && allowed.get(a.dedupe_key) !== a.org_id,
-  );
+  const found = new Set(alerts.map((a) => rowKey(a.org_id, a.dedupe_key)));
+  const missing = [...expected].filter((k) => !found.has(k));
+  const stray = alerts.filter((a) => !allowed.has(rowKey(a.org_id, a.dedupe_key)));
+  const unexpected = stray
+    .filter((a) => !allowedKeys.has(a.dedupe_key))
+    .map((a) => rowKey(a.org_id, a.dedupe_key));
+  const wrongOrg = stray.filter((a) => allowedKeys.has(a.dedupe_key));
 
   // A row written by attempt a after attempt a+1 was claimed came from a fenced attempt.
   // Only an attempt's own writes count: the reaper's wakeup names the attempt whose
