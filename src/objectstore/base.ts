@@ -4,13 +4,15 @@ import {
   type ObjectStat,
   type ObjectStore,
   ObjectTooLargeError,
+  type OpenedObject,
   readCapped,
 } from "./store";
 import { keyUnder, uriFor } from "./uri";
 
 /**
  * What both stores share: URIs under the root, and capped reads built on
- * `stat` and a raw stream. Each store supplies put, stat, openStream, delete.
+ * `open`, which gives an object's size and bytes from the same object. Each
+ * store supplies put, open, delete.
  */
 export abstract class BaseObjectStore implements ObjectStore {
   constructor(readonly root: string) {}
@@ -20,10 +22,9 @@ export abstract class BaseObjectStore implements ObjectStore {
     body: Body,
     options: { contentType: string },
   ): Promise<{ uri: string; size: number }>;
-  abstract stat(key: string): Promise<ObjectStat | undefined>;
   abstract delete(key: string): Promise<void>;
-  /** The object's bytes as a stream, uncapped: only called once stat has checked the size. */
-  protected abstract openStream(key: string): ReadableStream<Uint8Array>;
+  /** The object opened for reading (its stream uncapped, not yet read), or undefined when there is none. */
+  protected abstract open(key: string): Promise<OpenedObject | undefined>;
 
   uriFor(key: string): string {
     return uriFor(this.root, key);
@@ -33,12 +34,25 @@ export abstract class BaseObjectStore implements ObjectStore {
     return keyUnder(this.root, uri, prefix);
   }
 
+  async stat(key: string): Promise<ObjectStat | undefined> {
+    const o = await this.open(key);
+    if (o === undefined) return undefined;
+    await o.stream.cancel();
+    return { size: o.size, contentType: o.contentType };
+  }
+
+  async read(key: string, options: { maxBytes: number }): Promise<OpenedObject> {
+    const o = await this.open(key);
+    if (o === undefined) throw new ObjectNotFoundError(this.uriFor(key));
+    if (o.size > options.maxBytes) {
+      await o.stream.cancel();
+      throw new ObjectTooLargeError(this.uriFor(key), o.size, options.maxBytes);
+    }
+    return o;
+  }
+
   async getStream(key: string, options: { maxBytes: number }): Promise<ReadableStream<Uint8Array>> {
-    const s = await this.stat(key);
-    if (s === undefined) throw new ObjectNotFoundError(this.uriFor(key));
-    if (s.size > options.maxBytes)
-      throw new ObjectTooLargeError(this.uriFor(key), s.size, options.maxBytes);
-    return this.openStream(key);
+    return (await this.read(key, options)).stream;
   }
 
   async getBytes(key: string, options: { maxBytes: number }): Promise<Uint8Array> {

@@ -11,7 +11,9 @@ export {
   ObjectNotFoundError,
   type ObjectStat,
   type ObjectStore,
+  ObjectSymlinkError,
   ObjectTooLargeError,
+  type OpenedObject,
   readCapped,
   type S3Settings,
 } from "./store";

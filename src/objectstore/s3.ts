@@ -1,12 +1,28 @@
 import { S3Client } from "bun";
 import { BaseObjectStore } from "./base";
-import type { Body, ObjectStat, S3Settings } from "./store";
+import type { Body, OpenedObject, S3Settings } from "./store";
 import { keySegments } from "./uri";
 
 function isNotFound(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
   const code = "code" in err ? err.code : undefined;
   return code === "NoSuchKey" || code === "ERR_S3_FILE_NOT_FOUND" || code === "NotFound";
+}
+
+/** A stream that starts its request on the first read, so a stat that only cancels it costs none. */
+function lazyStream(start: () => ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  let source: AsyncIterator<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      source ??= start()[Symbol.asyncIterator]();
+      const next = await source.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel() {
+      await source?.return?.();
+    },
+  });
 }
 
 /** `s3://bucket/prefix` through Bun's built-in S3Client (MinIO, AWS, s3rver). */
@@ -49,18 +65,16 @@ export class S3ObjectStore extends BaseObjectStore {
     }
   }
 
-  async stat(key: string): Promise<ObjectStat | undefined> {
+  /** S3 has no symbolic links; the size is the stat's, and the read is capped by its caller. */
+  protected async open(key: string): Promise<OpenedObject | undefined> {
     try {
       const s = await this.client.stat(this.path(key));
-      return { size: s.size, contentType: s.type || undefined };
+      const stream = lazyStream(() => this.client.file(this.path(key)).stream());
+      return { size: s.size, contentType: s.type || undefined, stream };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw new Error(`stat of object ${this.uriFor(key)}`, { cause: err });
     }
-  }
-
-  protected openStream(key: string): ReadableStream<Uint8Array> {
-    return this.client.file(this.path(key)).stream();
   }
 
   async delete(key: string): Promise<void> {

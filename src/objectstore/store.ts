@@ -21,11 +21,22 @@ export interface ObjectStore {
   ): Promise<{ uri: string; size: number }>;
   /** Undefined when there is no such object. */
   stat(key: string): Promise<ObjectStat | undefined>;
+  /**
+   * Opens the object for reading: its size and its bytes come from the same
+   * object. ObjectNotFoundError, or ObjectTooLargeError when it is over
+   * `maxBytes` (the stream is not capped: the reader counts). Cancel the
+   * stream when stopping early.
+   */
+  read(key: string, options: { maxBytes: number }): Promise<OpenedObject>;
   /** The object's bytes; ObjectNotFoundError or ObjectTooLargeError past `maxBytes`. */
   getBytes(key: string, options: { maxBytes: number }): Promise<Uint8Array>;
   getText(key: string, options: { maxBytes: number }): Promise<string>;
   getStream(key: string, options: { maxBytes: number }): Promise<ReadableStream<Uint8Array>>;
   delete(key: string): Promise<void>;
+}
+
+export interface OpenedObject extends ObjectStat {
+  stream: ReadableStream<Uint8Array>;
 }
 
 export class ObjectNotFoundError extends Error {
@@ -43,6 +54,17 @@ export class ObjectTooLargeError extends Error {
     readonly maxBytes: number,
   ) {
     super(`object ${uri} is ${size} bytes, over the ${maxBytes} byte cap`);
+  }
+}
+
+/**
+ * The object is, or lies under a folder that is, a symbolic link: a store
+ * never leaves its root, so it is never followed (src/objectstore/file.ts).
+ */
+export class ObjectSymlinkError extends Error {
+  override name = "ObjectSymlinkError";
+  constructor(readonly uri: string) {
+    super(`object ${uri} is or lies under a symbolic link, which the store never follows`);
   }
 }
 

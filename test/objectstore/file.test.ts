@@ -1,10 +1,16 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { openObjectStore } from "../../src/objectstore/index";
+import {
+  ObjectNotFoundError,
+  type ObjectStore,
+  ObjectSymlinkError,
+  openObjectStore,
+} from "../../src/objectstore/index";
+import { waitFor } from "../support/wait";
 import { objectStoreSuite } from "./suite";
 
 const base = mkdtempSync(join(tmpdir(), "harness-files-"));
@@ -37,4 +43,100 @@ describe("file store specifics", () => {
   test("unknown schemes are refused", async () => {
     await expect(openObjectStore("ftp://x/y", noS3)).rejects.toThrow(/neither/);
   });
+});
+
+describe("the file store never leaves its root", () => {
+  /** A root with one honest object, and a secret file (mode 0600) outside it. */
+  async function planted() {
+    const dir = mkdtempSync(join(base, "links-"));
+    const outside = join(dir, "outside");
+    mkdirSync(join(outside, "task"), { recursive: true });
+    writeFileSync(join(outside, "secret.jsonl"), "SECRET\n", { mode: 0o600 });
+    writeFileSync(join(outside, "task", "1-a.jsonl"), "SECRET\n", { mode: 0o600 });
+    const store = await openObjectStore(pathToFileURL(join(dir, "root")).href, noS3);
+    await store.put("acme/honest/1-a.jsonl", "inside\n", { contentType: "application/x-ndjson" });
+    return { dir, outside, root: join(dir, "root"), store };
+  }
+
+  const reads = (store: ObjectStore, key: string) => [
+    () => store.stat(key),
+    () => store.read(key, { maxBytes: 100 }),
+    () => store.getBytes(key, { maxBytes: 100 }),
+    () => store.getText(key, { maxBytes: 100 }),
+    () => store.getStream(key, { maxBytes: 100 }),
+  ];
+
+  test("a link as the object, as its folder or as a folder higher up is refused on every read", async () => {
+    const { outside, root, store } = await planted();
+    mkdirSync(join(root, "acme", "t1"), { recursive: true });
+    symlinkSync(join(outside, "secret.jsonl"), join(root, "acme", "t1", "1-a.jsonl"));
+    symlinkSync(join(outside, "task"), join(root, "acme", "t2"));
+    symlinkSync(outside, join(root, "globex"));
+    for (const key of ["acme/t1/1-a.jsonl", "acme/t2/1-a.jsonl", "globex/task/1-a.jsonl"]) {
+      for (const read of reads(store, key)) {
+        const err = await read().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect({ key, err }).toEqual({ key, err: expect.any(ObjectSymlinkError) });
+      }
+    }
+    // The honest object beside them still reads.
+    expect(await store.getText("acme/honest/1-a.jsonl", { maxBytes: 100 })).toBe("inside\n");
+  });
+
+  test("a root given through a link is resolved once; links under it are still refused", async () => {
+    const { dir, outside, root } = await planted();
+    symlinkSync(root, join(dir, "root-link"));
+    const store = await openObjectStore(pathToFileURL(join(dir, "root-link")).href, noS3);
+    expect(await store.getText("acme/honest/1-a.jsonl", { maxBytes: 100 })).toBe("inside\n");
+    symlinkSync(join(outside, "task"), join(root, "acme", "t3"));
+    await expect(store.getText("acme/t3/1-a.jsonl", { maxBytes: 100 })).rejects.toBeInstanceOf(
+      ObjectSymlinkError,
+    );
+  });
+
+  test("a folder swapped for a link while reads run never yields the outside file", async () => {
+    const { outside, root, store } = await planted();
+    const acme = join(root, "acme");
+    symlinkSync(join(outside, "task"), join(acme, "link"));
+    // A child process swaps acme/t between the honest folder and the link, one rename at a time.
+    const swapper = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const { renameSync } = require("node:fs");
+         const d = ${JSON.stringify(acme)};
+         for (;;) {
+           renameSync(d + "/honest", d + "/t"); renameSync(d + "/t", d + "/honest");
+           renameSync(d + "/link", d + "/t"); renameSync(d + "/t", d + "/link");
+         }`,
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    const seen = { inside: 0, refused: 0, missing: 0, outside: 0 };
+    try {
+      await waitFor(
+        async () => {
+          for (let i = 0; i < 200; i++) {
+            try {
+              const text = await store.getText("acme/t/1-a.jsonl", { maxBytes: 100 });
+              if (text === "inside\n") seen.inside++;
+              else seen.outside++;
+            } catch (err) {
+              if (err instanceof ObjectSymlinkError) seen.refused++;
+              else if (err instanceof ObjectNotFoundError) seen.missing++;
+              else throw err;
+            }
+          }
+          return seen.outside > 0 || (seen.inside >= 20 && seen.refused >= 20);
+        },
+        { what: "reads on both sides of the swap", timeoutMs: 60_000, intervalMs: 0 },
+      );
+    } finally {
+      swapper.kill();
+      await swapper.exited;
+    }
+    expect(seen.outside).toBe(0);
+  }, 90_000);
 });
