@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { isStoredUnchanged, jsonValueProblem, MAX_ATTRIBUTES_DEPTH } from "./storable";
 
 /** Building blocks shared by the wire contracts. */
 
@@ -86,8 +87,38 @@ export const AnyObject = v.custom<{ [key: string]: unknown }>(
   "must be a JSON object (not an array)",
 );
 
-/** Free-form attributes of an alert: a JSON object with any keys. */
-export const Attributes = AnyObject;
+const JSON_VALUE_MESSAGES = {
+  too_deep: `must nest at most ${MAX_ATTRIBUTES_DEPTH} levels (a batch line at most ${MAX_ATTRIBUTES_DEPTH + 1})`,
+  inexact_number: "must hold only finite numbers within ±2^53, which are stored exactly",
+} as const;
+
+/**
+ * What `attributes` may hold so that it is stored as sent: nesting within
+ * MAX_ATTRIBUTES_DEPTH, and only numbers a double holds exactly (finite,
+ * within ±2^53). Exported, as the object used in the pipe, for the export.
+ */
+export const storableJson = v.rawCheck<{ [key: string]: unknown }>(({ dataset, addIssue }) => {
+  if (!dataset.typed) return;
+  const problem = jsonValueProblem(dataset.value, MAX_ATTRIBUTES_DEPTH);
+  if (problem !== undefined) addIssue({ message: JSON_VALUE_MESSAGES[problem] });
+});
+
+/** Free-form attributes of an alert: a JSON object with any keys, stored as sent. */
+export const Attributes = v.pipe(AnyObject, storableJson);
+
+/**
+ * The instant an alert occurred: an Rfc3339 that PostgreSQL stores with its
+ * date unchanged. timestamptz keeps microseconds, so a longer fraction is
+ * rounded: refused when that rounding rolls the written date over, or when
+ * the instant's UTC year leaves 0001–9999 (src/contracts/storable.ts).
+ * Exported, as the object used in the pipe, for the JSON Schema export.
+ */
+export const storedInstant = v.check<string, string>(
+  isStoredUnchanged,
+  "must keep its date once PostgreSQL rounds it to microseconds, and stay within years 0001–9999 in UTC",
+);
+
+export const OccurredAt = v.pipe(Rfc3339, storedInstant);
 
 export const Severity = v.picklist(["info", "low", "medium", "high", "critical"]);
 export type Severity = v.InferOutput<typeof Severity>;

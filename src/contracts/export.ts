@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ConversionConfig, toJsonSchema } from "@valibot/to-json-schema";
-import { AnyObject, realInstant } from "./common";
+import { AnyObject, realInstant, storableJson, storedInstant } from "./common";
 import { isJsonObject, type Json, type JsonObject, toJson } from "./json";
 import { CONTRACTS, type ContractEntry, type ContractIndex } from "./registry";
 import { MAX_TASK_PAYLOAD_BYTES, payloadWithinLimit } from "./task";
@@ -43,7 +43,12 @@ export class ContractExportError extends Error {
  * - `v.uuid()`: `format: uuid` alone would also admit a `urn:uuid:` prefix
  *   in some validators, so the exact pattern goes with it;
  * - `payloadWithinLimit` (a task payload's size as JSON): no keyword says
- *   it, so a `$comment` does, and the example tests leave it out.
+ *   it, so a `$comment` does, and the example tests leave it out;
+ * - `storedInstant` (the date survives PostgreSQL's rounding to microseconds,
+ *   the UTC year stays within 0001–9999) and `storableJson` (attributes nest
+ *   at most 63 levels, numbers finite and within ±2^53): no keyword either,
+ *   so a `$comment` says each (test/contracts/examples.ts lists what only
+ *   valibot refuses).
  * Anything else the converter cannot express makes the export fail.
  */
 const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jsonSchema }) => {
@@ -52,6 +57,20 @@ const overrideAction: ConversionConfig["overrideAction"] = ({ valibotAction, jso
       ...jsonSchema,
       format: "date-time",
       $comment: "a real instant PostgreSQL stores: ranges in the pattern, the day in its month",
+    };
+  }
+  if (valibotAction === storedInstant) {
+    return {
+      ...jsonSchema,
+      $comment:
+        "a real instant PostgreSQL stores: ranges in the pattern, the day in its month; also (not expressible here) rounding the fraction to microseconds keeps the date, and the UTC year stays within 0001–9999",
+    };
+  }
+  if (valibotAction === storableJson) {
+    return {
+      ...jsonSchema,
+      $comment:
+        "stored as sent: (not expressible here) nesting at most 63 levels, numbers finite and within ±2^53",
     };
   }
   if (valibotAction === payloadWithinLimit) {

@@ -229,7 +229,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "synthetic_payload",
-    version: 1,
+    version: 2,
     description:
       "The payload the default worker (no --exec) works: {alerts: N, work_ms?} or {alerts: [explicit alerts], work_ms?}.",
     schema: SyntheticPayload,
@@ -239,8 +239,9 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "alert_line",
-    version: 2,
-    description: "One line of a batch (JSONL); any line that fails makes the whole batch poison.",
+    version: 3,
+    description:
+      "One line of a batch (JSONL), at most 1 MiB with its newline; any line that fails makes the whole batch poison. dedupe_key is unique within the task's org.",
     schema: AlertLine,
     carriers: [{ kind: "jsonl-line", content_type: NDJSON }],
   },

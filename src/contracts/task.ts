@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { AnyObject, Attributes, Rfc3339, Severity } from "./common";
+import { AnyObject, Attributes, OccurredAt, Severity } from "./common";
 
 /** The largest task payload, as JSON (UTF-8). */
 export const MAX_TASK_PAYLOAD_BYTES = 64 * 1024;
@@ -29,7 +29,7 @@ export const ExplicitAlert = v.strictObject({
   source: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
   severity: Severity,
   title: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
-  occurred_at: Rfc3339,
+  occurred_at: OccurredAt,
   attributes: v.optional(Attributes),
 });
 export type ExplicitAlert = v.InferOutput<typeof ExplicitAlert>;

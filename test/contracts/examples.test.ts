@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { CONTRACTS } from "../../src/contracts/registry";
 import { ConformanceChecker } from "../support/conformance";
-import { EXAMPLES, KNOWN_DIVERGENCES } from "./examples";
+import { EXAMPLES, KNOWN_DIVERGENCES, VALIBOT_ONLY } from "./examples";
 
 // Every example against the committed JSON Schema (Ajv, independent of valibot)
 // and against the valibot schema the code uses: both must say the same.
@@ -41,6 +41,16 @@ describe("contract examples", () => {
       }
     });
   }
+
+  test("rules JSON Schema cannot state: valibot refuses, the exported schema accepts", () => {
+    for (const { contract, why, value } of VALIBOT_ONLY) {
+      const entry = CONTRACTS.find((c) => c.name === contract);
+      expect(entry, contract).toBeDefined();
+      if (entry === undefined) continue;
+      expect(v.is(entry.schema, value), `valibot on: ${why}`).toBe(false);
+      expect(checker.problems(contract, value), `JSON Schema on: ${why}`).toEqual([]);
+    }
+  });
 
   test("each known divergence names an existing invalid example", () => {
     for (const d of KNOWN_DIVERGENCES) {

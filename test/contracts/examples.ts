@@ -406,6 +406,11 @@ export const EXAMPLES: Record<string, Example> = {
     valid: [
       alert,
       { ...alert, attributes: { nested: { a: [1, 2] } }, occurred_at: "2024-02-29t00:00:00z" },
+      {
+        ...alert,
+        attributes: { deep: nested(62), n: [2 ** 53, -(2 ** 53), 0.1] },
+        occurred_at: "9999-12-31T23:59:59.9999994Z",
+      },
     ],
     invalid: [
       { why: "unknown key", value: { ...alert, extra: 1 } },
@@ -436,3 +441,49 @@ export const EXAMPLES: Record<string, Example> = {
  * example here; test/contracts/payload-size.test.ts covers it.)
  */
 export const KNOWN_DIVERGENCES: Array<{ contract: string; why: string; note: string }> = [];
+
+/** An object nested `levels` deep: `{"a":{"a":…{}}}`. */
+function nested(levels: number): Record<string, unknown> {
+  let value: Record<string, unknown> = {};
+  for (let i = 1; i < levels; i++) value = { a: value };
+  return value;
+}
+
+/**
+ * Values valibot refuses by a rule JSON Schema has no keyword for (stated in
+ * the exported `$comment` instead): the exported schema accepts them. Each is
+ * checked both ways, so a schema that learns the rule makes the test say the
+ * entry belongs among the invalid examples.
+ */
+export const VALIBOT_ONLY: Array<{ contract: string; why: string; value: unknown }> = [
+  {
+    contract: "alert_line",
+    why: "rounded to microseconds, it is year 10000",
+    value: { ...alert, occurred_at: "9999-12-31T23:59:59.999999999Z" },
+  },
+  {
+    contract: "alert_line",
+    why: "its UTC instant is year 10000",
+    value: { ...alert, occurred_at: "9999-12-31T23:30:00-01:00" },
+  },
+  {
+    contract: "alert_line",
+    why: "attributes nested 64 levels (a line of 65)",
+    value: { ...alert, attributes: nested(64) },
+  },
+  {
+    contract: "alert_line",
+    why: "an integer beyond 2^53",
+    value: { ...alert, attributes: { n: 2 ** 53 + 2 } },
+  },
+  {
+    contract: "synthetic_payload",
+    why: "explicit alert rounded into the next day",
+    value: { alerts: [{ ...explicitAlert, occurred_at: "2024-02-28T23:59:59.9999999Z" }] },
+  },
+  {
+    contract: "synthetic_payload",
+    why: "explicit alert with an integer beyond 2^53",
+    value: { alerts: [{ ...explicitAlert, attributes: { n: -(2 ** 60) } }] },
+  },
+];

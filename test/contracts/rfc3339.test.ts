@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { AlertLine } from "../../src/contracts/alert";
-import { Rfc3339 } from "../../src/contracts/common";
+import { OccurredAt, Rfc3339 } from "../../src/contracts/common";
 import { ExplicitAlert } from "../../src/contracts/task";
 import { ConformanceChecker } from "../support/conformance";
 import { useFreshDatabase } from "../support/db";
@@ -219,9 +219,101 @@ describe("attributes: a JSON object, never an array", () => {
         });
     });
   }
+  test("nesting within 63 levels, numbers finite and within ±2^53", () => {
+    let deep: unknown = {};
+    for (let i = 1; i < 63; i++) deep = { a: deep };
+    const cases: Array<[unknown, boolean]> = [
+      [deep, true],
+      [{ a: deep }, false],
+      [{ list: [[[[[]]]]] }, true],
+      [{ n: 2 ** 53, m: -(2 ** 53), f: 0.1, z: -0 }, true],
+      [{ n: 2 ** 53 + 2 }, false],
+      [{ n: -(2 ** 53) - 2 }, false],
+      [{ n: 1e300 }, false],
+      [{ n: [Number.POSITIVE_INFINITY] }, false],
+      [{ n: { m: Number.NEGATIVE_INFINITY } }, false],
+      [{ n: Number.NaN }, false],
+    ];
+    for (const [attributes, want] of cases) {
+      expect(v.is(AlertLine, { ...line, attributes })).toBe(want);
+      expect(v.is(ExplicitAlert, { ...explicit, attributes })).toBe(want);
+    }
+  });
+
+  test("100,000 levels deep is refused without overflowing the stack, with the rule as message", () => {
+    const attributes = JSON.parse(`{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}`);
+    const result = v.safeParse(AlertLine, { ...line, attributes }, { abortEarly: true });
+    expect(result.issues?.[0]?.message).toBe(
+      "must nest at most 63 levels (a batch line at most 64)",
+    );
+    const again = v.safeParse(ExplicitAlert, { ...explicit, attributes });
+    expect(again.success).toBe(false);
+  });
+
   test("the message names the field", () => {
     const result = v.safeParse(AlertLine, { ...line, attributes: [1] }, { abortEarly: true });
     expect(result.issues?.[0]?.message).toBe("must be a JSON object (not an array)");
     expect(result.issues && v.getDotPath(result.issues[0])).toBe("attributes");
+  });
+});
+
+describe("OccurredAt: PostgreSQL stores it with its date unchanged", () => {
+  /** Near the two things that change a date: rounding to microseconds, and the UTC year's ends. */
+  function storedCandidates(): string[] {
+    const rand = seeded(7);
+    const int = (n: number) => Math.floor(rand() * n);
+    const one = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
+    const out: string[] = [];
+    for (let i = 0; i < 4000; i++) {
+      const date = one(["9999-12-31", "0001-01-01", "2024-02-28", "2023-12-31", "2024-06-15"]);
+      const time = one(["23:59:59", "23:59:58", "00:00:00", "23:30:00", "00:30:00", "12:00:00"]);
+      const fraction = one([
+        "",
+        `.${"9".repeat(1 + int(9))}`,
+        `.999999${int(10)}${"0123456789".slice(0, int(3))}`,
+        `.9999994${"9".repeat(int(2))}`,
+        `.${String(int(1_000_000_000)).padStart(9, "0")}`,
+      ]);
+      const zone = one(["Z", "+00:00", "-00:00", "+01:00", "-01:00", "+15:59", "-15:59", "-00:30"]);
+      out.push(`${date}T${time}${fraction.slice(0, 10)}${zone}`);
+    }
+    return out;
+  }
+  const STORED = [
+    "9999-12-31T23:59:59.999999999Z",
+    "9999-12-31T23:59:59.9999994Z",
+    "9999-12-31T23:59:59.9999995Z",
+    "2024-02-28T23:59:59.9999995+01:00",
+    "9999-12-31T23:30:00-01:00",
+    "9999-12-31T23:30:00+01:00",
+    "0001-01-01T00:30:00+01:00",
+    "0001-01-01T00:30:00-01:00",
+    ...storedCandidates(),
+  ];
+
+  test("the contract and PostgreSQL agree on every candidate", async () => {
+    const shaped = STORED.filter((s) => v.is(Rfc3339, s));
+    const verdicts = await db().sql<{ s: string; same: boolean }[]>`
+      SELECT s, to_char(s::timestamptz AT TIME ZONE
+                  (CASE WHEN right(s, 1) = 'Z' THEN '+00:00' ELSE right(s, 6) END)::interval,
+                'YYYY-MM-DD') = left(s, 10)
+             AND extract(year FROM s::timestamptz AT TIME ZONE 'UTC') BETWEEN 1 AND 9999 AS same
+      FROM unnest(${shaped}::text[]) AS s`;
+    expect(verdicts).toHaveLength(shaped.length);
+    let refused = 0;
+    for (const { s, same } of verdicts) {
+      expect({ s, contract: v.is(OccurredAt, s) }).toEqual({ s, contract: same });
+      if (!same) refused++;
+    }
+    // Both sides of the rule are reached.
+    expect(refused).toBeGreaterThan(200);
+    expect(shaped.length - refused).toBeGreaterThan(200);
+  }, 60_000);
+
+  test("the alert contracts use it: AlertLine and ExplicitAlert", () => {
+    const at = "9999-12-31T23:59:59.999999999Z";
+    expect(v.is(Rfc3339, at)).toBe(true);
+    expect(v.is(AlertLine.entries.occurred_at, at)).toBe(false);
+    expect(v.is(ExplicitAlert.entries.occurred_at, at)).toBe(false);
   });
 });
