@@ -42,8 +42,10 @@ export function makeBatches(count: number): Batch[] {
 /** Columns of a batch as the sink's validation makes them (for the bare insert, untimed). */
 export function columnsOf(b: Batch) {
   const check = checkBatch(new TextEncoder().encode(b.body), ORG);
-  if (!check.ok) throw new Error(check.reason);
-  return check.columns;
+  if (!check.ok) throw new Error(check.failure.reason);
+  const [columns] = check.rows.columns(check.rows.keyOrder(), Infinity, Infinity);
+  if (columns === undefined) throw new Error("an empty batch");
+  return columns;
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight. */

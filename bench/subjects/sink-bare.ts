@@ -1,5 +1,5 @@
 import { connect, type Sql } from "../../src/db/connect";
-import type { AlertColumns } from "../../src/sink/validate";
+import type { AlertColumns } from "../../src/sink/rows";
 import { type Batch, columnsOf, expectStoredRows, inParallel, makeBatches } from "../lib/alerts";
 import { option, since, subjectMain } from "../lib/protocol";
 

@@ -1,37 +1,52 @@
 import type { BufferMessage } from "../contracts/queue";
-import { describeError } from "../describe-error";
-import { ObjectNotFoundError, type ObjectStore, ObjectTooLargeError } from "../objectstore";
+import type { ObjectStore } from "../objectstore";
+import {
+  claimOverCap,
+  type Failure,
+  fetchFailed,
+  outsideItsFolder,
+  readMismatch,
+  sizeMismatch,
+} from "./failure";
+import type { AlertRows } from "./rows";
+import { BatchValidator } from "./validate";
 
 /**
- * Locating and fetching a batch, in the order that keeps the sink safe:
- * the URI must lie under `<store>/<org_id>/<task_id>/` of the message (the
- * dispatcher's record) or it is never fetched; a claimed size over the cap
- * is never fetched; the object's size must match the claim; the read is capped.
- *
- * A missing object is retried, not poison: the sink cannot tell "gone" from
- * "not visible yet" (a replica or an eventually consistent S3-compatible
- * store), and retrying costs only a few receives — after MAX_RECEIVES the
- * queue dead-letters it with "batch object missing" as its last error.
+ * Locating, fetching and validating a batch, in the order that keeps the
+ * sink safe: the URI must lie under `<store>/<org_id>/<task_id>/` of the
+ * message (the dispatcher's record) or it is never fetched; a claimed size
+ * over the cap is never fetched; the opened object's size must match the
+ * claim; then its bytes stream through the validator, line by line, and the
+ * read stops at the claimed size. Which failure is poison and which is
+ * retried: src/sink/failure.ts.
  */
 
-/** `poison`: dead-letter now. `retry`: leave it for redelivery after the visibility timeout. */
-export type Failure = { kind: "poison"; reason: string } | { kind: "retry"; reason: string };
-export type Fetched = { kind: "ok"; bytes: Uint8Array } | Failure;
-
-const poison = (reason: string): Failure => ({ kind: "poison", reason });
-const retry = (reason: string): Failure => ({ kind: "retry", reason });
+export type Fetched = { kind: "ok"; rows: AlertRows } | Failure;
 
 /** The object key of the message's batch, or why it is refused. */
 export function batchKey(store: ObjectStore, m: BufferMessage): { key: string } | Failure {
   const key = store.keyOf(m.batch_uri, `${m.org_id}/${m.task_id}`);
-  if (key === undefined) {
-    return poison(
-      `batch_uri ${JSON.stringify(m.batch_uri)} is not under ${store.root}/${m.org_id}/${m.task_id}/`,
-    );
-  }
-  return { key };
+  return key === undefined ? outsideItsFolder(store.root, m) : { key };
 }
 
+/** Streams the bytes through the validator: the validator's failure, or how many bytes came. */
+async function validateStream(
+  stream: ReadableStream<Uint8Array>,
+  validator: BatchValidator,
+  claimed: number,
+): Promise<Failure | number> {
+  let total = 0;
+  // Leaving the loop early cancels the stream, which closes the object.
+  for await (const chunk of stream) {
+    total += chunk.byteLength;
+    if (total > claimed) return readMismatch(total, claimed);
+    const failure = validator.push(chunk);
+    if (failure !== undefined) return failure;
+  }
+  return total;
+}
+
+/** The validated rows of the message's batch, or why not. */
 export async function fetchBatch(
   store: ObjectStore,
   m: BufferMessage,
@@ -39,27 +54,20 @@ export async function fetchBatch(
 ): Promise<Fetched> {
   const located = batchKey(store, m);
   if ("kind" in located) return located;
-  if (m.batch_size_bytes > maxBatchBytes) {
-    return poison(`batch_size_bytes ${m.batch_size_bytes} is over the ${maxBatchBytes} byte cap`);
-  }
+  if (m.batch_size_bytes > maxBatchBytes) return claimOverCap(m.batch_size_bytes, maxBatchBytes);
   try {
-    const stat = await store.stat(located.key);
-    if (stat === undefined) return retry(`batch object missing: ${m.batch_uri}`);
-    if (stat.size !== m.batch_size_bytes) {
-      return poison(`batch is ${stat.size} bytes, the message claims ${m.batch_size_bytes}`);
+    const opened = await store.read(located.key, { maxBytes: m.batch_size_bytes });
+    if (opened.size !== m.batch_size_bytes) {
+      await opened.stream.cancel();
+      return sizeMismatch(opened.size, m.batch_size_bytes);
     }
-    const bytes = await store.getBytes(located.key, { maxBytes: m.batch_size_bytes });
-    if (bytes.byteLength !== m.batch_size_bytes) {
-      return poison(
-        `batch read ${bytes.byteLength} bytes, the message claims ${m.batch_size_bytes}`,
-      );
-    }
-    return { kind: "ok", bytes };
+    const validator = new BatchValidator(m.org_id);
+    const streamed = await validateStream(opened.stream, validator, m.batch_size_bytes);
+    if (typeof streamed !== "number") return streamed;
+    if (streamed !== m.batch_size_bytes) return readMismatch(streamed, m.batch_size_bytes);
+    const checked = validator.end();
+    return checked.ok ? { kind: "ok", rows: checked.rows } : checked.failure;
   } catch (err) {
-    if (err instanceof ObjectNotFoundError) return retry(`batch object missing: ${m.batch_uri}`);
-    if (err instanceof ObjectTooLargeError) {
-      return poison(`batch grew past the claimed ${m.batch_size_bytes} bytes while read`);
-    }
-    return retry(`fetching ${m.batch_uri}: ${describeError(err)}`);
+    return fetchFailed(m, err);
   }
 }

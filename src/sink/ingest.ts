@@ -1,17 +1,16 @@
-import type { Db } from "../db/connect";
-import { isMissingMigration, isTransientDbError, MISSING_SCHEMA, sqlState } from "../db/errors";
-import { describeError } from "../describe-error";
+import type { Sql } from "../db/connect";
+import { isMissingMigration, isTransientDbError } from "../db/errors";
 import { failpoint } from "../failpoints";
 import type { Dependency, GiveUp } from "../give-up";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore";
 import type { Message, QueueConsumer } from "../queue/seam";
-import { type Failure, fetchBatch } from "./fetch";
+import { databaseFailed, type Failure, unexpected } from "./failure";
+import { fetchBatch } from "./fetch";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
 import { alertEventsInsertBatch } from "./sql";
-import { checkBatch } from "./validate";
 
 /**
  * One buffer message, start to finish: fetch and validate the whole batch,
@@ -24,7 +23,7 @@ import { checkBatch } from "./validate";
 export interface SinkDeps {
   /** `buffer_queue`, the sink's only way to the STATE database. */
   queue: QueueConsumer<"buffer_queue">;
-  data: Db;
+  data: Sql;
   store: ObjectStore;
   maxBatchBytes: number;
   visibilityTimeoutMs: number;
@@ -32,6 +31,8 @@ export interface SinkDeps {
   metrics: SinkMetrics;
   /** Caps concurrent writes; fetching and validating run outside it. */
   writes?: Slots;
+  /** Caps the batch bytes in hand, from fetch to write (weight: the claimed size). */
+  memory?: Slots;
   /** Told of every outage of the STATE (queue) and DATA databases; under `--until-idle` it ends the run. */
   outages?: SinkOutages;
 }
@@ -44,19 +45,6 @@ export interface SinkOutages {
 
 export type Outcome = "ingested" | "dead_lettered" | "retry";
 type BufferDelivery = Message<"buffer_queue">;
-
-/** A database error on a validated batch: unreachable is retried; a data exception is poison. */
-function classifyDbError(err: unknown): Failure {
-  const code = sqlState(err);
-  if (!isTransientDbError(err) && code?.startsWith("22")) {
-    return {
-      kind: "poison",
-      reason: `the database refused the batch (${code}): ${describeError(err)}`,
-    };
-  }
-  const hint = isMissingMigration(err) ? `${MISSING_SCHEMA}: ` : "";
-  return { kind: "retry", reason: `${hint}writing the batch: ${describeError(err)}` };
-}
 
 /** A write that failed because the DATA database is away or unmigrated is an outage of it. */
 function noteWrite(deps: SinkDeps, err?: unknown): void {
@@ -108,8 +96,6 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
   const p = m.payload;
   const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
   if (fetched.kind !== "ok") return settleFailure(deps, m, fetched);
-  const checked = checkBatch(fetched.bytes, p.org_id);
-  if (!checked.ok) return settleFailure(deps, m, { kind: "poison", reason: checked.reason });
   let counts: Awaited<ReturnType<typeof alertEventsInsertBatch>>;
   try {
     const write = () =>
@@ -118,13 +104,13 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
         orgId: p.org_id,
         attempt: p.attempt,
         batchUri: p.batch_uri,
-        columns: checked.columns,
+        rows: fetched.rows,
       });
     counts = await (deps.writes === undefined ? write() : deps.writes.with(write));
     noteWrite(deps);
   } catch (err) {
     noteWrite(deps, err);
-    return settleFailure(deps, m, classifyDbError(err));
+    return settleFailure(deps, m, databaseFailed(err));
   }
   failpoint("sink.after_commit");
   const fields = {
@@ -159,9 +145,11 @@ export async function ingestMessage(deps: SinkDeps, m: BufferDelivery): Promise<
   });
   const stopKeeping = keepHidden(deps, m);
   try {
-    return await ingestValid(deps, m, started);
+    const work = () => ingestValid(deps, m, started);
+    const weight = m.payload.batch_size_bytes;
+    return await (deps.memory === undefined ? work() : deps.memory.with(work, weight));
   } catch (err) {
-    return settleFailure(deps, m, { kind: "retry", reason: `unexpected: ${describeError(err)}` });
+    return settleFailure(deps, m, unexpected(err));
   } finally {
     stopKeeping();
   }

@@ -1,11 +1,11 @@
 import * as v from "valibot";
-import type { Db } from "../db/connect";
-import type { AlertColumns } from "./validate";
+import type { Db, Sql } from "../db/connect";
+import { type AlertColumns, type AlertRows, emptyColumns } from "./rows";
 
 /**
  * The sink's SQL on the DATA database, one named function per operation.
- * A batch is one statement, hence one transaction: the set-based insert into
- * `data.alert_events` and its `data.sink_batches` row commit together or not at all.
+ * A batch is one transaction: its rows in `data.alert_events` and its
+ * `data.sink_batches` row commit together or not at all.
  */
 
 export interface BatchInsertParams {
@@ -14,27 +14,30 @@ export interface BatchInsertParams {
   orgId: string;
   attempt: number;
   batchUri: string;
-  columns: AlertColumns;
+  rows: AlertRows;
 }
 
 const Counts = v.object({ rows_inserted: v.number(), rows_skipped: v.number() });
 export type BatchCounts = { rowsInserted: number; rowsSkipped: number };
 
+/** Rows per statement: a batch of more goes in several statements of one transaction. */
+const CHUNK_ROWS = 5_000;
+/** About this many bytes of rows per statement (their serialized parameters are about as large). */
+const CHUNK_BYTES = 1024 * 1024;
+
+interface ChunkParams {
+  p: BatchInsertParams;
+  c: AlertColumns;
+  /** On the batch's last chunk: rows inserted by its earlier chunks, and its size. */
+  last?: { inserted: number; total: number };
+}
+
 /**
- * Inserts a validated batch with one `INSERT … SELECT FROM unnest(…) ON CONFLICT
- * (org_id, dedupe_key) DO NOTHING` (duplicates inside the batch are skipped the
- * same way) and records the batch in `data.sink_batches` in the same statement.
- * A dedupe key is scoped to its org: another org's row with the same key never
- * suppresses this one. Rows go in key order (one org per batch, so ordering by
- * `dedupe_key` is the key's order; first line wins among repeats), so two sinks
- * writing overlapping batches take their row locks in the same order and
- * cannot deadlock.
- * Arrays travel as text (ISO strings, JSON text) and are cast server-side:
- * postgres.js would send a Date[] as one timestamptz and double-encode objects.
+ * One chunk, in the order of its arrays (WITH ORDINALITY), skipping keys its
+ * org already has. The last chunk records the batch in `data.sink_batches`
+ * in the same statement.
  */
-export async function alertEventsInsertBatch(db: Db, p: BatchInsertParams): Promise<BatchCounts> {
-  const c = p.columns;
-  const total = c.dedupeKeys.length;
+async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Promise<number> {
   const rows = await db`
     WITH inserted AS (
       INSERT INTO data.alert_events
@@ -45,15 +48,57 @@ export async function alertEventsInsertBatch(db: Db, p: BatchInsertParams): Prom
         ${c.dedupeKeys}::text[], ${c.sources}::text[], ${c.severities}::text[],
         ${c.titles}::text[], ${c.occurredAts}::text[], ${c.attributes}::text[]
       ) WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
-      ORDER BY u.dedupe_key COLLATE "C", u.n
+      ORDER BY u.n
       ON CONFLICT (org_id, dedupe_key) DO NOTHING
       RETURNING 1
-    )
+    )${
+      last === undefined
+        ? db`SELECT count(*)::int AS rows_inserted, 0 AS rows_skipped FROM inserted`
+        : db`
     INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)
     SELECT ${p.taskId}::uuid, ${p.orgId}, ${p.attempt}, ${p.batchUri},
-           count(*)::int, ${total}::int - count(*)::int
+           ${last.inserted}::int + count(*)::int, ${last.total}::int - ${last.inserted}::int - count(*)::int
     FROM inserted
-    RETURNING rows_inserted, rows_skipped`;
-  const counts = v.parse(Counts, rows[0]);
-  return { rowsInserted: counts.rows_inserted, rowsSkipped: counts.rows_skipped };
+    RETURNING rows_inserted, rows_skipped`
+    }`;
+  return v.parse(Counts, rows[0]).rows_inserted;
+}
+
+/**
+ * Inserts a validated batch `ON CONFLICT (org_id, dedupe_key) DO NOTHING`
+ * (duplicates inside the batch are skipped the same way) and records it in
+ * `data.sink_batches`, in one transaction. A dedupe key is scoped to its
+ * org: another org's row with the same key never suppresses this one.
+ * Rows go in key order across the whole batch (UTF-8 bytes, the "C"
+ * collation; first line wins among repeats), so two sinks writing
+ * overlapping batches take their row locks in the same order and cannot
+ * deadlock. A batch of one chunk is one statement; a larger one is a
+ * statement per chunk, so no statement's parameters grow with the batch.
+ * Arrays travel as text (ISO strings, JSON text) and are cast server-side:
+ * postgres.js would send a Date[] as one timestamptz and double-encode objects.
+ */
+export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Promise<BatchCounts> {
+  const total = p.rows.count;
+  const chunks = p.rows.columns(p.rows.keyOrder(), CHUNK_ROWS, CHUNK_BYTES);
+  const counted = (inserted: number): BatchCounts => ({
+    rowsInserted: inserted,
+    rowsSkipped: total - inserted,
+  });
+  const first = chunks.next();
+  let current = first.done === true ? emptyColumns() : first.value;
+  let next = chunks.next();
+  if (next.done === true) {
+    return counted(
+      await alertEventsInsertChunk(db, { p, c: current, last: { inserted: 0, total } }),
+    );
+  }
+  return db.begin(async (tx) => {
+    let inserted = 0;
+    while (next.done !== true) {
+      inserted += await alertEventsInsertChunk(tx, { p, c: current });
+      current = next.value;
+      next = chunks.next();
+    }
+    return counted(await alertEventsInsertChunk(tx, { p, c: current, last: { inserted, total } }));
+  });
 }

@@ -1,142 +1,105 @@
-import * as v from "valibot";
-import { AlertLine } from "../contracts/alert";
+import { MAX_LINE_BYTES } from "../contracts/alert";
+import { type Failure, invalidBatch, invalidLine } from "./failure";
+import { parseLine } from "./line";
+import { AlertRows } from "./rows";
 
 /**
- * Batch validation: a JSONL batch is decoded and checked whole before any
- * write (invariant 5). The first problem makes the whole batch poison, and
- * its reason names the line and the field: `line 3: severity: Invalid type…`.
- * A valid batch comes out as columns, ready for one set-based insert.
+ * Batch validation, line by line as the bytes stream in: a batch is checked
+ * whole before any write (invariant 5), yet the sink holds only one line of
+ * it (at most MAX_LINE_BYTES) plus the rows of the lines already valid,
+ * packed (src/sink/rows.ts). The first problem makes the whole batch poison,
+ * with a reason naming the line: `line 3: severity: Invalid type…`.
  *
- * What a line may say is the AlertLine contract's alone (src/contracts/):
- * it is run here as it is, with no copy. Only what is about the batch is
- * checked here: strict UTF-8, every line ended by "\n", the task's org, and
- * the U+0000 and lone surrogates a `\u` escape can smuggle into JSON text
- * (valid JSON, so valid for the contract, but PostgreSQL cannot store them).
+ * Here: strict UTF-8 per line (a "\n" byte is never inside a UTF-8
+ * sequence, so per line is the same as whole), every line ended by "\n" (a
+ * missing final newline means a truncated batch), the line length cap. What
+ * a line may say: src/sink/line.ts and the AlertLine contract.
  */
 
-export interface AlertColumns {
-  dedupeKeys: string[];
-  sources: string[];
-  severities: string[];
-  titles: string[];
-  /** RFC 3339 text as written; the database parses it. */
-  occurredAts: string[];
-  /** `JSON.stringify` of each line's attributes (`{}` when absent). */
-  attributes: string[];
-}
-
-export type BatchCheck = { ok: true; columns: AlertColumns } | { ok: false; reason: string };
+export type BatchCheck = { ok: true; rows: AlertRows } | { ok: false; failure: Failure };
 
 const NEWLINE = 0x0a;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The 1-based line of the first byte sequence that is not UTF-8 (only run on failure). */
-function firstBadUtf8Line(bytes: Uint8Array): number {
-  let start = 0;
-  let line = 1;
-  while (start <= bytes.length) {
-    let end = bytes.indexOf(NEWLINE, start);
-    if (end < 0) end = bytes.length;
-    try {
-      strictUtf8.decode(bytes.subarray(start, end));
-    } catch {
-      return line;
-    }
-    start = end + 1;
-    line++;
+function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1 && parts[0] !== undefined) return parts[0];
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
   }
-  return line;
-}
-
-function issueText(issues: readonly v.BaseIssue<unknown>[]): string {
-  const issue = issues[0];
-  if (issue === undefined) return "invalid";
-  const path = v.getDotPath(issue);
-  return path === null || path === "" ? issue.message : `${path}: ${issue.message}`;
-}
-
-/** PostgreSQL text and jsonb hold neither U+0000 nor lone surrogates; find either anywhere. */
-export function unstorable(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\u0000") || !value.isWellFormed();
-  if (Array.isArray(value)) return value.some(unstorable);
-  if (typeof value === "object" && value !== null) {
-    return Object.entries(value).some(([k, x]) => unstorable(k) || unstorable(x));
-  }
-  return false;
-}
-
-function emptyColumns(): AlertColumns {
-  return {
-    dedupeKeys: [],
-    sources: [],
-    severities: [],
-    titles: [],
-    occurredAts: [],
-    attributes: [],
-  };
-}
-
-/** Parses and checks one line: the alert, or the reason it is refused. */
-function parseLine(text: string, orgId: string): AlertLine | string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    if (text.trim() === "") return "empty line";
-    return `not JSON: ${err instanceof Error ? err.message : String(err)}`;
-  }
-  // The contract refuses these too; this only says it plainly (valibot would name an array's "0" key).
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return "not a JSON object";
-  }
-  const result = v.safeParse(AlertLine, parsed, { abortEarly: true });
-  if (!result.success) return issueText(result.issues);
-  const alert = result.output;
-  if (alert.org_id !== orgId) {
-    return `org_id: ${JSON.stringify(alert.org_id)} is not the task's org ${JSON.stringify(orgId)}`;
-  }
-  // Cheap pre-filter: both can only come from \u escapes (the bytes were valid UTF-8).
-  if (text.includes("\\u") && unstorable(parsed)) {
-    return "contains U+0000 or a lone surrogate (\\u escape), which the database cannot store";
-  }
-  return alert;
-}
-
-function append(into: AlertColumns, alert: AlertLine): void {
-  into.dedupeKeys.push(alert.dedupe_key);
-  into.sources.push(alert.source);
-  into.severities.push(alert.severity);
-  into.titles.push(alert.title);
-  into.occurredAts.push(alert.occurred_at);
-  into.attributes.push(alert.attributes === undefined ? "{}" : JSON.stringify(alert.attributes));
+  return out;
 }
 
 /**
- * Decodes and validates a whole batch for the task's org. Strict UTF-8, one
- * JSON object per line, every line ended by "\n" (a missing final newline
- * means a truncated batch), every line an AlertLine of `orgId`.
+ * Validates a batch for the task's org as its chunks arrive: `push` each
+ * chunk, then `end`. Either returns the failure once one is found (later
+ * calls are not needed).
  */
-export function checkBatch(bytes: Uint8Array, orgId: string): BatchCheck {
-  let text: string;
-  try {
-    text = strictUtf8.decode(bytes);
-  } catch {
-    return { ok: false, reason: `line ${firstBadUtf8Line(bytes)}: invalid UTF-8` };
-  }
-  if (text.length === 0) return { ok: false, reason: "empty batch" };
-  const columns = emptyColumns();
-  let start = 0;
-  let line = 1;
-  while (start < text.length) {
-    const end = text.indexOf("\n", start);
-    if (end < 0) {
-      return { ok: false, reason: `line ${line}: truncated (the batch does not end with "\\n")` };
+export class BatchValidator {
+  private readonly rows = new AlertRows();
+  /** The pieces of the line not yet ended, and their length. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private line = 1;
+
+  constructor(
+    private readonly orgId: string,
+    private readonly maxLineBytes = MAX_LINE_BYTES,
+  ) {}
+
+  push(chunk: Uint8Array): Failure | undefined {
+    let start = 0;
+    while (start < chunk.byteLength) {
+      const end = chunk.indexOf(NEWLINE, start);
+      const stop = end < 0 ? chunk.byteLength : end;
+      // The "\n" counts towards the cap too.
+      if (this.pendingBytes + (stop - start) + 1 > this.maxLineBytes) {
+        return invalidLine(this.line, `longer than ${this.maxLineBytes} bytes`);
+      }
+      this.pending.push(chunk.subarray(start, stop));
+      this.pendingBytes += stop - start;
+      if (end < 0) return undefined;
+      const failure = this.endLine();
+      if (failure !== undefined) return failure;
+      start = end + 1;
     }
-    const alert = parseLine(text.slice(start, end), orgId);
-    if (typeof alert === "string") return { ok: false, reason: `line ${line}: ${alert}` };
-    append(columns, alert);
-    start = end + 1;
-    line++;
+    return undefined;
   }
-  return { ok: true, columns };
+
+  end(): BatchCheck {
+    if (this.pendingBytes > 0) {
+      return {
+        ok: false,
+        failure: invalidLine(this.line, 'truncated (the batch does not end with "\\n")'),
+      };
+    }
+    if (this.line === 1) return { ok: false, failure: invalidBatch("empty batch") };
+    return { ok: true, rows: this.rows };
+  }
+
+  private endLine(): Failure | undefined {
+    const bytes = concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    let text: string;
+    try {
+      text = strictUtf8.decode(bytes);
+    } catch {
+      return invalidLine(this.line, "invalid UTF-8");
+    }
+    const alert = parseLine(text, this.orgId);
+    if (typeof alert === "string") return invalidLine(this.line, alert);
+    this.rows.append(alert);
+    this.line++;
+    return undefined;
+  }
+}
+
+/** Validates a whole batch held in memory (tests and benchmarks): the same rules, one chunk. */
+export function checkBatch(bytes: Uint8Array, orgId: string): BatchCheck {
+  const v = new BatchValidator(orgId);
+  const failure = v.push(bytes);
+  return failure === undefined ? v.end() : { ok: false, failure };
 }

@@ -109,11 +109,12 @@ describe("harness migrate", () => {
       await sql`INSERT INTO drizzle.__migrations_data (tag, hash, created_at)
         VALUES (${first.tag}, ${first.hash}, ${first.when})`;
       const task = "0b8f3c1e-6a4d-4c1b-9f7e-2d5a8b9c0e1f";
-      for (const [org, key] of [
+      const seed: Array<[string, string]> = [
         ["acme", "k1"],
         ["acme", "k2"],
         ["globex", "k3"],
-      ]) {
+      ];
+      for (const [org, key] of seed) {
         await sql`INSERT INTO data.alert_events (dedupe_key, org_id, task_id, source, severity, title, occurred_at)
           VALUES (${key}, ${org}, ${task}, 's', 'info', 't', now())`;
       }

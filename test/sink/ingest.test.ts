@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MAX_LINE_BYTES } from "../../src/contracts/alert";
 import { alertTotals } from "../../src/reads/status";
 import { useFreshDatabase } from "../support/db";
 import {
@@ -101,6 +106,67 @@ describe("sink ingest (loop in-process, real database)", () => {
     expect(await rowCount(sql)).toBe(1000);
   }, 30_000);
 
+  test("dedupe keys are per org: another org's lines with our keys suppress none of our rows", async () => {
+    const sql = db().sql;
+    const globexTask = randomUUID();
+    const keys = [0, 1, 2].map((i) => `${globexTask}:${i}`);
+    // An acme task publishes lines with globex's task's keys first…
+    const squat = await putBatch(store().store, jsonl(keys.map((k) => alert("acme", k))));
+    await publishBatchMessage(db().queue(), squat);
+    await sinkUntilIdle(db(), store().store);
+    // …then globex's own task publishes its batch.
+    const own = await putBatch(store().store, jsonl(keys.map((k) => alert("globex", k))), {
+      org: "globex",
+      taskId: globexTask,
+    });
+    await publishBatchMessage(db().queue(), own);
+    const m = await sinkUntilIdle(db(), store().store);
+    expect(m).toMatchObject({ batches: 1, rowsInserted: 3, rowsSkipped: 0, deadLetters: 0 });
+    const rows = await sql`
+      SELECT org_id, task_id::text AS task_id, count(*)::int AS n FROM data.alert_events
+      GROUP BY org_id, task_id ORDER BY org_id`;
+    expect(rows.map((r) => [r.org_id, r.task_id, r.n])).toEqual([
+      ["acme", squat.taskId, 3],
+      ["globex", globexTask, 3],
+    ]);
+    // Within one org a key still dedupes: globex again adds nothing.
+    await publishBatchMessage(db().queue(), own);
+    expect(await sinkUntilIdle(db(), store().store)).toMatchObject({
+      rowsInserted: 0,
+      rowsSkipped: 3,
+    });
+  });
+
+  test("numbers, nesting and timestamps at the edge of the rules are stored exactly as sent", async () => {
+    const sql = db().sql;
+    const numbers = "[9007199254740992,-9007199254740992,0.1,1.0,1e2,5e-324,-0,123456789012345]";
+    const line = JSON.stringify(
+      alert("acme", "edge", {
+        occurred_at: "9999-12-31T23:59:59.9999994Z",
+        attributes: { deep: nested(62), numbers: "placeholder" },
+      }),
+    ).replace('"placeholder"', numbers);
+    const early = JSON.stringify(
+      alert("acme", "early", { occurred_at: "0001-01-01T00:00:00.0000004+00:00" }),
+    );
+    await publishBatchMessage(db().queue(), await putBatch(store().store, jsonl([line, early])));
+    const m = await sinkUntilIdle(db(), store().store);
+    expect(m).toMatchObject({ batches: 1, rowsInserted: 2, deadLetters: 0, retries: 0 });
+    const rows = await sql`
+      SELECT dedupe_key, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS at,
+             attributes -> 'numbers' AS numbers, jsonb_path_query_first(attributes,
+               ('$.deep' || repeat('.a', 61))::jsonpath) AS innermost
+      FROM data.alert_events ORDER BY dedupe_key`;
+    expect(rows.map((r) => [r.dedupe_key, r.at])).toEqual([
+      ["early", "0001-01-01 00:00:00.000000"],
+      ["edge", "9999-12-31 23:59:59.999999"],
+    ]);
+    expect(rows[1]?.numbers).toEqual([
+      9007199254740992, -9007199254740992, 0.1, 1, 100, 5e-324, 0, 123456789012345,
+    ]);
+    expect(rows[1]?.innermost).toEqual({});
+  });
+
   test("a line without attributes stores {} and CRLF line ends are accepted", async () => {
     const sql = db().sql;
     const { attributes: _, ...bare } = alert("acme", "bare");
@@ -125,6 +191,14 @@ interface PoisonCase {
   reason: RegExp;
 }
 
+/** Put into the offending bytes of many cases: no reason may quote it. */
+const SECRET = "s3cr3t-from-the-batch";
+/** An object nested `levels` deep: `{"a":{"a":…{}}}`. */
+const nested = (levels: number): Record<string, unknown> => {
+  let value: Record<string, unknown> = {};
+  for (let i = 1; i < levels; i++) value = { a: value };
+  return value;
+};
 const good = JSON.stringify(alert("acme", "good-first"));
 const bad = (extra: Record<string, unknown>) => JSON.stringify(alert("acme", "bad", extra));
 const { dedupe_key: _omit, ...noKey } = alert("acme", "x");
@@ -143,23 +217,28 @@ const POISON: PoisonCase[] = [
   },
   {
     name: "a line that is not JSON",
-    body: `${good}\nnot json at all\n`,
-    reason: /^line 2: not JSON/,
+    body: `${good}\n${SECRET}:x:0:0:root:/root:/bin/bash\n`,
+    reason: /^line 2: not JSON$/,
   },
   {
     name: "unknown key",
-    body: `${good}\n${bad({ colour: "red" })}\n`,
-    reason: /^line 2: colour: Invalid key/,
+    body: `${good}\n${bad({ [SECRET]: "red" })}\n`,
+    reason: /^line 2: an unknown field$/,
   },
   {
     name: "missing dedupe_key",
     body: `${good}\n${JSON.stringify(noKey)}\n`,
-    reason: /^line 2: dedupe_key: Invalid key/,
+    reason: /^line 2: dedupe_key: missing$/,
   },
   {
     name: "bad severity",
-    body: `${good}\n${good}\n${bad({ severity: "urgent" })}\n`,
-    reason: /^line 3: severity: Invalid type/,
+    body: `${good}\n${good}\n${bad({ severity: SECRET })}\n`,
+    reason: /^line 3: severity: Invalid type: expected \("info" \| "low"/,
+  },
+  {
+    name: "a title of the wrong type",
+    body: `${good}\n${bad({ title: [SECRET] })}\n`,
+    reason: /^line 2: title: Invalid type: expected string$/,
   },
   {
     name: "bad occurred_at",
@@ -169,8 +248,8 @@ const POISON: PoisonCase[] = [
   { name: "invalid UTF-8", body: utf8Bad, reason: /^line 2: invalid UTF-8/ },
   {
     name: "another org",
-    body: `${good}\n${JSON.stringify(alert("evil", "e"))}\n`,
-    reason: /^line 2: org_id: "evil" is not the task's org "acme"/,
+    body: `${good}\n${JSON.stringify(alert(SECRET, "e"))}\n`,
+    reason: /^line 2: org_id: not the task's org "acme"$/,
   },
   {
     name: "a NUL the database cannot store",
@@ -205,8 +284,63 @@ const POISON: PoisonCase[] = [
   { name: "an empty line", body: `${good}\n\n${good}\n`, reason: /^line 2: empty line/ },
   {
     name: "an over-long title",
-    body: `${good}\n${bad({ title: "x".repeat(1025) })}\n`,
-    reason: /^line 2: title: Invalid length/,
+    body: `${good}\n${bad({ title: SECRET.repeat(100) })}\n`,
+    reason: /^line 2: title: Invalid length: expected <=1024$/,
+  },
+  {
+    name: "a line longer than 1 MiB",
+    body: `${good}\n${bad({ attributes: { pad: "x".repeat(MAX_LINE_BYTES) } })}\n${good}\n`,
+    reason: /^line 2: longer than 1048576 bytes$/,
+  },
+  {
+    name: "a number past the largest double (1e400)",
+    body: `${good}\n${bad({}).replace('"n":3', '"n":1e400')}\n`,
+    reason: /^line 2: attributes: must hold only finite numbers within ±2\^53/,
+  },
+  {
+    name: "a 30-digit integer",
+    body: `${good}\n${bad({}).replace('"n":3', '"n":123456789012345678901234567890')}\n`,
+    reason: /^line 2: attributes: must hold only finite numbers within ±2\^53/,
+  },
+  {
+    name: "-(2^53 + 1), which parses to -2^53",
+    body: `${good}\n${bad({}).replace('"n":3', '"n":-9007199254740993')}\n`,
+    reason: /^line 2: attributes: a number has more digits than a 64-bit float keeps/,
+  },
+  {
+    name: "a fraction with more digits than a double keeps",
+    body: `${good}\n${bad({}).replace('"n":3', '"n":0.1000000000000000055511151231257827')}\n`,
+    reason: /^line 2: attributes: a number has more digits than a 64-bit float keeps/,
+  },
+  {
+    name: "a number that underflows to zero (1e-400)",
+    body: `${good}\n${bad({}).replace('"n":3', '"n":1e-400')}\n`,
+    reason: /^line 2: attributes: a number has more digits than a 64-bit float keeps/,
+  },
+  {
+    name: "a timestamp PostgreSQL would round into year 10000",
+    body: `${good}\n${bad({ occurred_at: "9999-12-31T23:59:59.999999999Z" })}\n`,
+    reason: /^line 2: occurred_at: must keep its date once PostgreSQL rounds it/,
+  },
+  {
+    name: "a timestamp whose rounding rolls the date over",
+    body: `${good}\n${bad({ occurred_at: "2024-02-28T23:59:59.9999996+01:00" })}\n`,
+    reason: /^line 2: occurred_at: must keep its date/,
+  },
+  {
+    name: "a timestamp in year 10000 UTC",
+    body: `${good}\n${bad({ occurred_at: "9999-12-31T23:30:00-01:00" })}\n`,
+    reason: /^line 2: occurred_at: must keep its date .*within years 0001–9999 in UTC/,
+  },
+  {
+    name: "attributes nested 100,000 levels deep",
+    body: `${good}\n${bad({}).replace('"n":3', `"n":${"[".repeat(100_000)}${"]".repeat(100_000)}`)}\n`,
+    reason: /^line 2: attributes: must nest at most 63 levels \(a batch line at most 64\)$/,
+  },
+  {
+    name: "a line nested 65 levels deep",
+    body: `${good}\n${bad({ attributes: nested(64) })}\n`,
+    reason: /^line 2: attributes: must nest at most 63 levels/,
   },
   {
     name: "a 2 GB claimed size",
@@ -260,6 +394,44 @@ describe("poison batches are dead-lettered with zero rows and a reason naming th
         name: c.name,
         reason: expect.stringMatching(c.reason),
       });
+      expect({ name: c.name, quotes: reason?.includes(SECRET) }).toEqual({
+        name: c.name,
+        quotes: false,
+      });
+    }
+  }, 30_000);
+
+  test("a batch that is a symlink, or lies under one, is poison 'symlink'; its target is never read", async () => {
+    const sql = db().sql;
+    const root = fileURLToPath(store().url);
+    // Outside the store: a file of valid acme lines (mode 0600), and a folder holding one.
+    const outside = mkdtempSync(join(tmpdir(), "harness-outside-"));
+    try {
+      const body = jsonl([alert("acme", `${SECRET}-0`)]);
+      writeFileSync(join(outside, "1-x.jsonl"), body, { mode: 0o600 });
+      const size = Buffer.byteLength(body);
+      const asFile = randomUUID();
+      mkdirSync(join(root, "acme", asFile), { recursive: true });
+      symlinkSync(join(outside, "1-x.jsonl"), join(root, "acme", asFile, "1-x.jsonl"));
+      const asFolder = randomUUID();
+      symlinkSync(outside, join(root, "acme", asFolder));
+      const ids: string[] = [];
+      for (const taskId of [asFile, asFolder]) {
+        const uri = `${store().url}/acme/${taskId}/1-x.jsonl`;
+        ids.push(
+          await publishBatchMessage(db().queue(), { taskId, orgId: "acme", attempt: 1, uri, size }),
+        );
+      }
+      const m = await sinkUntilIdle(db(), store().store);
+      expect(m).toMatchObject({ deadLetters: 2, batches: 0, retries: 0 });
+      for (const id of ids) {
+        const reason = await deadLetterOf(sql, id);
+        expect(reason).toMatch(/^symlink: file:.* is or lies under a symbolic link/);
+        expect(reason).not.toContain(SECRET);
+      }
+      expect(await rowCount(sql)).toBe(0);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
     }
   }, 30_000);
 

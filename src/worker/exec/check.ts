@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { AlertLine } from "../../contracts/alert";
-import { unstorable } from "../../sink/validate";
+import { unstorable } from "../../sink/line";
 import { dedupeKey } from "../alerts";
 
 /**

@@ -1,0 +1,169 @@
+import type { AlertLine } from "../contracts/alert";
+import { Severity } from "../contracts/common";
+
+/**
+ * The validated rows of one batch, packed: a batch is validated whole before
+ * any write, so its rows wait in memory, and as JavaScript strings and arrays
+ * they took about twice the batch's size, and more once serialized for the
+ * insert. Here each row is one record of UTF-8 bytes in shared slabs, about
+ * the size of its line. The rows come back out in dedupe-key order, a chunk
+ * of plain columns at a time, ready for one set-based insert each.
+ *
+ * Record: severity (1 byte), then dedupe_key, source, title, occurred_at and
+ * the attributes' JSON, each as a 4-byte length and its UTF-8 bytes.
+ */
+
+/** One chunk of rows as columns, the shape `unnest(…)` takes. */
+export interface AlertColumns {
+  dedupeKeys: string[];
+  sources: string[];
+  severities: string[];
+  titles: string[];
+  /** RFC 3339 text as written; the database parses it. */
+  occurredAts: string[];
+  /** `JSON.stringify` of each line's attributes (`{}` when absent). */
+  attributes: string[];
+}
+
+const SEVERITIES = Severity.options;
+const SLAB_BYTES = 4 * 1024 * 1024;
+/** A record this large gets a slab of its own, so a slab's unused tail stays small. */
+const OWN_SLAB_BYTES = 256 * 1024;
+const TEXTS = 5;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const u32 = (b: Uint8Array, at: number): number =>
+  ((b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16) | ((b[at + 3] ?? 0) << 24)) >>>
+  0;
+
+function setU32(b: Uint8Array, at: number, n: number): void {
+  b[at] = n & 0xff;
+  b[at + 1] = (n >>> 8) & 0xff;
+  b[at + 2] = (n >>> 16) & 0xff;
+  b[at + 3] = (n >>> 24) & 0xff;
+}
+
+function grown(a: Uint32Array<ArrayBuffer>, need: number): Uint32Array<ArrayBuffer> {
+  if (need <= a.length) return a;
+  const b = new Uint32Array(Math.max(need, a.length * 2));
+  b.set(a);
+  return b;
+}
+
+export class AlertRows {
+  private readonly slabs: Uint8Array[] = [];
+  /** Bytes used in the last slab. */
+  private used = 0;
+  private slabOf = new Uint32Array(256);
+  private offsetOf = new Uint32Array(256);
+  private rows = 0;
+
+  get count(): number {
+    return this.rows;
+  }
+
+  append(alert: AlertLine): void {
+    const attributes = alert.attributes === undefined ? "{}" : JSON.stringify(alert.attributes);
+    const texts = [alert.dedupe_key, alert.source, alert.title, alert.occurred_at, attributes];
+    let size = 1;
+    for (const t of texts) size += 4 + Buffer.byteLength(t, "utf8");
+    const slab = this.room(size);
+    const start = this.used;
+    slab[start] = SEVERITIES.indexOf(alert.severity);
+    let at = start + 1;
+    for (const t of texts) {
+      const { written } = encoder.encodeInto(t, slab.subarray(at + 4));
+      setU32(slab, at, written);
+      at += 4 + written;
+    }
+    this.used = at;
+    this.slabOf = grown(this.slabOf, this.rows + 1);
+    this.offsetOf = grown(this.offsetOf, this.rows + 1);
+    this.slabOf[this.rows] = this.slabs.length - 1;
+    this.offsetOf[this.rows] = start;
+    this.rows++;
+  }
+
+  /** The slab to write `size` bytes into, at `this.used`. */
+  private room(size: number): Uint8Array {
+    const last = this.slabs[this.slabs.length - 1];
+    if (last !== undefined && last.byteLength - this.used >= size) return last;
+    const slab = new Uint8Array(size > OWN_SLAB_BYTES ? size : SLAB_BYTES);
+    this.slabs.push(slab);
+    this.used = 0;
+    return slab;
+  }
+
+  /**
+   * Row numbers in dedupe-key order (UTF-8 bytes, as PostgreSQL's "C"
+   * collation orders them), the earlier line first among equal keys.
+   */
+  keyOrder(): Uint32Array {
+    const order = new Uint32Array(this.rows);
+    for (let i = 0; i < this.rows; i++) order[i] = i;
+    return order.sort((a, b) => this.compareKeys(a, b) || a - b);
+  }
+
+  private compareKeys(a: number, b: number): number {
+    const sa = this.slabs[this.slabOf[a] ?? 0] ?? new Uint8Array();
+    const sb = this.slabs[this.slabOf[b] ?? 0] ?? new Uint8Array();
+    const oa = (this.offsetOf[a] ?? 0) + 1;
+    const ob = (this.offsetOf[b] ?? 0) + 1;
+    const la = u32(sa, oa);
+    const lb = u32(sb, ob);
+    const n = Math.min(la, lb);
+    for (let i = 4; i < n + 4; i++) {
+      const d = (sa[oa + i] ?? 0) - (sb[ob + i] ?? 0);
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  }
+
+  /** The rows of `order` as columns, `maxRows` or about `maxBytes` of records at a time. */
+  *columns(order: Uint32Array, maxRows: number, maxBytes: number): Generator<AlertColumns> {
+    let c = emptyColumns();
+    let bytes = 0;
+    for (const row of order) {
+      bytes += this.appendTo(c, row);
+      if (c.dedupeKeys.length >= maxRows || bytes >= maxBytes) {
+        yield c;
+        c = emptyColumns();
+        bytes = 0;
+      }
+    }
+    if (c.dedupeKeys.length > 0) yield c;
+  }
+
+  /** Decodes one row into `c`; returns its record's size. */
+  private appendTo(c: AlertColumns, row: number): number {
+    const slab = this.slabs[this.slabOf[row] ?? 0] ?? new Uint8Array();
+    const start = this.offsetOf[row] ?? 0;
+    c.severities.push(SEVERITIES[slab[start] ?? 0] ?? "info");
+    const texts: string[] = [];
+    let at = start + 1;
+    for (let i = 0; i < TEXTS; i++) {
+      const length = u32(slab, at);
+      texts.push(decoder.decode(slab.subarray(at + 4, at + 4 + length)));
+      at += 4 + length;
+    }
+    const [key = "", source = "", title = "", occurredAt = "", attributes = "{}"] = texts;
+    c.dedupeKeys.push(key);
+    c.sources.push(source);
+    c.titles.push(title);
+    c.occurredAts.push(occurredAt);
+    c.attributes.push(attributes);
+    return at - start;
+  }
+}
+
+export function emptyColumns(): AlertColumns {
+  return {
+    dedupeKeys: [],
+    sources: [],
+    severities: [],
+    titles: [],
+    occurredAts: [],
+    attributes: [],
+  };
+}
