@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { ruleOnly } from "./issue-text";
 
 /**
  * The environment of ../shared/DESIGN.md, parsed once with valibot.
@@ -27,10 +28,22 @@ const postgresUrl = v.optional(
   ),
 );
 
+/**
+ * These URLs are shown in logs and messages, so they may not carry a
+ * password: their credentials have variables of their own (S3_* keys,
+ * INTERNAL_AUTH_TOKEN). Database URLs may; they are only ever shown
+ * through describeUrl (host, port and database).
+ */
+const noCredentials = v.check<string, string>(
+  (s) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(s),
+  "must not carry credentials (user:password@): give them in their own variables",
+);
+
 const httpUrl = v.pipe(
   v.string(),
   v.trim(),
   v.regex(/^https?:\/\/[^/]/, "must be an http:// or https:// URL"),
+  noCredentials,
   v.transform((s) => s.replace(/\/+$/, "")),
 );
 
@@ -38,6 +51,7 @@ const objectStoreUrl = v.pipe(
   v.string(),
   v.trim(),
   v.regex(/^(file:\/\/\/|s3:\/\/[^/]+)/, "must be file:///absolute/dir or s3://bucket[/prefix]"),
+  noCredentials,
   v.transform((s) => s.replace(/\/+$/, "")),
 );
 
@@ -89,6 +103,8 @@ export const EnvSchema = v.object({
   MAX_BATCH_BYTES: positiveInt(64 * 1024 * 1024),
   /** Distinct batches one attempt may buffer-publish. */
   MAX_BATCHES_PER_ATTEMPT: positiveInt(16, 100_000),
+  /** Requests the dispatcher handles at once; past it, 503 at once. */
+  MAX_CONCURRENT_REQUESTS: positiveInt(1024, 1_000_000),
   /** Private signing JWK (JSON) for capability tokens; see `harness keygen`. */
   CAPABILITY_SIGNING_KEY: optionalText,
   /** Extra public JWKs (JSON array) still accepted, for key rotation. */
@@ -105,6 +121,26 @@ export const EnvSchema = v.object({
 });
 
 export type Env = v.InferOutput<typeof EnvSchema>;
+
+/**
+ * The variables whose value a configuration error may repeat: plain numbers
+ * and names. Any other (a token, a key, a URL that may hold a password) is
+ * named with its rule only, never its value.
+ */
+const SHOWN: ReadonlySet<string> = new Set([
+  "PORT",
+  "UI_PORT",
+  "LEASE_DURATION_MS",
+  "VISIBILITY_TIMEOUT_MS",
+  "MAX_ATTEMPTS",
+  "MAX_RECEIVES",
+  "QUEUE_NAMESPACE",
+  "MAX_BATCH_BYTES",
+  "MAX_BATCHES_PER_ATTEMPT",
+  "MAX_CONCURRENT_REQUESTS",
+  "CAPABILITY_TTL_MS",
+  "LOG_LEVEL",
+]);
 
 export interface Config {
   stateDatabaseUrl: string | undefined;
@@ -127,6 +163,7 @@ export interface Config {
   queue: { url: string | undefined; namespace: string };
   maxBatchBytes: number;
   maxBatchesPerAttempt: number;
+  maxConcurrentRequests: number;
   capability: {
     signingKey: string | undefined;
     verifyKeys: string | undefined;
@@ -139,9 +176,6 @@ export interface Config {
   upDir: string | undefined;
 }
 
-/** Variables whose value a configuration error never shows. */
-const SECRET_VARIABLES = new Set(["UI_AUTH_TOKEN"]);
-
 /** A configuration problem: its message is the one line printed before exit 2. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -152,15 +186,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
     Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
   );
-  const result = v.safeParse(EnvSchema, present);
+  const result = v.safeParse(EnvSchema, present, { message: ruleOnly });
   if (!result.success) {
     const issue = result.issues[0];
     const key = issue.path?.[0]?.key;
     const name = typeof key === "string" ? key : "environment";
     const shown =
-      typeof key === "string" && !SECRET_VARIABLES.has(key)
-        ? ` (got ${JSON.stringify(present[key])})`
-        : "";
+      typeof key === "string" && SHOWN.has(key) ? ` (got ${JSON.stringify(present[key])})` : "";
     throw new ConfigError(`${name} ${issue.message}${shown}`);
   }
   const e = result.output;
@@ -185,6 +217,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     queue: { url: e.QUEUE_URL, namespace: e.QUEUE_NAMESPACE },
     maxBatchBytes: e.MAX_BATCH_BYTES,
     maxBatchesPerAttempt: e.MAX_BATCHES_PER_ATTEMPT,
+    maxConcurrentRequests: e.MAX_CONCURRENT_REQUESTS,
     capability: {
       signingKey: e.CAPABILITY_SIGNING_KEY,
       verifyKeys: e.CAPABILITY_VERIFY_KEYS,

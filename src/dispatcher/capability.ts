@@ -15,8 +15,10 @@ import { ALG, type KeyRing } from "./keys";
 /**
  * Capability tokens (invariant 3): EdDSA JWS bound to one task attempt.
  * Verification allow-lists the algorithm, requires every claim, checks
- * iss/aud/typ and time with a small leeway; a verified token's claims are
- * cached by its exact string until it expires, so a heartbeat costs one
+ * iss/aud/typ and time with a small leeway, and refuses a token no
+ * dispatcher would issue: `iat` in the future past the leeway, or a lifetime
+ * (`exp - iat`) longer than the configured one. A verified token's claims
+ * are cached by its exact string until it expires, so a heartbeat costs one
  * verify per token, not per call.
  */
 
@@ -74,7 +76,23 @@ export interface Verifier {
   verify(token: string): Promise<Verified>;
 }
 
-export function createVerifier(ring: KeyRing): Verifier {
+export interface VerifierRules {
+  /** The configured token lifetime (CAPABILITY_TTL_MS or its default): no longer one is accepted. */
+  maxLifetimeMs: number;
+}
+
+/** What jose leaves unchecked: issued in the future, or for longer than this dispatcher issues. */
+function insane(c: CapabilityClaims, rules: VerifierRules): string | undefined {
+  const now = Math.floor(Date.now() / 1000);
+  if (c.iat > now + CLOCK_LEEWAY_S) return "claim iat invalid: issued in the future";
+  const maxLifetimeS = Math.ceil(rules.maxLifetimeMs / 1000);
+  if (c.exp - c.iat > maxLifetimeS) {
+    return `claim exp invalid: a lifetime of ${c.exp - c.iat} s is longer than the ${maxLifetimeS} s issued`;
+  }
+  return undefined;
+}
+
+export function createVerifier(ring: KeyRing, rules: VerifierRules): Verifier {
   const cache = new Map<string, { claims: CapabilityClaims; expMs: number }>();
   const options = {
     algorithms: [ALG],
@@ -103,6 +121,8 @@ export function createVerifier(ring: KeyRing): Verifier {
     }
     const c = v.safeParse(CapabilityClaims, payload);
     if (!c.success) return { ok: false, reason: `bad claims: ${v.summarize(c.issues)}` };
+    const refused = insane(c.output, rules);
+    if (refused !== undefined) return { ok: false, reason: refused };
     if (cache.size >= CACHE_LIMIT) cache.clear();
     cache.set(token, { claims: c.output, expMs: c.output.exp * 1000 });
     return { ok: true, claims: c.output };

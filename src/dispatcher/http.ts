@@ -5,7 +5,7 @@ import type { ErrorBody } from "../contracts/http";
 /** Small HTTP helpers of the dispatcher: JSON answers, strict bodies, bearer auth. */
 
 export { CAPABILITY_HEADER } from "../contracts/capability";
-/** Larger bodies are refused with 413 and an error body (see readBody). */
+/** Larger bodies are refused with 413 and an error body while they stream (see readBody). */
 export const MAX_BODY_BYTES = 64 * 1024;
 /**
  * Bun.serve's own limit: a backstop far above MAX_BODY_BYTES. Bun answers it
@@ -26,19 +26,50 @@ export function problem(status: number, error: string, message: string): Respons
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
-/** Reads a JSON body and checks it against a strict schema: 400 on any flaw. */
+/**
+ * The body's bytes, read as they stream in (chunked bodies too) and
+ * refused at the first byte past MAX_BODY_BYTES: no body is ever held
+ * beyond the cap, whatever it declares or however long it runs.
+ */
+async function bodyBytes(req: Request): Promise<Uint8Array | "too_large"> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) return "too_large";
+  if (req.body === null) return new Uint8Array();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of req.body) {
+    total += chunk.byteLength;
+    // Leaving the loop cancels the stream: the rest is never read.
+    if (total > MAX_BODY_BYTES) return "too_large";
+    parts.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** Reads a JSON body and checks it against a strict schema: 400 on any flaw, 413 past the cap. */
 export async function readBody<S extends v.GenericSchema>(
   req: Request,
   schema: S,
 ): Promise<Parsed<v.InferOutput<S>>> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  const tooLarge = () =>
-    problem(413, "body_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
-  if (declared > MAX_BODY_BYTES) return { ok: false, response: tooLarge() };
   let raw: unknown;
   try {
-    const bytes = await req.bytes();
-    if (bytes.byteLength > MAX_BODY_BYTES) return { ok: false, response: tooLarge() };
+    const bytes = await bodyBytes(req);
+    if (bytes === "too_large") {
+      const res = problem(
+        413,
+        "body_too_large",
+        `the body must be at most ${MAX_BODY_BYTES} bytes`,
+      );
+      // The client may still be sending: close rather than read the rest.
+      res.headers.set("Connection", "close");
+      return { ok: false, response: res };
+    }
     raw = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return { ok: false, response: problem(400, "malformed_json", "the body is not valid JSON") };
@@ -48,6 +79,29 @@ export async function readBody<S extends v.GenericSchema>(
     return { ok: false, response: problem(400, "invalid_body", v.summarize(r.issues)) };
   }
   return { ok: true, value: r.output };
+}
+
+/**
+ * At most `max` requests handled at once, across every handler it wraps:
+ * past it, 503 `overloaded` at once (nothing read, the connection closed),
+ * so a flood of slow or large requests cannot pile up memory.
+ */
+export function concurrencyCap(max: number): (handler: Handler) => Handler {
+  let inFlight = 0;
+  return (handler) => async (req) => {
+    if (inFlight >= max) {
+      const res = problem(503, "overloaded", `more than ${max} requests at once; retry later`);
+      res.headers.set("Connection", "close");
+      res.headers.set("Retry-After", "1");
+      return res;
+    }
+    inFlight++;
+    try {
+      return await handler(req);
+    } finally {
+      inFlight--;
+    }
+  };
 }
 
 /** Only `method` is answered; others get 405 with `Allow`. */

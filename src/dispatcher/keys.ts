@@ -11,6 +11,7 @@ import * as v from "valibot";
 import type { Config } from "../config";
 import { ConfigError } from "../config";
 import type { Sql } from "../db/connect";
+import { ruleOnly } from "../issue-text";
 import { signingKeyInsertFirst, signingKeyList } from "./sql/keys";
 
 /**
@@ -71,8 +72,14 @@ function parseJwk(text: string, what: string): unknown {
 }
 
 function checkJwk(value: unknown, what: string): Ed25519Jwk {
-  const r = v.safeParse(Ed25519Jwk, value);
-  if (!r.success) throw new ConfigError(`${what} is not an Ed25519 JWK: ${v.summarize(r.issues)}`);
+  // ruleOnly: a key's fields are secret, so the message never repeats a value.
+  const r = v.safeParse(Ed25519Jwk, value, { message: ruleOnly, abortEarly: true });
+  if (!r.success) {
+    const issue = r.issues[0];
+    throw new ConfigError(
+      `${what} is not an Ed25519 JWK: ${v.getDotPath(issue)}: ${issue.message}`,
+    );
+  }
   return r.output;
 }
 
@@ -138,7 +145,12 @@ async function signingJwks(
 /** Loads the key ring once at start; a bad key stops the dispatcher with a ConfigError. */
 export async function loadKeyRing(cfg: Config, sql: Sql): Promise<KeyRing> {
   const { signing, extra, source } = await signingJwks(cfg, sql);
-  const signingJwk = await withKid(checkJwk(signing, "the signing key"));
+  const named = {
+    config: "CAPABILITY_SIGNING_KEY",
+    file: "CAPABILITY_KEY_FILE",
+    database: "the stored signing key",
+  };
+  const signingJwk = await withKid(checkJwk(signing, named[source]));
   if (signingJwk.d === undefined) throw new ConfigError("the signing key has no private part (d)");
   const verifyJwks = [signingJwk];
   for (const [i, jwk] of extra.entries()) {

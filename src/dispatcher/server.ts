@@ -11,7 +11,7 @@ import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
 import { runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
-import { bearerCheck, HARD_BODY_BYTES, problem } from "./http";
+import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
 import { createMetrics } from "./metrics";
 import { runReaper } from "./reaper";
@@ -42,10 +42,11 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   const ring = await loadKeyRing(cfg, sql);
   const metrics = createMetrics();
   const drainerWake = new EventTarget();
+  const capabilityTtlMs = cfg.capability.ttlMs ?? DEFAULT_TTL_MS + cfg.leaseDurationMs;
   const d: Deps = {
     sql,
     ring,
-    verifier: createVerifier(ring),
+    verifier: createVerifier(ring, { maxLifetimeMs: capabilityTtlMs }),
     metrics,
     log,
     lease: { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts },
@@ -54,7 +55,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
       maxBatchBytes: cfg.maxBatchBytes,
       maxBatchesPerAttempt: cfg.maxBatchesPerAttempt,
     },
-    capabilityTtlMs: cfg.capability.ttlMs ?? DEFAULT_TTL_MS + cfg.leaseDurationMs,
+    capabilityTtlMs,
     internalAuth: bearerCheck(internalToken),
     wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
   };
@@ -69,13 +70,16 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     }),
     runReaper(sql, { leaseMs: cfg.leaseDurationMs, signal: abort.signal, log, metrics }),
   ];
+  // One cap over every route: past it, 503 at once (src/dispatcher/http.ts).
+  const cap = concurrencyCap(cfg.maxConcurrentRequests);
+  const routes = Object.fromEntries(Object.entries(routeTable(d)).map(([p, h]) => [p, cap(h)]));
   let server: Server<undefined>;
   try {
     server = Bun.serve({
       port,
       maxRequestBodySize: HARD_BODY_BYTES,
-      routes: routeTable(d),
-      fetch: notFound,
+      routes,
+      fetch: cap(notFound),
       error: (err) => {
         log.error("unhandled request error", { err });
         return problem(500, "internal", "internal error");

@@ -43,7 +43,7 @@ export async function inProcess(
   const d: Deps = {
     sql,
     ring,
-    verifier: createVerifier(ring),
+    verifier: createVerifier(ring, { maxLifetimeMs: 600_000 }),
     metrics: createMetrics(),
     log: createLogger("dispatcher-test"),
     lease: { leaseMs: 30_000, maxAttempts: 3, ...rules },

@@ -127,6 +127,41 @@ describe("capability tokens", () => {
     expect(await footprint(db().sql, c.task_id)).toEqual(before);
   });
 
+  test("a token issued in the future, or for longer than the configured lifetime → 401, nothing changed", async () => {
+    const c = await claim(d, await newTask(db().sql));
+    // The default lifetime: one hour plus the default 30 s lease.
+    const lifetime = 3_630;
+    const t = now();
+    const refused: Array<[string, Record<string, unknown>, RegExp]> = [
+      ["iat a day ahead", { iat: t + 86_400, nbf: t, exp: t + 600 }, /iat/],
+      ["iat past the leeway", { iat: t + 60, nbf: t, exp: t + 600 }, /iat/],
+      ["exp 100 years out", { exp: t + 100 * 365 * 86_400 }, /lifetime/],
+      ["one second longer than issued", { exp: t + lifetime + 1 }, /lifetime/],
+    ];
+    const before = await footprint(db().sql, c.task_id);
+    for (const [what, over, why] of refused) {
+      const res = await call(d, "heartbeat", await forge(claimsFor(c, over)), fence(c));
+      const body = v.parse(ErrorBody, await res.json());
+      expect({ what, status: res.status, error: body.error }).toEqual({
+        what,
+        status: 401,
+        error: "invalid_capability",
+      });
+      expect(body.message).toMatch(why);
+    }
+    expect(await footprint(db().sql, c.task_id)).toEqual(before);
+    // At the limits: iat within the leeway, and exactly the configured lifetime.
+    for (const over of [{ iat: t + 3 }, { exp: t + lifetime }]) {
+      expect((await call(d, "heartbeat", await forge(claimsFor(c, over)), fence(c))).status).toBe(
+        200,
+      );
+    }
+    // The dispatcher's own tokens live exactly that long.
+    const [, payload] = c.capability_token.split(".");
+    const claims = JSON.parse(Buffer.from(payload ?? "", "base64url").toString());
+    expect(claims.exp - claims.iat).toBe(lifetime);
+  });
+
   test("a token for attempt 1 used with attempt 2's body → 403", async () => {
     const id = await newTask(db().sql);
     const first = await claim(d, id);

@@ -62,6 +62,60 @@ describe("config", () => {
     expect(r.stderr).not.toContain("secret");
   });
 
+  test("an error names the variable and the rule, never a secret's value or a URL's password", () => {
+    const secret = "hunter2-s3cret";
+    const cases: Array<[string, string, RegExp]> = [
+      ["INTERNAL_AUTH_TOKEN", secret, /^INTERNAL_AUTH_TOKEN must be at least 16 characters$/],
+      ["DATABASE_URL", `mysql://admin:${secret}@db/x`, /^DATABASE_URL must be a postgres:\/\//],
+      ["STATE_DATABASE_URL", `http://admin:${secret}@db/x`, /^STATE_DATABASE_URL must be/],
+      ["DATA_DATABASE_URL", `x${secret}`, /^DATA_DATABASE_URL must be/],
+      [
+        "DISPATCHER_URL",
+        `http://admin:${secret}@d:8080`,
+        /^DISPATCHER_URL must not carry credentials/,
+      ],
+      ["S3_ENDPOINT", `https://k:${secret}@minio:9000`, /^S3_ENDPOINT must not carry credentials/],
+      [
+        "OBJECT_STORE_URL",
+        `s3://k:${secret}@bucket/p`,
+        /^OBJECT_STORE_URL must not carry credentials/,
+      ],
+      ["OBJECT_STORE_URL", `ftp://${secret}`, /^OBJECT_STORE_URL must be file:/],
+    ];
+    for (const [name, value, rule] of cases) {
+      let message = "";
+      try {
+        parseConfig({ [name]: value });
+      } catch (err) {
+        message = err instanceof ConfigError ? err.message : String(err);
+      }
+      expect({ name, message }).toEqual({ name, message: expect.stringMatching(rule) });
+      expect({ name, leaks: message.includes(secret) }).toEqual({ name, leaks: false });
+    }
+  });
+
+  test("plain numbers and names are repeated, with the rule and no received value from valibot", () => {
+    expect(() => parseConfig({ PORT: "eighty" })).toThrow(
+      /^PORT must be a positive integer \(got "eighty"\)$/,
+    );
+    expect(() => parseConfig({ LOG_LEVEL: "loud" })).toThrow(
+      /^LOG_LEVEL Invalid type: expected \("debug" \| "info" \| "warn" \| "error"\) \(got "loud"\)$/,
+    );
+  });
+
+  test("a signing key that is not a JWK is refused without repeating any of its fields", async () => {
+    const secret = "private-part-s3cret";
+    const r = await runHarness(["dispatcher"], {
+      DATABASE_URL: "postgres://x@127.0.0.1:1/x",
+      OBJECT_STORE_URL: "file:///tmp/harness-test-objects",
+      INTERNAL_AUTH_TOKEN: "internal-token-0123456789",
+      CAPABILITY_SIGNING_KEY: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: 7, d: [secret] }),
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("CAPABILITY_SIGNING_KEY is not an Ed25519 JWK");
+    expect(r.stderr).not.toContain(secret);
+  });
+
   test("a bad value stops the process at start with one line naming the variable, exit 2", async () => {
     const r = await runHarness(["migrate"], {
       DATABASE_URL: "postgres://x@127.0.0.1:1/x",
@@ -70,6 +124,14 @@ describe("config", () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toContain("LEASE_DURATION_MS");
+    const token = await runHarness(["dispatcher"], {
+      DATABASE_URL: "postgres://x@127.0.0.1:1/x",
+      INTERNAL_AUTH_TOKEN: "short-secret-x",
+    });
+    expect(token.code).toBe(2);
+    expect(token.stderr.trim()).toBe(
+      "harness dispatcher: INTERNAL_AUTH_TOKEN must be at least 16 characters",
+    );
   });
 
   test("a missing database URL is refused naming DATABASE_URL", async () => {
