@@ -54,7 +54,8 @@ const cases: PoisonCase[] = [
     what: "another org's line 3",
     batch: (l) =>
       `${[l[0], l[1], l[2]?.replace(`"org_id":"${ORG}"`, '"org_id":"someone-else"'), ...l.slice(3)].join("\n")}\n`,
-    reason: 'line 3: org_id: "someone-else"',
+    // The reason names the rule, never the batch's bytes (the other org's name).
+    reason: `line 3: org_id: not the task's org "${ORG}"`,
   },
 ];
 
