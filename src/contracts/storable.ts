@@ -32,11 +32,14 @@ const SECONDS_PER_DAY = 86_400;
  * written date over (`…23:59:59.9999995`), and an instant whose UTC year
  * leaves 0001–9999 (`9999-12-31T23:30:00-01:00`, `0001-01-01T00:30:00+01:00`,
  * `9999-12-31T23:59:59.999999999Z`), which would read back as another year.
+ * Only those two dates and that one second can fail, so the common case
+ * reads a few characters and returns.
  */
 export function isStoredUnchanged(s: string): boolean {
-  const hour = two(s, 11);
-  const minute = two(s, 14);
-  const second = two(s, 17);
+  const lastDay = s.startsWith("9999-12-31");
+  const firstDay = s.startsWith("0001-01-01");
+  const lastSecond = s.startsWith("23:59:59", 11);
+  if (!lastDay && !firstDay && !lastSecond) return true;
   let at = 19;
   let carry = 0;
   if (s[at] === ".") {
@@ -44,13 +47,12 @@ export function isStoredUnchanged(s: string): boolean {
     while (at < s.length && digit(s, at) >= 0 && digit(s, at) <= 9) at++;
     carry = rint(Number.parseFloat(`0${s.slice(19, at)}`) * 1e6) >= 1e6 ? 1 : 0;
   }
+  if (carry === 1 && lastSecond) return false;
   const sign = s[at] === "-" ? -1 : 1;
   const offset = s[at] === "Z" || s[at] === "z" ? 0 : sign * (two(s, at + 1) * 60 + two(s, at + 4));
-  if (carry === 1 && hour === 23 && minute === 59 && second === 59) return false;
-  const utcSecondOfDay = hour * 3600 + minute * 60 + second + carry - offset * 60;
-  const date = s.slice(0, 10);
-  if (date === "9999-12-31") return utcSecondOfDay < SECONDS_PER_DAY;
-  if (date === "0001-01-01") return utcSecondOfDay >= 0;
+  const utcSecondOfDay = two(s, 11) * 3600 + two(s, 14) * 60 + two(s, 17) + carry - offset * 60;
+  if (lastDay) return utcSecondOfDay < SECONDS_PER_DAY;
+  if (firstDay) return utcSecondOfDay >= 0;
   return true;
 }
 
@@ -60,18 +62,24 @@ export type JsonValueProblem = "too_deep" | "inexact_number";
  * The first reason a parsed JSON value would not be stored as sent: nesting
  * past `maxDepth` (the value itself is depth 1), or a number that is not
  * finite (`1e400` parses to Infinity) or beyond ±2^53 (a 30-digit integer
- * parses to a nearby one). Iterative, so no depth of input can overflow the stack.
+ * parses to a nearby one). It recurses at most `maxDepth + 1` deep, whatever
+ * the depth of its input, so it cannot overflow the stack.
  */
-export function jsonValueProblem(value: unknown, maxDepth: number): JsonValueProblem | undefined {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const [v, depth] = next;
-    if (typeof v === "number") {
-      if (!Number.isFinite(v) || Math.abs(v) > MAX_EXACT_INTEGER) return "inexact_number";
-    } else if (typeof v === "object" && v !== null) {
-      if (depth > maxDepth) return "too_deep";
-      for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push([item, depth + 1]);
-    }
+export function jsonValueProblem(
+  value: unknown,
+  maxDepth: number,
+  depth = 1,
+): JsonValueProblem | undefined {
+  if (typeof value === "number") {
+    return Number.isFinite(value) && Math.abs(value) <= MAX_EXACT_INTEGER
+      ? undefined
+      : "inexact_number";
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  if (depth > maxDepth) return "too_deep";
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    const problem = jsonValueProblem(item, maxDepth, depth + 1);
+    if (problem !== undefined) return problem;
   }
   return undefined;
 }

@@ -28,11 +28,14 @@ function issueText(issue: v.BaseIssue<unknown> | undefined): string {
 
 /**
  * A number the text may spell more exactly than a double keeps: 16 or more
- * digits in a row, or a three-digit exponent. With at most 15 significant
- * digits and a smaller exponent a decimal survives a double unchanged
- * (DBL_DIG), so only such lines are parsed again with their source text.
+ * digits (and dots) in a row, or a three-digit exponent. With at most 15
+ * significant digits and a smaller exponent a decimal survives a double
+ * unchanged (DBL_DIG), so only lines with such a number are parsed again with
+ * their source text. A JSON number always follows `:`, `,` or `[` (and
+ * perhaps whitespace), which keeps digits inside strings (UUIDs, times)
+ * from matching.
  */
-const MAYBE_INEXACT = /[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}/;
+const MAYBE_INEXACT = /[:,[]\s*-?\d(?:[\d.]{15}|[\d.]*[eE][+-]?\d{3})/;
 
 /** `digits`×10^`exp` with no leading or trailing zeros, signed: equal values, equal text. */
 function canonicalDecimal(s: string): string {

@@ -6,11 +6,14 @@ import { Severity } from "../contracts/common";
  * any write, so its rows wait in memory, and as JavaScript strings and arrays
  * they took about twice the batch's size, and more once serialized for the
  * insert. Here each row is one record of UTF-8 bytes in shared slabs, about
- * the size of its line. The rows come back out in dedupe-key order, a chunk
- * of plain columns at a time, ready for one set-based insert each.
+ * the size of its line. The rows come back out a chunk of plain columns at a
+ * time, ready for one set-based insert each: in line order, or in
+ * dedupe-key order.
  *
- * Record: severity (1 byte), then dedupe_key, source, title, occurred_at and
- * the attributes' JSON, each as a 4-byte length and its UTF-8 bytes.
+ * Record: severity (1 byte), the length of the rest (4 bytes), then
+ * dedupe_key, source, title, occurred_at and the attributes' JSON joined by
+ * U+0000, as UTF-8. No valid value holds U+0000 (src/sink/line.ts refuses
+ * it), so the join is unambiguous and a key ends at its first 0x00 byte.
  */
 
 /** One chunk of rows as columns, the shape `unnest(…)` takes. */
@@ -26,10 +29,13 @@ export interface AlertColumns {
 }
 
 const SEVERITIES = Severity.options;
+/** Slabs start small (most batches are) and double up to SLAB_BYTES. */
+const FIRST_SLAB_BYTES = 64 * 1024;
 const SLAB_BYTES = 4 * 1024 * 1024;
 /** A record this large gets a slab of its own, so a slab's unused tail stays small. */
 const OWN_SLAB_BYTES = 256 * 1024;
-const TEXTS = 5;
+const HEAD = 5;
+const SEPARATOR = "\u0000";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -58,26 +64,31 @@ export class AlertRows {
   private slabOf = new Uint32Array(256);
   private offsetOf = new Uint32Array(256);
   private rows = 0;
+  private recordBytes = 0;
 
   get count(): number {
     return this.rows;
   }
 
+  /** The packed size of every row: about what their statements' parameters take. */
+  get bytes(): number {
+    return this.recordBytes;
+  }
+
   append(alert: AlertLine): void {
     const attributes = alert.attributes === undefined ? "{}" : JSON.stringify(alert.attributes);
-    const texts = [alert.dedupe_key, alert.source, alert.title, alert.occurred_at, attributes];
-    let size = 1;
-    for (const t of texts) size += 4 + Buffer.byteLength(t, "utf8");
-    const slab = this.room(size);
+    const text = [alert.dedupe_key, alert.source, alert.title, alert.occurred_at, attributes].join(
+      SEPARATOR,
+    );
+    // Room for the worst case (3 bytes per UTF-16 unit); only a large record is measured exactly.
+    const worst = HEAD + text.length * 3;
+    const slab = this.room(worst > OWN_SLAB_BYTES ? HEAD + Buffer.byteLength(text) : worst);
     const start = this.used;
+    const { written } = encoder.encodeInto(text, slab.subarray(start + HEAD));
     slab[start] = SEVERITIES.indexOf(alert.severity);
-    let at = start + 1;
-    for (const t of texts) {
-      const { written } = encoder.encodeInto(t, slab.subarray(at + 4));
-      setU32(slab, at, written);
-      at += 4 + written;
-    }
-    this.used = at;
+    setU32(slab, start + 1, written);
+    this.used = start + HEAD + written;
+    this.recordBytes += HEAD + written;
     this.slabOf = grown(this.slabOf, this.rows + 1);
     this.offsetOf = grown(this.offsetOf, this.rows + 1);
     this.slabOf[this.rows] = this.slabs.length - 1;
@@ -85,14 +96,22 @@ export class AlertRows {
     this.rows++;
   }
 
-  /** The slab to write `size` bytes into, at `this.used`. */
+  /** The slab to write up to `size` bytes into, at `this.used`. */
   private room(size: number): Uint8Array {
     const last = this.slabs[this.slabs.length - 1];
     if (last !== undefined && last.byteLength - this.used >= size) return last;
-    const slab = new Uint8Array(size > OWN_SLAB_BYTES ? size : SLAB_BYTES);
+    const next = Math.min(SLAB_BYTES, (last?.byteLength ?? FIRST_SLAB_BYTES / 2) * 2);
+    const slab = new Uint8Array(Math.max(size, next));
     this.slabs.push(slab);
     this.used = 0;
     return slab;
+  }
+
+  /** Row numbers in line order. */
+  lineOrder(): Uint32Array {
+    const order = new Uint32Array(this.rows);
+    for (let i = 0; i < this.rows; i++) order[i] = i;
+    return order;
   }
 
   /**
@@ -100,24 +119,21 @@ export class AlertRows {
    * collation orders them), the earlier line first among equal keys.
    */
   keyOrder(): Uint32Array {
-    const order = new Uint32Array(this.rows);
-    for (let i = 0; i < this.rows; i++) order[i] = i;
-    return order.sort((a, b) => this.compareKeys(a, b) || a - b);
+    return this.lineOrder().sort((a, b) => this.compareKeys(a, b) || a - b);
   }
 
+  /** Byte by byte up to the key's end (its 0x00 separator, below every other byte). */
   private compareKeys(a: number, b: number): number {
     const sa = this.slabs[this.slabOf[a] ?? 0] ?? new Uint8Array();
     const sb = this.slabs[this.slabOf[b] ?? 0] ?? new Uint8Array();
-    const oa = (this.offsetOf[a] ?? 0) + 1;
-    const ob = (this.offsetOf[b] ?? 0) + 1;
-    const la = u32(sa, oa);
-    const lb = u32(sb, ob);
-    const n = Math.min(la, lb);
-    for (let i = 4; i < n + 4; i++) {
-      const d = (sa[oa + i] ?? 0) - (sb[ob + i] ?? 0);
-      if (d !== 0) return d;
+    const oa = (this.offsetOf[a] ?? 0) + HEAD;
+    const ob = (this.offsetOf[b] ?? 0) + HEAD;
+    for (let i = 0; ; i++) {
+      const x = sa[oa + i] ?? 0;
+      const y = sb[ob + i] ?? 0;
+      if (x !== y) return x - y;
+      if (x === 0) return 0;
     }
-    return la - lb;
   }
 
   /** The rows of `order` as columns, `maxRows` or about `maxBytes` of records at a time. */
@@ -139,21 +155,17 @@ export class AlertRows {
   private appendTo(c: AlertColumns, row: number): number {
     const slab = this.slabs[this.slabOf[row] ?? 0] ?? new Uint8Array();
     const start = this.offsetOf[row] ?? 0;
+    const length = u32(slab, start + 1);
+    const text = decoder.decode(slab.subarray(start + HEAD, start + HEAD + length));
+    const [key = "", source = "", title = "", occurredAt = "", attributes = "{}"] =
+      text.split(SEPARATOR);
     c.severities.push(SEVERITIES[slab[start] ?? 0] ?? "info");
-    const texts: string[] = [];
-    let at = start + 1;
-    for (let i = 0; i < TEXTS; i++) {
-      const length = u32(slab, at);
-      texts.push(decoder.decode(slab.subarray(at + 4, at + 4 + length)));
-      at += 4 + length;
-    }
-    const [key = "", source = "", title = "", occurredAt = "", attributes = "{}"] = texts;
     c.dedupeKeys.push(key);
     c.sources.push(source);
     c.titles.push(title);
     c.occurredAts.push(occurredAt);
     c.attributes.push(attributes);
-    return at - start;
+    return HEAD + length;
   }
 }
 

@@ -33,8 +33,8 @@ interface ChunkParams {
 }
 
 /**
- * One chunk, in the order of its arrays (WITH ORDINALITY), skipping keys its
- * org already has. The last chunk records the batch in `data.sink_batches`
+ * One chunk, in key order ("C" collation: UTF-8 bytes), then the order of its
+ * arrays (WITH ORDINALITY), skipping keys its org already has. The last chunk records the batch in `data.sink_batches`
  * in the same statement.
  */
 async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Promise<number> {
@@ -48,7 +48,7 @@ async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Prom
         ${c.dedupeKeys}::text[], ${c.sources}::text[], ${c.severities}::text[],
         ${c.titles}::text[], ${c.occurredAts}::text[], ${c.attributes}::text[]
       ) WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
-      ORDER BY u.n
+      ORDER BY u.dedupe_key COLLATE "C", u.n
       ON CONFLICT (org_id, dedupe_key) DO NOTHING
       RETURNING 1
     )${
@@ -79,7 +79,11 @@ async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Prom
  */
 export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Promise<BatchCounts> {
   const total = p.rows.count;
-  const chunks = p.rows.columns(p.rows.keyOrder(), CHUNK_ROWS, CHUNK_BYTES);
+  // One chunk: the statement orders its rows itself. Several: sorted here, so
+  // that the chunks follow each other in key order too.
+  const one = total <= CHUNK_ROWS && p.rows.bytes <= CHUNK_BYTES;
+  const order = one ? p.rows.lineOrder() : p.rows.keyOrder();
+  const chunks = p.rows.columns(order, CHUNK_ROWS, CHUNK_BYTES);
   const counted = (inserted: number): BatchCounts => ({
     rowsInserted: inserted,
     rowsSkipped: total - inserted,
