@@ -1,5 +1,7 @@
 import { config } from "../config";
 import { startDispatcher } from "../dispatcher/server";
+import { createLogger } from "../log";
+import { warnExcessPrivilege } from "../users/excess";
 import { harnessCommand, intFlag } from "./_command";
 
 export default harnessCommand({
@@ -13,6 +15,7 @@ export default harnessCommand({
   async run({ args }) {
     const cfg = config();
     const port = args.port === undefined ? cfg.port : intFlag("port", args.port, 1, 65_535);
+    await warnExcessPrivilege("dispatcher", cfg, process.env, createLogger("dispatcher"));
     const running = await startDispatcher(cfg, port);
     await new Promise<void>((resolve) => {
       let stopping = false;

@@ -23,5 +23,6 @@ export const harness = defineCommand({
     verify: () => import("./verify").then((m) => m.default),
     contracts: () => import("./contracts").then((m) => m.default),
     ui: () => import("./ui").then((m) => m.default),
+    user: () => import("./user").then((m) => m.default),
   },
 });

@@ -3,6 +3,7 @@ import { createLogger } from "../log";
 import { SINK_LOG } from "../sink/logs";
 import { runSink } from "../sink/main";
 import { summaryLine } from "../sink/metrics";
+import { warnExcessPrivilege } from "../users/excess";
 import { harnessCommand, intFlag } from "./_command";
 import { giveUpArg, giveUpFlag } from "./_give-up";
 
@@ -30,6 +31,7 @@ export default harnessCommand({
     const idleMs = intFlag("idle-ms", args["idle-ms"], 0, 3_600_000);
     const giveUpMs = giveUpFlag(args["give-up-ms"], args["until-idle"]);
     const log = createLogger("sink");
+    await warnExcessPrivilege("sink", config(), process.env, log);
     const stop = new AbortController();
     const onSignal = (signal: string) => {
       if (!stop.signal.aborted) log.info(SINK_LOG.stopping, { signal });

@@ -1,5 +1,6 @@
 import { config } from "../config";
 import { createLogger } from "../log";
+import { warnExcessPrivilege } from "../users/excess";
 import { ExecSetupError } from "../worker/exec/setup";
 import { WORKER_LOG } from "../worker/logs";
 import { runWorker } from "../worker/main";
@@ -94,6 +95,7 @@ export default harnessCommand({
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    await warnExcessPrivilege("worker", config(), process.env, log);
     const stats = await runWorker(
       config(),
       {

@@ -11,6 +11,8 @@ export const SQLSTATE = {
   cannotConnectNow: "57P03",
   invalidCatalogName: "3D000",
   undefinedTable: "42P01",
+  duplicateObject: "42710",
+  insufficientPrivilege: "42501",
   undefinedObject: "42704",
   invalidSchemaName: "3F000",
   connectionException: "08000",

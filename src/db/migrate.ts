@@ -1,4 +1,5 @@
 import type { Sql } from "./connect";
+import { privilegesApply } from "./grants";
 import { embeddedMigrations } from "./migrations.macro" with { type: "macro" };
 import type { EmbeddedMigration } from "./migrations.macro";
 
@@ -7,6 +8,8 @@ import type { EmbeddedMigration } from "./migrations.macro";
  * migrator reads files at run time and takes no lock, so this one runs on
  * data inlined at build time, under a transaction-scoped advisory lock:
  * two `harness migrate` at once serialize, and the second applies nothing.
+ * Every run ends by setting the harness group roles' privileges in the
+ * set's schema to exactly ./grants.ts, in the same transaction.
  */
 
 export type MigrationSet = "state" | "data";
@@ -47,6 +50,7 @@ export async function migrateDatabase(sql: Sql, set: MigrationSet): Promise<stri
         VALUES (${migration.tag}, ${migration.hash}, ${migration.when})`;
       applied.push(migration.tag);
     }
+    await privilegesApply(tx, set);
     return applied;
   });
 }

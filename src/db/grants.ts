@@ -1,0 +1,221 @@
+import { getTableConfig, type PgTable } from "drizzle-orm/pg-core";
+import { createLogger } from "../log";
+import type { Db } from "./connect";
+import { alertEvents, sinkBatches } from "./data";
+import { SQLSTATE, sqlState } from "./errors";
+import { ident } from "./quote";
+import { outbox, queueMessages, signingKeys, taskAttempts, tasks } from "./state";
+
+/**
+ * Least privilege (DESIGN.md's role table, invariant 9), as data: the
+ * NOLOGIN group roles every harness user belongs to, and exactly what each
+ * may do in each database. `harness migrate` applies it to every database it
+ * migrates, every time (`privilegesApply`), in the migration's transaction:
+ * missing groups are created, every privilege the groups hold in the
+ * migrated schema is revoked, and this table is granted again. So a table a
+ * later migration adds is covered by the next migrate with no grant
+ * migration of its own, a grant made by hand is undone, and no session ever
+ * sees a group without its grants. Roles are cluster-wide and grants are
+ * per database: state and data may be one database or two, on one server or two.
+ */
+
+export const GROUPS = [
+  "harness_dispatcher",
+  "harness_worker",
+  "harness_sink",
+  "harness_reader",
+  "harness_redriver",
+] as const;
+export type Group = (typeof GROUPS)[number];
+
+export type GrantSet = "state" | "data";
+
+export interface Grant {
+  /** e.g. `SELECT, UPDATE`, or with columns `SELECT (id, org_id)`. */
+  privileges: string;
+  /** e.g. `TABLE state.tasks`, `SEQUENCE state.outbox_id_seq`, `SCHEMA state`. */
+  on: string;
+  to: readonly Group[];
+}
+
+const log = createLogger("migrate");
+
+const table = (t: PgTable) => {
+  const c = getTableConfig(t);
+  return `${ident(c.schema ?? "public")}.${ident(c.name)}`;
+};
+
+/** Every column of `t` but `except`: column grants that keep one column out of reach. */
+function columnsExcept(t: PgTable, except: readonly string[]): string {
+  const names = getTableConfig(t)
+    .columns.map((c) => c.name)
+    .filter((n) => !except.includes(n));
+  return names.map(ident).join(", ");
+}
+
+/** Lease tokens stay with the dispatcher: the reader sees every other column. */
+const NOT_FOR_READERS = ["lease_token"];
+
+export const GRANTS: Record<GrantSet, readonly Grant[]> = {
+  state: [
+    {
+      privileges: "USAGE",
+      on: "SCHEMA state",
+      to: [
+        "harness_dispatcher",
+        "harness_worker",
+        "harness_sink",
+        "harness_reader",
+        "harness_redriver",
+      ],
+    },
+    // The dispatcher: tasks, attempts, outbox and signing keys; it publishes the outbox.
+    { privileges: "SELECT, UPDATE", on: `TABLE ${table(tasks)}`, to: ["harness_dispatcher"] },
+    {
+      privileges: "SELECT, INSERT, UPDATE",
+      on: `TABLE ${table(taskAttempts)}, ${table(outbox)}`,
+      to: ["harness_dispatcher"],
+    },
+    { privileges: "USAGE", on: "SEQUENCE state.outbox_id_seq", to: ["harness_dispatcher"] },
+    { privileges: "SELECT, INSERT", on: `TABLE ${table(signingKeys)}`, to: ["harness_dispatcher"] },
+    {
+      privileges: "INSERT (queue_name, payload, available_at), SELECT (id)",
+      on: `TABLE ${table(queueMessages)}`,
+      to: ["harness_dispatcher"],
+    },
+    { privileges: "USAGE", on: "SEQUENCE state.queue_messages_id_seq", to: ["harness_dispatcher"] },
+    // The worker and the sink: their queue's messages, received, acked and dead-lettered.
+    {
+      privileges: "SELECT, UPDATE, DELETE",
+      on: `TABLE ${table(queueMessages)}`,
+      to: ["harness_worker", "harness_sink"],
+    },
+    // status, dlq list and the dashboard: everything but lease tokens and signing keys.
+    {
+      privileges: `SELECT (${columnsExcept(tasks, NOT_FOR_READERS)})`,
+      on: `TABLE ${table(tasks)}`,
+      to: ["harness_reader"],
+    },
+    {
+      privileges: `SELECT (${columnsExcept(taskAttempts, NOT_FOR_READERS)})`,
+      on: `TABLE ${table(taskAttempts)}`,
+      to: ["harness_reader"],
+    },
+    {
+      privileges: "SELECT",
+      on: `TABLE ${table(outbox)}, ${table(queueMessages)}`,
+      to: ["harness_reader"],
+    },
+    // dlq redrive: dead letters back to their queue.
+    {
+      privileges: "SELECT (id, queue_name), UPDATE (queue_name, receive_count, available_at)",
+      on: `TABLE ${table(queueMessages)}`,
+      to: ["harness_redriver"],
+    },
+  ],
+  data: [
+    { privileges: "USAGE", on: "SCHEMA data", to: ["harness_sink", "harness_reader"] },
+    {
+      privileges: "SELECT, INSERT",
+      on: `TABLE ${table(alertEvents)}, ${table(sinkBatches)}`,
+      to: ["harness_sink"],
+    },
+    { privileges: "USAGE", on: "SEQUENCE data.sink_batches_id_seq", to: ["harness_sink"] },
+    {
+      privileges: "SELECT",
+      on: `TABLE ${table(alertEvents)}, ${table(sinkBatches)}`,
+      to: ["harness_reader"],
+    },
+  ],
+};
+
+/** Who connects to each database at all. */
+const CONNECTS: Record<GrantSet, readonly Group[]> = {
+  state: [
+    "harness_dispatcher",
+    "harness_worker",
+    "harness_sink",
+    "harness_reader",
+    "harness_redriver",
+  ],
+  data: ["harness_sink", "harness_reader"],
+};
+
+/**
+ * Creates the missing groups (NOLOGIN). Two migrates of two databases on one
+ * server may race to create one: the loser finds it made. A user that may
+ * not create roles leaves them missing, with one warning. Returns the groups there now.
+ */
+export async function groupsEnsure(tx: Db): Promise<Group[]> {
+  const rows = await tx`SELECT rolname FROM pg_roles WHERE rolname = ANY(${[...GROUPS]}::text[])`;
+  const present = new Set(rows.map((r) => String(r.rolname)));
+  const refused: Group[] = [];
+  for (const group of GROUPS) {
+    if (present.has(group)) continue;
+    try {
+      await tx.unsafe(`SAVEPOINT harness_group`);
+      await tx.unsafe(`CREATE ROLE ${ident(group)} NOLOGIN`);
+      await tx.unsafe(`RELEASE SAVEPOINT harness_group`);
+      present.add(group);
+    } catch (err) {
+      await tx.unsafe(`ROLLBACK TO SAVEPOINT harness_group`);
+      const code = sqlState(err);
+      if (code === SQLSTATE.duplicateObject || code === SQLSTATE.uniqueViolation)
+        present.add(group);
+      else if (code === SQLSTATE.insufficientPrivilege) refused.push(group);
+      else throw new Error(`creating the group role ${group}`, { cause: err });
+    }
+  }
+  if (refused.length > 0) {
+    log.warn(GRANTS_LOG.groupsMissing, {
+      groups: refused,
+      fix: "run harness migrate once as a user with CREATEROLE (or a superuser); until then every role must connect as the owner",
+    });
+  }
+  return GROUPS.filter((g) => present.has(g));
+}
+
+export const GRANTS_LOG = {
+  groupsMissing:
+    "the harness group roles are missing and this user may not create them: roles cannot run with least privilege",
+} as const;
+
+/**
+ * Makes the groups' privileges in this database's `set` schema exactly the
+ * table above: revoke everything they hold there, grant the table. The
+ * caller's transaction makes the swap atomic for every other session.
+ */
+export async function privilegesApply(tx: Db, set: GrantSet): Promise<void> {
+  const groups = await groupsEnsure(tx);
+  if (groups.length === 0) return;
+  const all = groups.map(ident).join(", ");
+  const schema = ident(set);
+  await tx.unsafe(`REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${all}`);
+  await tx.unsafe(`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${schema} FROM ${all}`);
+  await tx.unsafe(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${schema} FROM ${all}`);
+  await tx.unsafe(`REVOKE ALL ON SCHEMA ${schema} FROM ${all}`);
+  for (const grant of GRANTS[set]) {
+    const to = grant.to.filter((g) => groups.includes(g));
+    if (to.length === 0) continue;
+    await tx.unsafe(`GRANT ${grant.privileges} ON ${grant.on} TO ${to.map(ident).join(", ")}`);
+  }
+  await databaseConnectGrant(
+    tx,
+    CONNECTS[set].filter((g) => groups.includes(g)),
+  );
+}
+
+/**
+ * CONNECT on this database, for when PUBLIC's was revoked. Only its owner
+ * (or a superuser) may grant it; anyone else leaves it to them.
+ */
+async function databaseConnectGrant(tx: Db, groups: readonly Group[]): Promise<void> {
+  const [row] = await tx`
+    SELECT current_database() AS db,
+           pg_has_role(current_user, d.datdba, 'USAGE') AS may
+    FROM pg_database d WHERE d.datname = current_database()`;
+  if (groups.length === 0 || row?.may !== true) return;
+  await tx.unsafe(
+    `GRANT CONNECT ON DATABASE ${ident(String(row.db))} TO ${groups.map(ident).join(", ")}`,
+  );
+}
