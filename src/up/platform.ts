@@ -6,12 +6,14 @@ import { migrateAll } from "../db/migrator";
 import { createLogger } from "../log";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../platform/embedded";
 import { Supervisor } from "../platform/supervisor";
+import { platformUsers, roleEnvs } from "./credentials";
 import type { Home } from "./home";
 
 /**
  * The whole platform on one machine: databases (given, or an embedded
- * PostgreSQL under the home folder), migrations, and the roles as
- * supervised child processes that are restarted when they die.
+ * PostgreSQL under the home folder), migrations, a database user per role
+ * (./credentials.ts), and the roles as supervised child processes, each with
+ * only its own credentials, restarted when they die.
  */
 
 const log = createLogger("up");
@@ -35,7 +37,7 @@ export interface RunningPlatform {
 /** `.harness/env`: `source` it in another shell to reach the running platform (`harness status --watch`). */
 function writeEnvFile(file: string, env: Record<string, string | undefined>): void {
   const lines = Object.entries(env)
-    .filter((e): e is [string, string] => e[1] !== undefined && e[0] !== "PORT")
+    .filter((e): e is [string, string] => e[1] !== undefined)
     .map(([k, v]) => `export ${k}='${v.replaceAll("'", "'\\''")}'`);
   writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
 }
@@ -90,26 +92,36 @@ export async function startPlatform(
     }
     const port = process.env.PORT ? cfg.port : await freePort();
     const dispatcherUrl = `http://127.0.0.1:${port}`;
-    const env = {
+    const objectStoreUrl = cfg.objectStoreUrl ?? pathToFileURL(home.objectsDir).href;
+    const internalAuthToken = cfg.internalAuthToken ?? home.secrets.internal_auth_token;
+    const signingKey = cfg.capability.signingKey ?? home.secrets.capability_signing_key;
+    // The operator's own settings (owner URLs), for `source .harness/env` in another shell.
+    writeEnvFile(join(home.dir, "env"), {
       STATE_DATABASE_URL: db.state,
       DATA_DATABASE_URL: db.data,
-      DATABASE_URL: undefined,
-      OBJECT_STORE_URL: cfg.objectStoreUrl ?? pathToFileURL(home.objectsDir).href,
-      INTERNAL_AUTH_TOKEN: cfg.internalAuthToken ?? home.secrets.internal_auth_token,
-      CAPABILITY_SIGNING_KEY: cfg.capability.signingKey ?? home.secrets.capability_signing_key,
+      OBJECT_STORE_URL: objectStoreUrl,
+      INTERNAL_AUTH_TOKEN: internalAuthToken,
+      CAPABILITY_SIGNING_KEY: signingKey,
       DISPATCHER_URL: dispatcherUrl,
-      PORT: String(port),
       // Tells a one-shot command run from `source .harness/env` where its settings came from.
       HARNESS_UP_DIR: home.dir,
-    };
-    writeEnvFile(join(home.dir, "env"), env);
-    supervisor.start({ name: "dispatcher", args: ["dispatcher"], env, restart: true });
+    });
+    const env = roleEnvs({
+      users: await platformUsers({ state: db.state, data: db.data }),
+      objectStoreUrl,
+      dispatcherUrl,
+      internalAuthToken,
+      signingKey,
+      s3: cfg.s3,
+    });
+    const dispatcherEnv = { ...env.dispatcher, PORT: String(port) };
+    supervisor.start({ name: "dispatcher", args: ["dispatcher"], env: dispatcherEnv, restart: true });
     await waitReady(dispatcherUrl, 30_000);
     for (let i = 1; i <= options.workers; i++) {
       const args = ["worker", "--concurrency", String(options.concurrency)];
-      supervisor.start({ name: `worker-${i}`, args, env, restart: true });
+      supervisor.start({ name: `worker-${i}`, args, env: env.worker, restart: true });
     }
-    supervisor.start({ name: "sink", args: ["sink"], env, restart: true });
+    supervisor.start({ name: "sink", args: ["sink"], env: env.sink, restart: true });
     const ui = {
       port: process.env.UI_PORT ? cfg.ui.port : await freePort(),
       token: cfg.ui.authToken ?? home.secrets.ui_auth_token,
@@ -118,7 +130,7 @@ export async function startPlatform(
     supervisor.start({
       name: "ui",
       args: uiArgs,
-      env: { ...env, UI_AUTH_TOKEN: ui.token },
+      env: { ...env.sink, UI_AUTH_TOKEN: ui.token },
       restart: true,
     });
     return {

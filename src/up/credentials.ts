@@ -1,0 +1,113 @@
+import { createHash } from "node:crypto";
+import type { Config } from "../config";
+import { createLogger } from "../log";
+import { type OwnerUrls, type RoleUrls, userAdd } from "../users/provision";
+
+/**
+ * Each role of `harness up` gets only its own credentials (DESIGN.md's role
+ * table): `up` makes a database user per role with the owner's URLs, a new
+ * password at every start, and hands each child process its own variables.
+ * Children inherit up's environment, so every secret a role must not hold is
+ * cleared in its environment explicitly.
+ */
+
+const log = createLogger("up");
+
+export type PlatformRole = "dispatcher" | "worker" | "sink";
+export type RoleEnv = Record<string, string | undefined>;
+
+/** Every variable that carries a secret or a privileged URL. */
+const SECRETS = [
+  "DATABASE_URL",
+  "STATE_DATABASE_URL",
+  "DATA_DATABASE_URL",
+  "INTERNAL_AUTH_TOKEN",
+  "CAPABILITY_SIGNING_KEY",
+  "CAPABILITY_KEY_FILE",
+  "S3_ACCESS_KEY_ID",
+  "S3_SECRET_ACCESS_KEY",
+  "UI_AUTH_TOKEN",
+] as const;
+
+/**
+ * The user name of a role for these databases: stable, and distinct for two
+ * platforms on one server (roles are cluster-wide, databases are not).
+ */
+export function upUserName(owner: OwnerUrls, role: PlatformRole): string {
+  const db = (url: string) => {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port}${u.pathname}`;
+  };
+  const tag = createHash("sha256")
+    .update(`${db(owner.state)}|${db(owner.data)}`)
+    .digest("hex")
+    .slice(0, 8);
+  return `harness_up_${tag}_${role}`;
+}
+
+/**
+ * The users of the three roles (made, or given new passwords). Where they
+ * cannot be made — the owner may not create roles — every role connects as
+ * the owner, with one warning here and one from each role as it starts.
+ */
+export async function platformUsers(owner: OwnerUrls): Promise<Record<PlatformRole, RoleUrls>> {
+  const make = async (role: PlatformRole) =>
+    (await userAdd(owner, { name: upUserName(owner, role), role, rotate: true })).urls;
+  try {
+    const [dispatcher, worker, sink] = await Promise.all([
+      make("dispatcher"),
+      make("worker"),
+      make("sink"),
+    ]);
+    return { dispatcher, worker, sink };
+  } catch (err) {
+    log.warn(UP_LOG.noUsers, { err });
+    const urls = { STATE_DATABASE_URL: owner.state, DATA_DATABASE_URL: owner.data };
+    return { dispatcher: urls, worker: urls, sink: urls };
+  }
+}
+
+export const UP_LOG = {
+  noUsers: "could not make a database user per role: every role connects as the owner",
+} as const;
+
+export interface RoleEnvInputs {
+  users: Record<PlatformRole, RoleUrls>;
+  objectStoreUrl: string;
+  dispatcherUrl: string;
+  internalAuthToken: string;
+  signingKey: string;
+  s3: Config["s3"];
+}
+
+/** Each role's environment: its own URLs and secrets, every other secret cleared. */
+export function roleEnvs(p: RoleEnvInputs): Record<PlatformRole, RoleEnv> {
+  const cleared: RoleEnv = Object.fromEntries(SECRETS.map((k) => [k, undefined]));
+  const store: RoleEnv = {
+    OBJECT_STORE_URL: p.objectStoreUrl,
+    S3_ACCESS_KEY_ID: p.s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: p.s3.secretAccessKey,
+  };
+  return {
+    dispatcher: {
+      ...cleared,
+      STATE_DATABASE_URL: p.users.dispatcher.STATE_DATABASE_URL,
+      INTERNAL_AUTH_TOKEN: p.internalAuthToken,
+      CAPABILITY_SIGNING_KEY: p.signingKey,
+      OBJECT_STORE_URL: p.objectStoreUrl,
+    },
+    worker: {
+      ...cleared,
+      ...store,
+      STATE_DATABASE_URL: p.users.worker.STATE_DATABASE_URL,
+      DISPATCHER_URL: p.dispatcherUrl,
+      INTERNAL_AUTH_TOKEN: p.internalAuthToken,
+    },
+    sink: {
+      ...cleared,
+      ...store,
+      STATE_DATABASE_URL: p.users.sink.STATE_DATABASE_URL,
+      DATA_DATABASE_URL: p.users.sink.DATA_DATABASE_URL,
+    },
+  };
+}
