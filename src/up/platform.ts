@@ -115,7 +115,12 @@ export async function startPlatform(
       s3: cfg.s3,
     });
     const dispatcherEnv = { ...env.dispatcher, PORT: String(port) };
-    supervisor.start({ name: "dispatcher", args: ["dispatcher"], env: dispatcherEnv, restart: true });
+    supervisor.start({
+      name: "dispatcher",
+      args: ["dispatcher"],
+      env: dispatcherEnv,
+      restart: true,
+    });
     await waitReady(dispatcherUrl, 30_000);
     for (let i = 1; i <= options.workers; i++) {
       const args = ["worker", "--concurrency", String(options.concurrency)];
