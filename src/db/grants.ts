@@ -53,6 +53,19 @@ function columnsExcept(t: PgTable, except: readonly string[]): string {
   return names.map(ident).join(", ");
 }
 
+/**
+ * What a consumer may do with its queue; each function refuses a queue
+ * other than the caller's group's (task_wakeup: worker, buffer_queue: sink).
+ */
+const QUEUE_CONSUMER_FUNCTIONS = [
+  "queue_receive",
+  "queue_ack",
+  "queue_extend",
+  "queue_record_error",
+  "queue_dead_letter",
+  "queue_depth",
+];
+
 /** Lease tokens stay with the dispatcher: the reader sees every other column. */
 const NOT_FOR_READERS = ["lease_token"];
 
@@ -78,16 +91,11 @@ export const GRANTS: Record<GrantSet, readonly Grant[]> = {
     },
     { privileges: "USAGE", on: "SEQUENCE state.outbox_id_seq", to: ["harness_dispatcher"] },
     { privileges: "SELECT, INSERT", on: `TABLE ${table(signingKeys)}`, to: ["harness_dispatcher"] },
+    // The queue, only through its functions (drizzle/state/0008_queue_functions.sql).
+    { privileges: "EXECUTE", on: "FUNCTION state.queue_publish", to: ["harness_dispatcher"] },
     {
-      privileges: "INSERT (queue_name, payload, available_at), SELECT (id)",
-      on: `TABLE ${table(queueMessages)}`,
-      to: ["harness_dispatcher"],
-    },
-    { privileges: "USAGE", on: "SEQUENCE state.queue_messages_id_seq", to: ["harness_dispatcher"] },
-    // The worker and the sink: their queue's messages, received, acked and dead-lettered.
-    {
-      privileges: "SELECT, UPDATE, DELETE",
-      on: `TABLE ${table(queueMessages)}`,
+      privileges: "EXECUTE",
+      on: `FUNCTION ${QUEUE_CONSUMER_FUNCTIONS.map((f) => `state.${f}`).join(", ")}`,
       to: ["harness_worker", "harness_sink"],
     },
     // status, dlq list and the dashboard: everything but lease tokens and signing keys.
@@ -106,12 +114,7 @@ export const GRANTS: Record<GrantSet, readonly Grant[]> = {
       on: `TABLE ${table(outbox)}, ${table(queueMessages)}`,
       to: ["harness_reader"],
     },
-    // dlq redrive: dead letters back to their queue.
-    {
-      privileges: "SELECT (id, queue_name), UPDATE (queue_name, receive_count, available_at)",
-      on: `TABLE ${table(queueMessages)}`,
-      to: ["harness_redriver"],
-    },
+    { privileges: "EXECUTE", on: "FUNCTION state.queue_redrive", to: ["harness_redriver"] },
   ],
   data: [
     { privileges: "USAGE", on: "SCHEMA data", to: ["harness_sink", "harness_reader"] },
@@ -194,6 +197,8 @@ export async function privilegesApply(tx: Db, set: GrantSet): Promise<void> {
   await tx.unsafe(`REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${schema} FROM ${all}`);
   await tx.unsafe(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${schema} FROM ${all}`);
   await tx.unsafe(`REVOKE ALL ON SCHEMA ${schema} FROM ${all}`);
+  // A new function is executable by PUBLIC until told otherwise.
+  await tx.unsafe(`REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} FROM PUBLIC`);
   for (const grant of GRANTS[set]) {
     const to = grant.to.filter((g) => groups.includes(g));
     if (to.length === 0) continue;

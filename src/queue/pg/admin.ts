@@ -37,7 +37,7 @@ export function pgAdmin(db: Db): QueueAdmin {
 
     redrive(p: { queue: QueueName; id?: string }) {
       const one = p.id === undefined ? {} : { id: p.id };
-      return messagesRedrive(db, { dlq: dlqName(p.queue), queue: p.queue, ...one });
+      return messagesRedrive(db, { queue: p.queue, ...one });
     },
   };
 }

@@ -22,16 +22,14 @@ export interface PgQueueOptions {
 
 export class PgQueue implements QueueBackend {
   readonly kind = "pgqueue";
-  readonly #deleter: Deleter;
+  readonly #deleters = new Map<QueueName, Deleter>();
   #signal: Promise<QueueSignal> | undefined;
   #closed: Promise<void> | undefined;
 
   private constructor(
     private readonly sql: Sql,
     private readonly where: string,
-  ) {
-    this.#deleter = newDeleter(sql);
-  }
+  ) {}
 
   /** Opens a pool on the STATE database at `url`. */
   static open(url: string, o: PgQueueOptions): PgQueue {
@@ -40,7 +38,12 @@ export class PgQueue implements QueueBackend {
 
   async consumer<Q extends QueueName>(queue: Q, options: ConsumerOptions): Promise<PgConsumer<Q>> {
     const signal = await this.#listen();
-    return new PgConsumer(queue, options, { db: this.sql, deleter: this.#deleter, signal });
+    let deleter = this.#deleters.get(queue);
+    if (deleter === undefined) {
+      deleter = newDeleter(this.sql, queue);
+      this.#deleters.set(queue, deleter);
+    }
+    return new PgConsumer(queue, options, { db: this.sql, deleter, signal });
   }
 
   publisher(tx?: Db): QueuePublisher {

@@ -1,4 +1,4 @@
-import { dlqName, type QueueName } from "../../contracts/queue";
+import type { QueueName } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { checkIncoming } from "../contract";
 import type { ConsumerOptions, Depth, Message, QueueConsumer } from "../seam";
@@ -8,7 +8,7 @@ import {
   type MessageRow,
   messagesDeadLetter,
   messagesDeleteIds,
-  messagesDepth,
+  messagesDepthOf,
   messagesReceive,
   messagesRecordError,
   messagesSetVisibility,
@@ -19,7 +19,8 @@ import {
  * receives are merged into one statement while another is in flight
  * (./coalesce.ts): the same SKIP LOCKED receive, its rows handed out in id
  * order, each caller getting at most its `max`. Acks are merged the same way,
- * by the deleter the backend shares among its consumers.
+ * by the queue's deleter, which the backend shares among that queue's consumers.
+ * Every call is one of the queue's SQL functions, for this queue only.
  */
 
 const RECEIVE_IN_FLIGHT = 2;
@@ -29,11 +30,11 @@ const DELETE_MERGED_MAX = 1000;
 
 export type Deleter = Coalescer<readonly string[], number>;
 
-/** Deletes ids; an id listed by two merged calls counts for the first one only. */
-export function newDeleter(db: Db): Deleter {
+/** Deletes ids of `queue`; an id listed by two merged calls counts for the first one only. */
+export function newDeleter(db: Db, queue: QueueName): Deleter {
   return new Coalescer<readonly string[], number>({
     run: async (lists) => {
-      const gone = new Set(await messagesDeleteIds(db, lists.flat()));
+      const gone = new Set(await messagesDeleteIds(db, { queue, ids: lists.flat() }));
       return lists.map((list) => {
         let n = 0;
         for (const id of list) if (gone.delete(id)) n++;
@@ -54,14 +55,12 @@ export interface PgConsumerDeps {
 
 export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   readonly #receiver: Coalescer<number, MessageRow[]>;
-  readonly #dlq: string;
 
   constructor(
     readonly queue: Q,
     private readonly options: ConsumerOptions,
     private readonly deps: PgConsumerDeps,
   ) {
-    this.#dlq = dlqName(queue);
     this.#receiver = new Coalescer<number, MessageRow[]>({
       run: (maxes) => this.#receiveMerged(maxes),
       weight: (max) => max,
@@ -73,7 +72,6 @@ export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   async #receiveMerged(maxes: number[]): Promise<MessageRow[][]> {
     const rows = await messagesReceive(this.deps.db, {
       queue: this.queue,
-      dlq: this.#dlq,
       max: maxes.reduce((sum, m) => sum + m, 0),
       visibilityTimeoutMs: this.options.visibilityTimeoutMs,
       maxReceives: this.options.maxReceives,
@@ -129,13 +127,13 @@ export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
     const to =
       until instanceof Date ? { until } : { visibilityTimeoutMs: until.visibilityTimeoutMs };
     return this.#run(`extending the visibility of message ${m.id}`, () =>
-      messagesSetVisibility(this.deps.db, { id: m.id, ...to }),
+      messagesSetVisibility(this.deps.db, { queue: this.queue, id: m.id, ...to }),
     );
   }
 
   recordError(m: Message<Q>, error: string): Promise<void> {
     return this.#run(`recording an error on message ${m.id}`, () =>
-      messagesRecordError(this.deps.db, { id: m.id, error }),
+      messagesRecordError(this.deps.db, { queue: this.queue, id: m.id, error }),
     );
   }
 
@@ -148,13 +146,14 @@ export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   }
 
   async depth(): Promise<Depth> {
-    const all = await this.#run("counting the messages", () => messagesDepth(this.deps.db));
-    return all.get(this.queue) ?? { ready: 0, inFlight: 0, delayed: 0 };
+    return this.#run("counting the messages", () =>
+      messagesDepthOf(this.deps.db, { queue: this.queue }),
+    );
   }
 
   #moveToDlq(id: string, error: string): Promise<boolean> {
     return this.#run(`dead-lettering message ${id}`, () =>
-      messagesDeadLetter(this.deps.db, { id, dlq: this.#dlq, error }),
+      messagesDeadLetter(this.deps.db, { queue: this.queue, id, error }),
     );
   }
 

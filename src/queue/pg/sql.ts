@@ -4,9 +4,13 @@ import type { Depth } from "../seam";
 
 /**
  * The SQL of `state.queue_messages`, one named function per operation.
- * Visibility is decided by the database clock here and nowhere else.
+ * Visibility is decided by the database clock, in the queue's SQL functions
+ * (drizzle/state/0008_queue_functions.sql): every write goes through them,
+ * whoever calls — the worker and the sink hold no privilege on the table
+ * and reach only their own queue; the dispatcher may only publish.
  */
 
+/** The channel queue_publish and queue_redrive notify (the same literal in their SQL). */
 export const NOTIFY_CHANNEL = "harness_queue";
 
 const MessageRow = v.object({
@@ -34,15 +38,8 @@ export async function messagesInsert(db: Db, p: InsertParams): Promise<string[]>
   const json = p.messages.map((m) => JSON.stringify(m.payload));
   const ats = p.messages.map((m) => m.availableAt?.toISOString() ?? null);
   const rows = await db`
-    WITH inserted AS (
-      INSERT INTO state.queue_messages (queue_name, payload, available_at)
-      SELECT ${p.queue}, m.payload, coalesce(m.at, now())
-      FROM unnest(${json}::text[]::jsonb[], ${ats}::text[]::timestamptz[]) AS m(payload, at)
-      RETURNING id
-    ), notified AS (
-      SELECT pg_notify(${NOTIFY_CHANNEL}, ${p.queue})
-    )
-    SELECT id::text AS id FROM inserted, notified`;
+    SELECT id::text AS id
+    FROM state.queue_publish(${p.queue}, ${json}::text[]::jsonb[], ${ats}::text[]::timestamptz[]) AS id`;
   return rows.map((r) => String(r.id));
 }
 
@@ -52,7 +49,6 @@ export interface ReceiveParams {
   visibilityTimeoutMs: number;
   /** A message already received this many times goes to `<queue>.dlq` instead. */
   maxReceives: number;
-  dlq: string;
 }
 
 /**
@@ -63,39 +59,24 @@ export interface ReceiveParams {
  */
 export async function messagesReceive(db: Db, p: ReceiveParams): Promise<MessageRow[]> {
   const rows = await db`
-    WITH candidates AS (
-      SELECT id, receive_count FROM state.queue_messages
-      WHERE queue_name = ${p.queue} AND queue_name NOT LIKE '%.dlq' AND available_at <= now()
-      ORDER BY available_at, id
-      LIMIT ${p.max}
-      FOR UPDATE SKIP LOCKED
-    ), exhausted AS (
-      UPDATE state.queue_messages m
-      SET queue_name = ${p.dlq},
-          last_error = coalesce(m.last_error, 'no error recorded') || ' (dead-lettered after ' || m.receive_count || ' receives)',
-          available_at = now()
-      FROM candidates c
-      WHERE m.id = c.id AND c.receive_count >= ${p.maxReceives}
-      RETURNING m.id
-    )
-    UPDATE state.queue_messages m
-    SET receive_count = m.receive_count + 1,
-        available_at = now() + make_interval(secs => ${p.visibilityTimeoutMs}::double precision / 1000)
-    FROM candidates c
-    WHERE m.id = c.id AND c.receive_count < ${p.maxReceives}
-    RETURNING m.id::text AS id, m.queue_name, m.payload, m.receive_count, m.last_error, m.created_at`;
+    SELECT id::text AS id, queue_name, payload, receive_count, last_error, created_at
+    FROM state.queue_receive(${p.queue}, ${p.max}, ${p.visibilityTimeoutMs}, ${p.maxReceives})`;
   return v.parse(MessageRows, [...rows]).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
 }
 
-/** Deletes acknowledged messages. Returns the ids that were still there. */
-export async function messagesDeleteIds(db: Db, ids: readonly string[]): Promise<string[]> {
-  if (ids.length === 0) return [];
+/** Deletes acknowledged messages of `queue`. Returns the ids that were still there. */
+export async function messagesDeleteIds(
+  db: Db,
+  p: { queue: string; ids: readonly string[] },
+): Promise<string[]> {
+  if (p.ids.length === 0) return [];
   const rows = await db`
-    DELETE FROM state.queue_messages WHERE id = ANY(${ids}::bigint[]) RETURNING id::text AS id`;
+    SELECT id::text AS id FROM state.queue_ack(${p.queue}, ${p.ids}::bigint[]) AS id`;
   return rows.map((r) => String(r.id));
 }
 
 export interface ExtendParams {
+  queue: string;
   id: string;
   /** Hide until this absolute time... */
   until?: Date;
@@ -107,30 +88,27 @@ export interface ExtendParams {
 export async function messagesSetVisibility(db: Db, p: ExtendParams): Promise<boolean> {
   const until = p.until?.toISOString() ?? null;
   const ms = p.visibilityTimeoutMs ?? 0;
-  const rows = await db`
-    UPDATE state.queue_messages
-    SET available_at = coalesce(${until}::timestamptz, now() + make_interval(secs => ${ms}::double precision / 1000))
-    WHERE id = ${p.id}::bigint AND queue_name NOT LIKE '%.dlq'
-    RETURNING id`;
-  return rows.length === 1;
+  const [row] = await db`
+    SELECT state.queue_extend(${p.queue}, ${p.id}::bigint, ${until}::timestamptz, ${ms}) AS ok`;
+  return row?.ok === true;
 }
 
 /** Records an error on a message without changing its visibility. */
-export async function messagesRecordError(db: Db, p: { id: string; error: string }): Promise<void> {
-  await db`UPDATE state.queue_messages SET last_error = ${p.error} WHERE id = ${p.id}::bigint`;
+export async function messagesRecordError(
+  db: Db,
+  p: { queue: string; id: string; error: string },
+): Promise<void> {
+  await db`SELECT state.queue_record_error(${p.queue}, ${p.id}::bigint, ${p.error})`;
 }
 
-/** Moves one message to its dead-letter queue with the reason. */
+/** Moves one message of `queue` to `<queue>.dlq` with the reason. */
 export async function messagesDeadLetter(
   db: Db,
-  p: { id: string; dlq: string; error: string },
+  p: { queue: string; id: string; error: string },
 ): Promise<boolean> {
-  const rows = await db`
-    UPDATE state.queue_messages
-    SET queue_name = ${p.dlq}, last_error = ${p.error}, available_at = now()
-    WHERE id = ${p.id}::bigint AND queue_name NOT LIKE '%.dlq'
-    RETURNING id`;
-  return rows.length === 1;
+  const [row] = await db`
+    SELECT state.queue_dead_letter(${p.queue}, ${p.id}::bigint, ${p.error}) AS ok`;
+  return row?.ok === true;
 }
 
 /** Lists dead letters, oldest first. */
@@ -148,20 +126,10 @@ export async function messagesListDead(
 }
 
 /** Moves dead letters back to their queue, visible now, with a fresh receive count. */
-export async function messagesRedrive(
-  db: Db,
-  p: { dlq: string; queue: string; id?: string },
-): Promise<number> {
-  const id = p.id ?? null;
-  const rows = await db`
-    WITH moved AS (
-      UPDATE state.queue_messages
-      SET queue_name = ${p.queue}, receive_count = 0, available_at = now()
-      WHERE queue_name = ${p.dlq} AND (${id}::bigint IS NULL OR id = ${id}::bigint)
-      RETURNING id
-    ), notified AS (SELECT pg_notify(${NOTIFY_CHANNEL}, ${p.queue}))
-    SELECT count(*)::int AS n FROM moved, notified`;
-  return Number(rows[0]?.n ?? 0);
+export async function messagesRedrive(db: Db, p: { queue: string; id?: string }): Promise<number> {
+  const [row] = await db`
+    SELECT state.queue_redrive(${p.queue}, ${p.id ?? null}::bigint) AS n`;
+  return Number(row?.n ?? 0);
 }
 
 const DepthRow = v.object({
@@ -184,4 +152,11 @@ export async function messagesDepth(db: Db): Promise<Map<string, Depth>> {
     depths.set(row.queue_name, { ready: row.ready, inFlight: row.in_flight, delayed: row.delayed });
   }
   return depths;
+}
+
+/** One queue's counts, through its consumer's function (the consumer may read nothing else). */
+export async function messagesDepthOf(db: Db, p: { queue: string }): Promise<Depth> {
+  const [row] = await db`SELECT ready, in_flight, delayed FROM state.queue_depth(${p.queue})`;
+  const d = v.parse(DepthRow, { queue_name: p.queue, ...row });
+  return { ready: d.ready, inFlight: d.in_flight, delayed: d.delayed };
 }
