@@ -3,6 +3,8 @@ import postgres from "postgres";
 export type Sql = postgres.Sql;
 /** A pool or a transaction: what every named SQL operation takes. */
 export type Db = postgres.ISql;
+/** A transaction, for what needs savepoints. */
+export type Tx = postgres.TransactionSql;
 
 export interface ConnectOptions {
   /** Pool size; keep in-flight queries at or below it. */

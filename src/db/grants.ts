@@ -1,6 +1,6 @@
 import { getTableConfig, type PgTable } from "drizzle-orm/pg-core";
 import { createLogger } from "../log";
-import type { Db } from "./connect";
+import type { Db, Tx } from "./connect";
 import { alertEvents, sinkBatches } from "./data";
 import { SQLSTATE, sqlState } from "./errors";
 import { ident } from "./quote";
@@ -39,6 +39,8 @@ export interface Grant {
 }
 
 const log = createLogger("migrate");
+/** One warning per process, though each database migrated finds the groups missing. */
+let warnedMissing = false;
 
 const table = (t: PgTable) => {
   const c = getTableConfig(t);
@@ -149,19 +151,17 @@ const CONNECTS: Record<GrantSet, readonly Group[]> = {
  * server may race to create one: the loser finds it made. A user that may
  * not create roles leaves them missing, with one warning. Returns the groups there now.
  */
-export async function groupsEnsure(tx: Db): Promise<Group[]> {
+export async function groupsEnsure(tx: Tx): Promise<Group[]> {
   const rows = await tx`SELECT rolname FROM pg_roles WHERE rolname = ANY(${[...GROUPS]}::text[])`;
   const present = new Set(rows.map((r) => String(r.rolname)));
   const refused: Group[] = [];
   for (const group of GROUPS) {
     if (present.has(group)) continue;
     try {
-      await tx.unsafe(`SAVEPOINT harness_group`);
-      await tx.unsafe(`CREATE ROLE ${ident(group)} NOLOGIN`);
-      await tx.unsafe(`RELEASE SAVEPOINT harness_group`);
+      // A savepoint of its own: a refused CREATE ROLE must not abort the migration.
+      await tx.savepoint((sp) => sp.unsafe(`CREATE ROLE ${ident(group)} NOLOGIN`));
       present.add(group);
     } catch (err) {
-      await tx.unsafe(`ROLLBACK TO SAVEPOINT harness_group`);
       const code = sqlState(err);
       if (code === SQLSTATE.duplicateObject || code === SQLSTATE.uniqueViolation)
         present.add(group);
@@ -169,7 +169,8 @@ export async function groupsEnsure(tx: Db): Promise<Group[]> {
       else throw new Error(`creating the group role ${group}`, { cause: err });
     }
   }
-  if (refused.length > 0) {
+  if (refused.length > 0 && !warnedMissing) {
+    warnedMissing = true;
     log.warn(GRANTS_LOG.groupsMissing, {
       groups: refused,
       fix: "run harness migrate once as a user with CREATEROLE (or a superuser); until then every role must connect as the owner",
@@ -188,7 +189,7 @@ export const GRANTS_LOG = {
  * table above: revoke everything they hold there, grant the table. The
  * caller's transaction makes the swap atomic for every other session.
  */
-export async function privilegesApply(tx: Db, set: GrantSet): Promise<void> {
+export async function privilegesApply(tx: Tx, set: GrantSet): Promise<void> {
   const groups = await groupsEnsure(tx);
   if (groups.length === 0) return;
   const all = groups.map(ident).join(", ");
