@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
-import { userRemove } from "../../src/users/provision";
 import { freshDatabase, type TestDatabase } from "../support/db";
+import { removeUsers } from "../support/users";
 
 /**
  * compose.yaml cannot be run here (no Docker engine), so its structure is
@@ -214,10 +214,7 @@ describe("compose.yaml's credentials step, run for real", () => {
   let data: TestDatabase | undefined;
 
   afterAll(async () => {
-    if (state !== undefined && data !== undefined) {
-      const owner = { state: state.url, data: data.url };
-      for (const role of ROLES) await userRemove(owner, `${tag}compose_${role}`).catch(() => {});
-    }
+    await removeUsers(ROLES.map((role) => `${tag}compose_${role}`));
     await state?.drop();
     await data?.drop();
     rmSync(out, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { useFreshDatabase } from "../support/db";
 import { TEST_INTERNAL_TOKEN, TEST_OBJECT_STORE_URL } from "../support/dispatcher";
 import { freePort } from "../support/embedded";
 import { runHarness, spawnHarness } from "../support/processes";
+import { removeUsers } from "../support/users";
 import { waitFor } from "../support/wait";
 
 /**
@@ -16,9 +17,7 @@ const suffix = `${process.pid}_${Math.random().toString(36).slice(2, 6)}`;
 const made: string[] = [];
 const owner = () => ({ DATABASE_URL: db().url });
 
-afterAll(async () => {
-  for (const name of made) await runHarness(["user", "remove", name], owner());
-});
+afterAll(() => removeUsers(made));
 
 async function userUrl(role: string): Promise<string> {
   const name = `${role}_${suffix}`;

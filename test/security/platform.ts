@@ -4,12 +4,12 @@ import { connect, type Sql } from "../../src/db/connect";
 import { sqlState } from "../../src/db/errors";
 import { generateSigningJwk } from "../../src/dispatcher/keys";
 import { type PlatformRole, platformUsers, roleEnvs, upUserName } from "../../src/up/credentials";
-import { userRemove } from "../../src/users/provision";
 import { type TempStore, tempStore } from "../sink/helpers";
 import { freshDatabase, type TestDatabase } from "../support/db";
 import type { TestDispatcher } from "../support/dispatcher";
 import { freePort } from "../support/embedded";
 import { spawnHarness } from "../support/processes";
+import { removeUsers } from "../support/users";
 import { waitFor } from "../support/wait";
 
 /**
@@ -22,6 +22,7 @@ import { waitFor } from "../support/wait";
  */
 
 export type RoleEnv = Record<string, string>;
+const ROLES = ["dispatcher", "worker", "sink"] as const;
 
 export interface SecurePlatform {
   state: TestDatabase;
@@ -85,9 +86,7 @@ async function startPlatform(): Promise<SecurePlatform> {
 async function stopPlatform(p: SecurePlatform): Promise<void> {
   await p.dispatcher.stop();
   const owner = { state: p.state.url, data: p.data.url };
-  for (const role of ["dispatcher", "worker", "sink"] as const) {
-    await userRemove(owner, upUserName(owner, role)).catch(() => {});
-  }
+  await removeUsers(ROLES.map((role) => upUserName(owner, role)));
   await Promise.all([p.state.drop(), p.data.drop()]);
   p.store.remove();
 }

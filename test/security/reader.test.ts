@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTasks } from "../../src/tasks/create";
 import { useFreshDatabase } from "../support/db";
 import { runHarness } from "../support/processes";
+import { removeUsers } from "../support/users";
 import { connections } from "./attempts";
 import { expectDenied, outcome } from "./platform";
 
@@ -48,9 +49,7 @@ beforeAll(async () => {
   await createTasks(db().sql, { orgId: "acme", payload: { alerts: 1 }, count: 2 });
 });
 
-afterAll(async () => {
-  for (const name of [reader, redriver]) await runHarness(["user", "remove", name], owner());
-});
+afterAll(() => removeUsers([reader, redriver]));
 
 describe("harness_reader", () => {
   test("status and dlq list work with its URLs", async () => {

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { upUserName } from "../../src/up/credentials";
 import { EXCESS_LOG } from "../../src/users/excess";
-import { userRemove } from "../../src/users/provision";
 import { useFreshDatabase } from "../support/db";
 import { spawnHarness } from "../support/processes";
+import { removeUsers } from "../support/users";
 import { waitFor } from "../support/wait";
 
 /**
@@ -22,8 +22,7 @@ const objects = mkdtempSync(join(tmpdir(), "harness-up-objects-"));
 
 afterAll(async () => {
   const owner = { state: db().url, data: db().url };
-  for (const role of ["dispatcher", "worker", "sink"] as const)
-    await userRemove(owner, upUserName(owner, role)).catch(() => {});
+  await removeUsers((["dispatcher", "worker", "sink"] as const).map((r) => upUserName(owner, r)));
   rmSync(dir, { recursive: true, force: true });
   rmSync(objects, { recursive: true, force: true });
 });

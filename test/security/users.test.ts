@@ -3,6 +3,7 @@ import { connect } from "../../src/db/connect";
 import { scramVerifier } from "../../src/db/scram";
 import { freshDatabase, type TestDatabase, useFreshDatabase } from "../support/db";
 import { runHarness } from "../support/processes";
+import { removeUsers } from "../support/users";
 
 /**
  * `harness user add/remove` as a script runs them, with the owner's URLs
@@ -22,7 +23,7 @@ function dataUrl(): string {
 }
 
 afterAll(async () => {
-  for (const name of made) await runHarness(["user", "remove", name], owner());
+  await removeUsers(made);
   await data?.drop();
 });
 
