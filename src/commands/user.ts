@@ -55,7 +55,7 @@ const add = harnessCommand({
     const name = nameArg(args.name, args._);
     if (args.redrive && role !== "reader")
       throw new UsageError("--redrive goes with --role reader");
-    const { urls } = await userAdd(ownerUrls(), {
+    const urls = await userAdd(ownerUrls(), {
       name,
       role,
       redrive: args.redrive,

@@ -35,12 +35,10 @@ export function userNameProblem(name: string): string | undefined {
 }
 
 const Described = v.object({
-  login: v.boolean(),
   superuser: v.boolean(),
   groups: v.array(v.string()),
 });
 export interface DescribedUser {
-  login: boolean;
   superuser: boolean;
   /** The harness groups it is a direct member of. */
   groups: Group[];
@@ -52,7 +50,7 @@ export async function userDescribe(
   p: { name: string },
 ): Promise<DescribedUser | undefined> {
   const [row] = await db`
-    SELECT r.rolcanlogin AS login, r.rolsuper AS superuser,
+    SELECT r.rolsuper AS superuser,
            coalesce(array(
              SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid AND g.rolname = ANY(${[...GROUPS]}::text[])
@@ -111,7 +109,7 @@ export async function userRevokeGroups(
  */
 export async function userDrop(db: Db, p: { name: string }): Promise<{ openSessions: number }> {
   await db.unsafe(`ALTER ROLE ${ident(p.name)} NOLOGIN`);
-  const [oid] = await db`SELECT oid::int AS oid FROM pg_roles WHERE rolname = ${p.name}`;
+  const [role] = await db`SELECT oid::text AS oid FROM pg_roles WHERE rolname = ${p.name}`;
   try {
     await db`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = ${p.name}`;
   } catch (err) {
@@ -119,6 +117,6 @@ export async function userDrop(db: Db, p: { name: string }): Promise<{ openSessi
   }
   await db.unsafe(`DROP ROLE ${ident(p.name)}`);
   const [open] = await db`
-    SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ${Number(oid?.oid ?? 0)}`;
+    SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ${String(role?.oid ?? "0")}::oid`;
   return { openSessions: Number(open?.n ?? 0) };
 }

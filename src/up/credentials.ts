@@ -34,10 +34,9 @@ const SECRETS = [
  * platforms on one server (roles are cluster-wide, databases are not).
  */
 export function upUserName(owner: OwnerUrls, role: PlatformRole): string {
-  const db = (url: string) => {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port}${u.pathname}`;
-  };
+  // Database names only: one server never holds two of a name, and the
+  // embedded server's port changes from one run to the next.
+  const db = (url: string) => new URL(url).pathname;
   const tag = createHash("sha256")
     .update(`${db(owner.state)}|${db(owner.data)}`)
     .digest("hex")
@@ -51,8 +50,8 @@ export function upUserName(owner: OwnerUrls, role: PlatformRole): string {
  * the owner, with one warning here and one from each role as it starts.
  */
 export async function platformUsers(owner: OwnerUrls): Promise<Record<PlatformRole, RoleUrls>> {
-  const make = async (role: PlatformRole) =>
-    (await userAdd(owner, { name: upUserName(owner, role), role, rotate: true })).urls;
+  const make = (role: PlatformRole) =>
+    userAdd(owner, { name: upUserName(owner, role), role, rotate: true });
   try {
     const [dispatcher, worker, sink] = await Promise.all([
       make("dispatcher"),

@@ -46,7 +46,7 @@ export class UserExistsError extends Error {
 /** Roles that read the DATA database. */
 const NEEDS_DATA: readonly UserRole[] = ["sink", "reader"];
 
-export function groupsOf(req: UserRequest): Group[] {
+function groupsOf(req: UserRequest): Group[] {
   const groups: Group[] = [ROLE_GROUP[req.role]];
   if (req.redrive === true) groups.push("harness_redriver");
   return groups;
@@ -72,13 +72,17 @@ async function onServer<T>(url: string, work: (sql: Sql) => Promise<T>): Promise
   }
 }
 
-/** Creates or updates the user on one server; `create: false` refuses an existing one. */
+/**
+ * Creates the user on one server, or (when `mayExist`) gives the existing one
+ * the new password and exactly the groups asked for; refuses a role that is
+ * not a harness user, or a user of another role.
+ */
 async function userEnsure(
   sql: Sql,
   req: UserRequest,
   verifier: string,
   mayExist: boolean,
-): Promise<"created" | "updated"> {
+): Promise<void> {
   const wanted = groupsOf(req);
   const missing = await groupsMissing(sql, wanted);
   if (missing.length > 0)
@@ -90,7 +94,7 @@ async function userEnsure(
     if (found === undefined) {
       try {
         await userCreate(tx, { name: req.name, groups: wanted, verifier });
-        return "created";
+        return;
       } catch (err) {
         if (sqlState(err) === SQLSTATE.duplicateObject) throw exists(req);
         throw err;
@@ -113,7 +117,6 @@ async function userEnsure(
       name: req.name,
       groups: found.groups.filter((g) => !wanted.includes(g)),
     });
-    return "updated";
   });
 }
 
@@ -124,15 +127,10 @@ function exists(req: UserRequest): UserExistsError {
 }
 
 /** Makes (or, with `rotate`, re-keys) a user; returns the URLs its role needs. */
-export async function userAdd(
-  owner: OwnerUrls,
-  req: UserRequest,
-): Promise<{ urls: RoleUrls; rotated: boolean }> {
+export async function userAdd(owner: OwnerUrls, req: UserRequest): Promise<RoleUrls> {
   const password = newPassword();
   const verifier = scramVerifier(password);
-  const first = await onServer(owner.state, (sql) =>
-    userEnsure(sql, req, verifier, req.rotate === true),
-  );
+  await onServer(owner.state, (sql) => userEnsure(sql, req, verifier, req.rotate === true));
   const urls: RoleUrls = { STATE_DATABASE_URL: urlAs(owner.state, req.name, password) };
   if (NEEDS_DATA.includes(req.role)) {
     if (owner.data !== owner.state) {
@@ -140,7 +138,7 @@ export async function userAdd(
     }
     urls.DATA_DATABASE_URL = urlAs(owner.data, req.name, password);
   }
-  return { urls, rotated: first === "updated" };
+  return urls;
 }
 
 /** Drops the user on both servers; refuses a role that is not a harness user. */

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, expect } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { connect, type Sql } from "../../src/db/connect";
 import { sqlState } from "../../src/db/errors";
 import { generateSigningJwk } from "../../src/dispatcher/keys";
 import { type PlatformRole, platformUsers, roleEnvs, upUserName } from "../../src/up/credentials";
@@ -104,13 +103,6 @@ export function useSecurePlatform(): () => SecurePlatform {
     if (current === undefined) throw new Error("the platform is only there inside tests");
     return current;
   };
-}
-
-/** A connection with `url`'s credentials, closed at the end of the file. */
-export function connectAs(url: string, name = "attacker"): Sql {
-  const sql = connect(url, { name, max: 1 });
-  afterAll(() => sql.end({ timeout: 1 }));
-  return sql;
 }
 
 /** `url` with another database name: the same user and password elsewhere on the server. */

@@ -132,12 +132,8 @@ export async function messagesRedrive(db: Db, p: { queue: string; id?: string })
   return Number(row?.n ?? 0);
 }
 
-const DepthRow = v.object({
-  queue_name: v.string(),
-  ready: v.number(),
-  in_flight: v.number(),
-  delayed: v.number(),
-});
+const Counts = v.object({ ready: v.number(), in_flight: v.number(), delayed: v.number() });
+const DepthRow = v.object({ queue_name: v.string(), ...Counts.entries });
 
 /** Counts per queue name, dead-letter queues included. */
 export async function messagesDepth(db: Db): Promise<Map<string, Depth>> {
@@ -157,6 +153,6 @@ export async function messagesDepth(db: Db): Promise<Map<string, Depth>> {
 /** One queue's counts, through its consumer's function (the consumer may read nothing else). */
 export async function messagesDepthOf(db: Db, p: { queue: string }): Promise<Depth> {
   const [row] = await db`SELECT ready, in_flight, delayed FROM state.queue_depth(${p.queue})`;
-  const d = v.parse(DepthRow, { queue_name: p.queue, ...row });
-  return { ready: d.ready, inFlight: d.in_flight, delayed: d.delayed };
+  const c = v.parse(Counts, row);
+  return { ready: c.ready, inFlight: c.in_flight, delayed: c.delayed };
 }
