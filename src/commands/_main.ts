@@ -52,6 +52,7 @@ export async function resolveCommand(
 export function checkFlags(rawArgs: readonly string[], args: ArgsDef): void {
   const allowed = new Set(["help", "h"]);
   for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
     allowed.add(name);
     for (const a of ["alias" in def ? (def.alias ?? []) : []].flat()) allowed.add(a);
     if (def.type === "boolean") allowed.add(`no-${name}`);

@@ -33,6 +33,7 @@ export async function subCommandsOf(
 }
 
 function flagLabel(name: string, def: ArgDef): string {
+  if (def.type === "positional") return name.toUpperCase();
   if (def.type === "boolean") return `--${name}`;
   return `--${name} <${def.valueHint ?? name.split("-").at(-1)}>`;
 }
@@ -63,9 +64,11 @@ export async function renderUsage(
   const lines = [`${name}: ${meta.description ?? ""}`.trimEnd(), "", "USAGE"];
   if (subs.length > 0) lines.push(`  ${name} <command> [--help]`);
   else {
-    const required = args.filter(([, def]) => def.required === true);
+    const required = args.filter(([, def]) => def.required === true && def.type !== "positional");
+    const positional = args.filter(([, def]) => def.type === "positional");
     const usage = [name, ...required.map(([n, def]) => flagLabel(n, def))];
-    if (required.length < args.length) usage.push("[OPTIONS]");
+    if (required.length + positional.length < args.length) usage.push("[OPTIONS]");
+    usage.push(...positional.map(([n, def]) => flagLabel(n, def)));
     lines.push(`  ${usage.join(" ")}`);
   }
   const options: Array<readonly [string, string]> = args.map(([n, def]) => [

@@ -37,7 +37,7 @@ const add = harnessCommand({
   description:
     "Create a login user in a role's group (random password) and print the URLs it needs as KEY=URL lines",
   args: {
-    role: { type: "string", description: `${USER_ROLES.join(" | ")}` },
+    role: { type: "string", description: `${USER_ROLES.join(" | ")}`, required: true },
     name: { type: "positional", description: "the user's name", required: false },
     redrive: {
       type: "boolean",
@@ -50,6 +50,7 @@ const add = harnessCommand({
       default: false,
     },
   },
+  checks: { databases: ["state", "data"], schema: true, oneShot: true },
   async run({ args }) {
     const role = roleArg(args.role);
     const name = nameArg(args.name, args._);
@@ -69,6 +70,7 @@ const remove = harnessCommand({
   name: "user remove",
   description: "Drop a harness user (ending its sessions where allowed)",
   args: { name: { type: "positional", description: "the user's name", required: false } },
+  checks: { databases: ["state", "data"], schema: false, oneShot: true },
   async run({ args }) {
     const name = nameArg(args.name, args._);
     const r = await userRemove(ownerUrls(), name);

@@ -190,6 +190,9 @@ export const GRANTS_LOG = {
  * caller's transaction makes the swap atomic for every other session.
  */
 export async function privilegesApply(tx: Tx, set: GrantSet): Promise<void> {
+  // Its bookkeeping may say migrated while the schema was dropped by hand: nothing to grant on.
+  const [schemaRow] = await tx`SELECT to_regnamespace(${set}) IS NOT NULL AS present`;
+  if (schemaRow?.present !== true) return;
   const groups = await groupsEnsure(tx);
   if (groups.length === 0) return;
   const all = groups.map(ident).join(", ");

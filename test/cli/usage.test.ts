@@ -50,9 +50,10 @@ describe("help", () => {
         usage,
       ).toEqual([]);
       const args = await commandArgs(cmd);
-      for (const flag of Object.keys(args)) {
+      for (const [flag, def] of Object.entries(args)) {
         expect(flag, `${name} --${flag}`).toMatch(KEBAB);
-        expect(text, name).toContain(`--${flag}`);
+        // A positional argument is shown by its name in capitals (harness user add … NAME).
+        expect(text, name).toContain(def.type === "positional" ? flag.toUpperCase() : `--${flag}`);
       }
       for (const [, mentioned] of text.matchAll(/--([a-zA-Z][\w-]*)/g)) {
         expect(mentioned ?? "", `${name} mentions --${mentioned}`).toMatch(KEBAB);
