@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Config } from "../config";
 import { createLogger } from "../log";
-import { type OwnerUrls, type RoleUrls, userAdd } from "../users/provision";
+import { type OwnerUrls, type RoleUrls, userAdd, userRemove } from "../users/provision";
 
 /**
  * Each role of `harness up` gets only its own credentials (DESIGN.md's role
@@ -45,7 +45,8 @@ export function upUserName(owner: OwnerUrls, role: PlatformRole): string {
 }
 
 /**
- * The users of the three roles (made, or given new passwords). Where they
+ * The users of the three roles (made, or given new passwords; on a
+ * PostgreSQL you gave, dropped again when up stops). Where they
  * cannot be made — the owner may not create roles — every role connects as
  * the owner, with one warning here and one from each role as it starts.
  */
@@ -63,6 +64,15 @@ export async function platformUsers(owner: OwnerUrls): Promise<Record<PlatformRo
     log.warn(UP_LOG.noUsers, { err });
     const urls = { STATE_DATABASE_URL: owner.state, DATA_DATABASE_URL: owner.data };
     return { dispatcher: urls, worker: urls, sink: urls };
+  }
+}
+
+/** Drops the roles' users once the roles stopped (best effort). */
+export async function platformUsersRemove(owner: OwnerUrls): Promise<void> {
+  for (const role of ["dispatcher", "worker", "sink"] as const) {
+    await userRemove(owner, upUserName(owner, role)).catch((err: unknown) => {
+      log.debug("could not drop a role's user", { role, err });
+    });
   }
 }
 

@@ -6,7 +6,7 @@ import { migrateAll } from "../db/migrator";
 import { createLogger } from "../log";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../platform/embedded";
 import { Supervisor } from "../platform/supervisor";
-import { platformUsers, roleEnvs } from "./credentials";
+import { platformUsers, platformUsersRemove, roleEnvs } from "./credentials";
 import type { Home } from "./home";
 
 /**
@@ -81,12 +81,17 @@ export async function startPlatform(
 ): Promise<RunningPlatform> {
   const db = await databases(cfg, home);
   const supervisor = new Supervisor(home.logDir);
+  const owner = { state: db.state, data: db.data };
+  let usersMade = false;
   const stop = async () => {
     await supervisor.stopAll();
+    // A PostgreSQL you gave keeps no login user of ours. (Not the embedded one,
+    // up's own: its package stops it on SIGINT too, and that race is better short.)
+    if (usersMade && db.pg === undefined) await platformUsersRemove(owner);
     await db.pg?.stop();
   };
   try {
-    for (const report of await migrateAll({ state: db.state, data: db.data })) {
+    for (const report of await migrateAll(owner)) {
       if (report.applied.length)
         log.info("migrated", { database: report.set, applied: report.applied });
     }
@@ -106,8 +111,9 @@ export async function startPlatform(
       // Tells a one-shot command run from `source .harness/env` where its settings came from.
       HARNESS_UP_DIR: home.dir,
     });
+    usersMade = true;
     const env = roleEnvs({
-      users: await platformUsers({ state: db.state, data: db.data }),
+      users: await platformUsers(owner),
       objectStoreUrl,
       dispatcherUrl,
       internalAuthToken,

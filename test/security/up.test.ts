@@ -49,7 +49,7 @@ function environOf(pid: number): Record<string, string> {
 const user = (url: string | undefined) => (url === undefined ? undefined : new URL(url).username);
 
 describe("harness up", () => {
-  test("gives each role its own user and only its own secrets, whatever up itself holds", async () => {
+  test("gives each role its own user and only its own secrets, whatever up itself holds; drops the users as it stops", async () => {
     const up = spawnHarness("up", ["up", "--workers", "1", "--dir", dir], {
       DATABASE_URL: db().url,
       OBJECT_STORE_URL: pathToFileURL(objects).href,
@@ -106,6 +106,11 @@ describe("harness up", () => {
     } finally {
       expect(await up.stop("SIGINT")).toBe(0);
     }
+    const names = (["dispatcher", "worker", "sink"] as const).map((r) =>
+      upUserName({ state: db().url, data: db().url }, r),
+    );
+    const left = await db().sql`SELECT rolname FROM pg_roles WHERE rolname = ANY(${names})`;
+    expect(left.map((r) => r.rolname)).toEqual([]);
     const logs = readdirSync(join(dir, "logs")).map((f) =>
       readFileSync(join(dir, "logs", f), "utf8"),
     );
