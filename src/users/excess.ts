@@ -30,8 +30,20 @@ const FIX: Record<CheckedRole, string> = {
   sink: "connect with the URLs of `harness user add --role sink NAME`, and give the sink only those and the object store's variables",
 };
 
-export function envExcess(role: CheckedRole, env: Record<string, string | undefined>): string[] {
-  const held = FOREIGN_ENV[role].filter((k) => (env[k] ?? "") !== "");
+/** With the queues on NATS (QUEUE_URL), the worker needs no database, the sink only DATA. */
+const FOREIGN_WITH_NATS: Record<CheckedRole, readonly string[]> = {
+  dispatcher: [],
+  worker: ["STATE_DATABASE_URL", "DATABASE_URL"],
+  sink: ["STATE_DATABASE_URL"],
+};
+
+export function envExcess(
+  role: CheckedRole,
+  env: Record<string, string | undefined>,
+  queueOnNats = false,
+): string[] {
+  const foreign = [...FOREIGN_ENV[role], ...(queueOnNats ? FOREIGN_WITH_NATS[role] : [])];
+  const held = foreign.filter((k) => (env[k] ?? "") !== "");
   return held.length === 0 ? [] : [`its environment holds ${held.join(", ")}`];
 }
 
@@ -54,7 +66,7 @@ export async function warnExcessPrivilege(
   const urls = new Set<string>();
   if (cfg.stateDatabaseUrl !== undefined) urls.add(cfg.stateDatabaseUrl);
   if (role === "sink" && cfg.dataDatabaseUrl !== undefined) urls.add(cfg.dataDatabaseUrl);
-  const found = envExcess(role, env);
+  const found = envExcess(role, env, cfg.queue.url !== undefined);
   for (const url of urls) {
     try {
       for (const f of await databaseExcess(url, role)) if (!found.includes(f)) found.push(f);
