@@ -39,6 +39,8 @@ export interface Grant {
 }
 
 const log = createLogger("migrate");
+/** Beside migrate.ts's per-set keys (72_617_001, 72_617_002). */
+const GRANTS_LOCK = 72_617_003;
 /** One warning per process, though each database migrated finds the groups missing. */
 let warnedMissing = false;
 
@@ -190,6 +192,9 @@ export const GRANTS_LOG = {
  * caller's transaction makes the swap atomic for every other session.
  */
 export async function privilegesApply(tx: Tx, set: GrantSet): Promise<void> {
+  // State and data on one database migrate under two locks; their grants touch one
+  // catalog row (the database's): one at a time, always the last lock taken.
+  await tx`SELECT pg_advisory_xact_lock(${GRANTS_LOCK})`;
   // Its bookkeeping may say migrated while the schema was dropped by hand: nothing to grant on.
   const [schemaRow] = await tx`SELECT to_regnamespace(${set}) IS NOT NULL AS present`;
   if (schemaRow?.present !== true) return;
@@ -215,16 +220,20 @@ export async function privilegesApply(tx: Tx, set: GrantSet): Promise<void> {
 }
 
 /**
- * CONNECT on this database, for when PUBLIC's was revoked. Only its owner
- * (or a superuser) may grant it; anyone else leaves it to them.
+ * CONNECT on this database, for the groups that lack it (PUBLIC's was
+ * revoked). Only its owner (or a superuser) may grant it; anyone else leaves
+ * it to them. Nothing is written when every group may connect already.
  */
 async function databaseConnectGrant(tx: Db, groups: readonly Group[]): Promise<void> {
   const [row] = await tx`
     SELECT current_database() AS db,
-           pg_has_role(current_user, d.datdba, 'USAGE') AS may
+           pg_has_role(current_user, d.datdba, 'USAGE') AS may,
+           coalesce(array(SELECT g FROM unnest(${[...groups]}::text[]) AS g
+             WHERE NOT has_database_privilege(g, current_database(), 'CONNECT')), '{}') AS lacking
     FROM pg_database d WHERE d.datname = current_database()`;
-  if (groups.length === 0 || row?.may !== true) return;
+  const lacking = Array.isArray(row?.lacking) ? row.lacking.map(String) : [];
+  if (lacking.length === 0 || row?.may !== true) return;
   await tx.unsafe(
-    `GRANT CONNECT ON DATABASE ${ident(String(row.db))} TO ${groups.map(ident).join(", ")}`,
+    `GRANT CONNECT ON DATABASE ${ident(String(row.db))} TO ${lacking.map(ident).join(", ")}`,
   );
 }

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { EXCESS_LOG } from "../../src/users/excess";
+import { WORKER_LOG } from "../../src/worker/logs";
 import { useFreshDatabase } from "../support/db";
 import { TEST_INTERNAL_TOKEN, TEST_OBJECT_STORE_URL } from "../support/dispatcher";
 import { freePort } from "../support/embedded";
@@ -32,15 +33,15 @@ const common = {
   OBJECT_STORE_URL: TEST_OBJECT_STORE_URL,
 };
 
-/** The excess-privilege warnings a worker logs on an idle queue. */
+/** The excess-privilege warnings a worker logs as it starts (it is stopped once started). */
 async function workerWarnings(env: Record<string, string>) {
-  const r = await runHarness(["worker", "--until-idle", "--idle-ms", "0"], { ...common, ...env });
-  expect({ code: r.code }).toEqual({ code: 0 });
-  return r.stderr
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l))
-    .filter((l) => l.msg === EXCESS_LOG.warning);
+  const worker = spawnHarness("worker", ["worker"], { ...common, ...env });
+  try {
+    await worker.waitForLog((l) => l.msg === WORKER_LOG.started, "the worker to start");
+  } finally {
+    expect(await worker.stop()).toBe(0);
+  }
+  return worker.logs.filter((l) => l.msg === EXCESS_LOG.warning);
 }
 
 describe("a role with more privilege than it needs", () => {
@@ -51,12 +52,16 @@ describe("a role with more privilege than it needs", () => {
       CAPABILITY_SIGNING_KEY: "{}",
     });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ level: "warn", role: "worker" });
-    expect(warnings[0].excess).toEqual([
-      "its environment holds DATA_DATABASE_URL, CAPABILITY_SIGNING_KEY",
-      "connected as the superuser postgres",
-    ]);
-    expect(warnings[0].fix).toContain("harness user add --role worker");
+    const [warning] = warnings;
+    expect(warning).toMatchObject({
+      level: "warn",
+      role: "worker",
+      excess: [
+        "its environment holds DATA_DATABASE_URL, CAPABILITY_SIGNING_KEY",
+        "connected as the superuser postgres",
+      ],
+    });
+    expect(String(warning?.fix)).toContain("harness user add --role worker");
   });
 
   test("a worker user that is also in harness_dispatcher, or was granted a table: one warning", async () => {
