@@ -49,14 +49,6 @@ const table = (t: PgTable) => {
   return `${ident(c.schema ?? "public")}.${ident(c.name)}`;
 };
 
-/** Every column of `t` but `except`: column grants that keep one column out of reach. */
-function columnsExcept(t: PgTable, except: readonly string[]): string {
-  const names = getTableConfig(t)
-    .columns.map((c) => c.name)
-    .filter((n) => !except.includes(n));
-  return names.map(ident).join(", ");
-}
-
 /**
  * What a consumer may do with its queue; each function refuses a queue
  * other than the caller's group's (task_wakeup: worker, buffer_queue: sink).
@@ -69,9 +61,6 @@ const QUEUE_CONSUMER_FUNCTIONS = [
   "queue_dead_letter",
   "queue_depth",
 ];
-
-/** Lease tokens stay with the dispatcher: the reader sees every other column. */
-const NOT_FOR_READERS = ["lease_token"];
 
 export const GRANTS: Record<GrantSet, readonly Grant[]> = {
   state: [
@@ -102,20 +91,12 @@ export const GRANTS: Record<GrantSet, readonly Grant[]> = {
       on: `FUNCTION ${QUEUE_CONSUMER_FUNCTIONS.map((f) => `state.${f}`).join(", ")}`,
       to: ["harness_worker", "harness_sink"],
     },
-    // status, dlq list and the dashboard: everything but lease tokens and signing keys.
-    {
-      privileges: `SELECT (${columnsExcept(tasks, NOT_FOR_READERS)})`,
-      on: `TABLE ${table(tasks)}`,
-      to: ["harness_reader"],
-    },
-    {
-      privileges: `SELECT (${columnsExcept(taskAttempts, NOT_FOR_READERS)})`,
-      on: `TABLE ${table(taskAttempts)}`,
-      to: ["harness_reader"],
-    },
+    // status, dlq list and the dashboard: every table but the signing keys. Lease
+    // tokens included: the dashboard shows which attempt holds a lease, and a token
+    // is no use without that attempt's capability, signed with a key readers never see.
     {
       privileges: "SELECT",
-      on: `TABLE ${table(outbox)}, ${table(queueMessages)}`,
+      on: `TABLE ${table(tasks)}, ${table(taskAttempts)}, ${table(outbox)}, ${table(queueMessages)}`,
       to: ["harness_reader"],
     },
     { privileges: "EXECUTE", on: "FUNCTION state.queue_redrive", to: ["harness_redriver"] },

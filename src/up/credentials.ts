@@ -13,7 +13,8 @@ import { type OwnerUrls, type RoleUrls, userAdd, userRemove } from "../users/pro
 
 const log = createLogger("up");
 
-export type PlatformRole = "dispatcher" | "worker" | "sink";
+export type PlatformRole = "dispatcher" | "worker" | "sink" | "ui";
+const ROLES: readonly PlatformRole[] = ["dispatcher", "worker", "sink", "ui"];
 export type RoleEnv = Record<string, string | undefined>;
 
 /** Every variable that carries a secret or a privileged URL. */
@@ -45,31 +46,32 @@ export function upUserName(owner: OwnerUrls, role: PlatformRole): string {
 }
 
 /**
- * The users of the three roles (made, or given new passwords; on a
+ * The users of the roles (made, or given new passwords; on a
  * PostgreSQL you gave, dropped again when up stops). Where they
  * cannot be made — the owner may not create roles — every role connects as
  * the owner, with one warning here and one from each role as it starts.
  */
 export async function platformUsers(owner: OwnerUrls): Promise<Record<PlatformRole, RoleUrls>> {
-  const make = (role: PlatformRole) =>
-    userAdd(owner, { name: upUserName(owner, role), role, rotate: true });
+  const name = (role: PlatformRole) => upUserName(owner, role);
   try {
-    const [dispatcher, worker, sink] = await Promise.all([
-      make("dispatcher"),
-      make("worker"),
-      make("sink"),
+    const [dispatcher, worker, sink, ui] = await Promise.all([
+      userAdd(owner, { name: name("dispatcher"), role: "dispatcher", rotate: true }),
+      userAdd(owner, { name: name("worker"), role: "worker", rotate: true }),
+      userAdd(owner, { name: name("sink"), role: "sink", rotate: true }),
+      // The dashboard reads, and redrives dead letters.
+      userAdd(owner, { name: name("ui"), role: "reader", redrive: true, rotate: true }),
     ]);
-    return { dispatcher, worker, sink };
+    return { dispatcher, worker, sink, ui };
   } catch (err) {
     log.warn(UP_LOG.noUsers, { err });
     const urls = { STATE_DATABASE_URL: owner.state, DATA_DATABASE_URL: owner.data };
-    return { dispatcher: urls, worker: urls, sink: urls };
+    return { dispatcher: urls, worker: urls, sink: urls, ui: urls };
   }
 }
 
 /** Drops the roles' users once the roles stopped (best effort). */
 export async function platformUsersRemove(owner: OwnerUrls): Promise<void> {
-  for (const role of ["dispatcher", "worker", "sink"] as const) {
+  for (const role of ROLES) {
     await userRemove(owner, upUserName(owner, role)).catch((err: unknown) => {
       log.debug("could not drop a role's user", { role, err });
     });
@@ -86,6 +88,7 @@ export interface RoleEnvInputs {
   dispatcherUrl: string;
   internalAuthToken: string;
   signingKey: string;
+  uiAuthToken: string;
   s3: Config["s3"];
 }
 
@@ -117,6 +120,12 @@ export function roleEnvs(p: RoleEnvInputs): Record<PlatformRole, RoleEnv> {
       ...store,
       STATE_DATABASE_URL: p.users.sink.STATE_DATABASE_URL,
       DATA_DATABASE_URL: p.users.sink.DATA_DATABASE_URL,
+    },
+    ui: {
+      ...cleared,
+      STATE_DATABASE_URL: p.users.ui.STATE_DATABASE_URL,
+      DATA_DATABASE_URL: p.users.ui.DATA_DATABASE_URL,
+      UI_AUTH_TOKEN: p.uiAuthToken,
     },
   };
 }

@@ -112,12 +112,17 @@ export async function startPlatform(
       HARNESS_UP_DIR: home.dir,
     });
     usersMade = true;
+    const ui = {
+      port: process.env.UI_PORT ? cfg.ui.port : await freePort(),
+      token: cfg.ui.authToken ?? home.secrets.ui_auth_token,
+    };
     const env = roleEnvs({
       users: await platformUsers(owner),
       objectStoreUrl,
       dispatcherUrl,
       internalAuthToken,
       signingKey,
+      uiAuthToken: ui.token,
       s3: cfg.s3,
     });
     const dispatcherEnv = { ...env.dispatcher, PORT: String(port) };
@@ -133,17 +138,8 @@ export async function startPlatform(
       supervisor.start({ name: `worker-${i}`, args, env: env.worker, restart: true });
     }
     supervisor.start({ name: "sink", args: ["sink"], env: env.sink, restart: true });
-    const ui = {
-      port: process.env.UI_PORT ? cfg.ui.port : await freePort(),
-      token: cfg.ui.authToken ?? home.secrets.ui_auth_token,
-    };
     const uiArgs = ["ui", "--port", String(ui.port)];
-    supervisor.start({
-      name: "ui",
-      args: uiArgs,
-      env: { ...env.sink, UI_AUTH_TOKEN: ui.token },
-      restart: true,
-    });
+    supervisor.start({ name: "ui", args: uiArgs, env: env.ui, restart: true });
     return {
       stateUrl: db.state,
       dataUrl: db.data,

@@ -21,7 +21,7 @@ import { waitFor } from "../support/wait";
  */
 
 export type RoleEnv = Record<string, string>;
-const ROLES = ["dispatcher", "worker", "sink"] as const;
+const ROLES = ["dispatcher", "worker", "sink", "ui"] as const;
 
 export interface SecurePlatform {
   state: TestDatabase;
@@ -51,6 +51,7 @@ async function startPlatform(): Promise<SecurePlatform> {
     dispatcherUrl: `http://127.0.0.1:${port}`,
     internalAuthToken: randomBytes(24).toString("base64url"),
     signingKey: JSON.stringify(await generateSigningJwk()),
+    uiAuthToken: randomBytes(24).toString("base64url"),
     s3: {
       endpoint: undefined,
       accessKeyId: undefined,
@@ -62,6 +63,7 @@ async function startPlatform(): Promise<SecurePlatform> {
     dispatcher: defined(envs.dispatcher),
     worker: defined(envs.worker),
     sink: defined(envs.sink),
+    ui: defined(envs.ui),
   };
   const settings = { LEASE_DURATION_MS: "3000" };
   const role = spawnHarness("dispatcher", ["dispatcher"], {

@@ -22,7 +22,9 @@ const objects = mkdtempSync(join(tmpdir(), "harness-up-objects-"));
 
 afterAll(async () => {
   const owner = { state: db().url, data: db().url };
-  await removeUsers((["dispatcher", "worker", "sink"] as const).map((r) => upUserName(owner, r)));
+  await removeUsers(
+    (["dispatcher", "worker", "sink", "ui"] as const).map((r) => upUserName(owner, r)),
+  );
   rmSync(dir, { recursive: true, force: true });
   rmSync(objects, { recursive: true, force: true });
 });
@@ -64,13 +66,14 @@ describe("harness up", () => {
       });
       const roles = Object.fromEntries(
         childrenOf(up.proc.pid).map((c) => [
-          /\s(dispatcher|worker|sink)(\s|$)/.exec(c.args)?.[1],
+          /\s(dispatcher|worker|sink|ui)(\s|$)/.exec(c.args)?.[1],
           environOf(c.pid),
         ]),
       );
       const d = roles.dispatcher ?? {};
       const w = roles.worker ?? {};
       const s = roles.sink ?? {};
+      const u = roles.ui ?? {};
       const held = (env: Record<string, string>) =>
         [
           "DATABASE_URL",
@@ -85,10 +88,12 @@ describe("harness up", () => {
         dispatcher: held(d),
         worker: held(w),
         sink: held(s),
+        ui: held(u),
       }).toEqual({
         dispatcher: ["STATE_DATABASE_URL", "INTERNAL_AUTH_TOKEN", "CAPABILITY_SIGNING_KEY"],
         worker: ["STATE_DATABASE_URL", "INTERNAL_AUTH_TOKEN"],
         sink: ["STATE_DATABASE_URL", "DATA_DATABASE_URL"],
+        ui: ["STATE_DATABASE_URL", "DATA_DATABASE_URL", "UI_AUTH_TOKEN"],
       });
       const owner = { state: db().url, data: db().url };
       expect({
@@ -96,25 +101,30 @@ describe("harness up", () => {
         worker: user(w.STATE_DATABASE_URL),
         sinkState: user(s.STATE_DATABASE_URL),
         sinkData: user(s.DATA_DATABASE_URL),
+        ui: user(u.STATE_DATABASE_URL),
       }).toEqual({
         dispatcher: upUserName(owner, "dispatcher"),
         worker: upUserName(owner, "worker"),
         sinkState: upUserName(owner, "sink"),
         sinkData: upUserName(owner, "sink"),
+        ui: upUserName(owner, "ui"),
       });
       expect(w.DISPATCHER_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     } finally {
       expect(await up.stop("SIGINT")).toBe(0);
     }
-    const names = (["dispatcher", "worker", "sink"] as const).map((r) =>
+    const names = (["dispatcher", "worker", "sink", "ui"] as const).map((r) =>
       upUserName({ state: db().url, data: db().url }, r),
     );
     const left = await db().sql`SELECT rolname FROM pg_roles WHERE rolname = ANY(${names})`;
     expect(left.map((r) => r.rolname)).toEqual([]);
-    const logs = readdirSync(join(dir, "logs")).map((f) =>
-      readFileSync(join(dir, "logs", f), "utf8"),
+    const files = readdirSync(join(dir, "logs"));
+    expect(files).toEqual(
+      expect.arrayContaining(["dispatcher.log", "worker-1.log", "sink.log", "ui.log"]),
     );
-    expect(logs.length).toBe(3);
-    expect(logs.filter((text) => text.includes(EXCESS_LOG.warning))).toEqual([]);
+    const warned = files.filter((f) =>
+      readFileSync(join(dir, "logs", f), "utf8").includes(EXCESS_LOG.warning),
+    );
+    expect(warned).toEqual([]);
   }, 90_000);
 });
