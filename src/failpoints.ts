@@ -17,6 +17,11 @@ import { createLogger } from "./log";
  *   worker.after_write              the batch is in the object store, before buffer-publish
  *   worker.after_publish            buffer-publish answered 202, before complete
  *   sink.after_commit               rows committed, before the message is acked
+ *
+ * Switches are failpoints that do not kill: while named, they take a guard
+ * away, so a test can show that the test fails without it (`failswitch`):
+ *   dispatcher.unfenced_heartbeat   a heartbeat renews the lease without its fence
+ *   db.no_reconnect                 a pool that lost a connection to an error never opens another
  */
 
 const log = createLogger("failpoints");
@@ -55,4 +60,9 @@ export function failpoint(name: string): void {
   if (hit < target) return;
   log.warn(FAILPOINT_LOG.fired, { failpoint: name, hit });
   process.kill(process.pid, "SIGKILL");
+}
+
+/** True while the switch `name` is armed: the guard it names is off (tests only). */
+export function failswitch(name: string): boolean {
+  return armed?.has(name) ?? false;
 }

@@ -1,4 +1,6 @@
 import postgres from "postgres";
+import { failswitch } from "../failpoints";
+import { socketsWithoutReconnect } from "./no-reconnect";
 
 export type Sql = postgres.Sql;
 /** A pool or a transaction: what every named SQL operation takes. */
@@ -29,7 +31,7 @@ export interface ConnectOptions {
  * correctness wins.
  */
 export function connect(url: string, opts: ConnectOptions): Sql {
-  return postgres(url, {
+  const options = {
     max: opts.max ?? 10,
     idle_timeout: opts.idleTimeout ?? 30,
     connect_timeout: opts.connectTimeout ?? 10,
@@ -44,7 +46,9 @@ export function connect(url: string, opts: ConnectOptions): Sql {
         ? {}
         : { statement_timeout: opts.statementTimeoutMs }),
     },
-  });
+    socket: failswitch("db.no_reconnect") ? socketsWithoutReconnect() : undefined,
+  };
+  return postgres(url, options);
 }
 
 /** A redacted form of a database URL, for messages. */

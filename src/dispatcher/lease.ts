@@ -3,11 +3,17 @@ import { NDJSON } from "../contracts/common";
 import type { BufferMessage } from "../contracts/queue";
 import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
-import { failpoint } from "../failpoints";
+import { failpoint, failswitch } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
-import { leaseRenew, taskComplete, taskFail, taskPublishBatch } from "./sql/tasks";
+import {
+  leaseRenew,
+  leaseRenewUnfenced,
+  taskComplete,
+  taskFail,
+  taskPublishBatch,
+} from "./sql/tasks";
 
 /**
  * The dispatcher's domain operations on a task. Each takes one params object,
@@ -82,7 +88,9 @@ export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | Refused;
 
 export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
   try {
-    const at = await leaseRenew(sql, p);
+    const at = await (failswitch("dispatcher.unfenced_heartbeat")
+      ? leaseRenewUnfenced
+      : leaseRenew)(sql, p);
     if (at !== null) return { kind: "renewed", leaseExpiresAt: at };
     return await refusalOf(sql, p);
   } catch (cause) {

@@ -22,6 +22,22 @@ export async function leaseRenew(db: Db, p: Fence & { leaseMs: number }): Promis
   return at instanceof Date ? at : null;
 }
 
+/**
+ * leaseRenew without its fence, for the failswitch `dispatcher.unfenced_heartbeat`
+ * only: tests take the fence away with it to prove the checker sees a stale renewal.
+ */
+export async function leaseRenewUnfenced(
+  db: Db,
+  p: Fence & { leaseMs: number },
+): Promise<Date | null> {
+  const rows = await db`
+    UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
+    WHERE t.id = ${p.taskId}
+    RETURNING t.lease_expires_at`;
+  const at = rows[0]?.lease_expires_at;
+  return at instanceof Date ? at : null;
+}
+
 const PublishRow = v.object({ accepted: v.nullable(v.boolean()), inserted: v.number() });
 
 export type PublishOutcome = { held: false } | { held: true; accepted: boolean; inserted: boolean };
