@@ -13,6 +13,7 @@ import { runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
 import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
+import { DISPATCHER_LOG } from "./logs";
 import { createMetrics } from "./metrics";
 import { runReaper } from "./reaper";
 import { notFound, routeTable } from "./routes";
@@ -92,7 +93,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     throw new Error(`listening on port ${port}`, { cause });
   }
   const bound = server.port ?? port;
-  log.info("dispatcher listening", { port: bound, keys: ring.source, kid: ring.signing.kid });
+  log.info(DISPATCHER_LOG.listening, { port: bound, keys: ring.source, kid: ring.signing.kid });
   return {
     port: bound,
     async stop() {

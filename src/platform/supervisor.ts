@@ -16,12 +16,29 @@ export interface RoleSpec {
   args: string[];
   env: Record<string, string | undefined>;
   restart: boolean;
+  /** The `msg` of the JSON log line a process of this role writes once it is up and working. */
+  readyLog?: string;
+}
+
+/** One unexpected exit of a role's process. */
+export interface RoleExit {
+  pid: number;
+  code: number;
+  signal: string | undefined;
+  /** The process had logged `readyLog` before it exited (it was past its start). */
+  ready: boolean;
 }
 
 export interface RoleProcess {
   readonly spec: RoleSpec;
   readonly pid: number;
   readonly restarts: number;
+  /** Every unexpected exit so far, oldest first. */
+  readonly exits: readonly RoleExit[];
+  /** The current process is alive (it may be stopped by SIGSTOP). */
+  readonly running: boolean;
+  /** The current process logged its `readyLog`. */
+  readonly ready: boolean;
   /** Signals the current process of this role (e.g. SIGKILL for chaos, SIGSTOP/SIGCONT). */
   signal(sig: NodeJS.Signals): void;
   /** Stops the role for good: no restart afterwards. */
@@ -60,8 +77,10 @@ class RoleEntry implements RoleProcess {
   private proc: Subprocess<"ignore", "ignore", "pipe"> | undefined;
   private out: WriteStream;
   private stopped = false;
+  private life = { ready: false };
   restarts = 0;
   crashes = 0;
+  readonly exits: RoleExit[] = [];
 
   constructor(
     readonly spec: RoleSpec,
@@ -75,6 +94,15 @@ class RoleEntry implements RoleProcess {
     return this.proc?.pid ?? -1;
   }
 
+  get ready(): boolean {
+    return this.running && this.life.ready;
+  }
+
+  get running(): boolean {
+    const proc = this.proc;
+    return proc !== undefined && proc.exitCode === null && proc.signalCode === null;
+  }
+
   launch(): void {
     const proc = Bun.spawn([...selfArgv(), ...this.spec.args], {
       env: { ...process.env, ...this.spec.env },
@@ -83,19 +111,36 @@ class RoleEntry implements RoleProcess {
       stderr: "pipe",
     });
     this.proc = proc;
-    void this.pipe(proc);
-    void proc.exited.then((code) => this.onExit(proc, code));
+    const life = { ready: false };
+    this.life = life;
+    const piped = this.pipe(proc, life);
+    void proc.exited.then(async (code) => {
+      await piped;
+      this.onExit(proc, code, life.ready);
+    });
   }
 
-  private async pipe(proc: Subprocess<"ignore", "ignore", "pipe">): Promise<void> {
-    for await (const chunk of proc.stderr) this.out.write(chunk);
+  private async pipe(proc: Subprocess<"ignore", "ignore", "pipe">, life: { ready: boolean }) {
+    const ready = this.spec.readyLog;
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of proc.stderr) {
+      this.out.write(chunk);
+      if (ready === undefined || life.ready) continue;
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      life.ready = lines.some((line) => logMessage(line) === ready);
+    }
   }
 
-  private onExit(proc: Subprocess<"ignore", "ignore", "pipe">, code: number): void {
+  private onExit(proc: Subprocess<"ignore", "ignore", "pipe">, code: number, ready: boolean) {
     if (this.proc !== proc) return;
     const expected = this.stopped || this.supervisorStopping();
     if (expected) return;
     this.crashes++;
+    const signal = proc.signalCode === null ? undefined : String(proc.signalCode);
+    this.exits.push({ pid: proc.pid, code, signal, ready });
     const fields = { role: this.spec.name, code, signal: proc.signalCode ?? undefined };
     if (!this.spec.restart) {
       log.warn("role exited", fields);
@@ -109,8 +154,7 @@ class RoleEntry implements RoleProcess {
   }
 
   signal(sig: NodeJS.Signals): void {
-    const proc = this.proc;
-    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    if (this.running) this.proc?.kill(sig);
   }
 
   async stop(graceMs: number): Promise<void> {
@@ -125,5 +169,17 @@ class RoleEntry implements RoleProcess {
       clearTimeout(timer);
     }
     await new Promise<void>((resolve) => this.out.end(resolve));
+  }
+}
+
+/** The `msg` of a JSON log line, if it is one. */
+function logMessage(line: string): unknown {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return typeof parsed === "object" && parsed !== null && "msg" in parsed
+      ? parsed.msg
+      : undefined;
+  } catch {
+    return undefined;
   }
 }

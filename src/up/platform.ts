@@ -5,7 +5,7 @@ import type { Config } from "../config";
 import { migrateAll } from "../db/migrator";
 import { createLogger } from "../log";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../platform/embedded";
-import { Supervisor } from "../platform/supervisor";
+import { type LaunchedRoles, launchRoles } from "../platform/launcher";
 import { platformUsers, platformUsersRemove, roleEnvs } from "./credentials";
 import type { Home } from "./home";
 
@@ -42,22 +42,6 @@ function writeEnvFile(file: string, env: Record<string, string | undefined>): vo
   writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
 }
 
-async function waitReady(url: string, deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`the dispatcher at ${url} was not ready within ${deadlineMs} ms`);
-    }
-    await Bun.sleep(100);
-  }
-}
-
 async function databases(
   cfg: Config,
   home: Home,
@@ -80,11 +64,11 @@ export async function startPlatform(
   options: PlatformOptions,
 ): Promise<RunningPlatform> {
   const db = await databases(cfg, home);
-  const supervisor = new Supervisor(home.logDir);
+  let launched: LaunchedRoles | undefined;
   const owner = { state: db.state, data: db.data };
   let usersMade = false;
   const stop = async () => {
-    await supervisor.stopAll();
+    await launched?.supervisor.stopAll();
     // A PostgreSQL you gave keeps no login user of ours. (Not the embedded one,
     // up's own: its package stops it on SIGINT too, and that race is better short.)
     if (usersMade && db.pg === undefined) await platformUsersRemove(owner);
@@ -125,21 +109,16 @@ export async function startPlatform(
       uiAuthToken: ui.token,
       s3: cfg.s3,
     });
-    const dispatcherEnv = { ...env.dispatcher, PORT: String(port) };
-    supervisor.start({
-      name: "dispatcher",
-      args: ["dispatcher"],
-      env: dispatcherEnv,
-      restart: true,
+    launched = await launchRoles({
+      logDir: home.logDir,
+      env,
+      dispatchers: [{ name: "dispatcher", port }],
+      workers: options.workers,
+      workerArgs: ["--concurrency", String(options.concurrency)],
+      sinkArgs: [],
     });
-    await waitReady(dispatcherUrl, 30_000);
-    for (let i = 1; i <= options.workers; i++) {
-      const args = ["worker", "--concurrency", String(options.concurrency)];
-      supervisor.start({ name: `worker-${i}`, args, env: env.worker, restart: true });
-    }
-    supervisor.start({ name: "sink", args: ["sink"], env: env.sink, restart: true });
     const uiArgs = ["ui", "--port", String(ui.port)];
-    supervisor.start({ name: "ui", args: uiArgs, env: env.ui, restart: true });
+    launched.supervisor.start({ name: "ui", args: uiArgs, env: env.ui, restart: true });
     return {
       stateUrl: db.state,
       dataUrl: db.data,
