@@ -1,8 +1,18 @@
 import * as v from "valibot";
 import { SyntheticPayload } from "../contracts/task";
 import type { Db } from "../db/connect";
+import {
+  type AuditAlert,
+  type AuditTask,
+  auditAlerts,
+  auditAttempts,
+  auditMessages,
+  auditOutbox,
+  auditTasks,
+} from "../reads/audit";
 import { dedupeKey } from "../worker/alerts";
-import { auditAlerts, auditAttempts, auditMessages, auditOutbox, auditTasks } from "./audit";
+import { checkDrained, type DrainFindings } from "./drained";
+import { checkFencing, type FencingFindings, type FencingInput } from "./fencing";
 
 /**
  * Checks the invariants of ../shared/DESIGN.md over the tasks of one org at
@@ -21,6 +31,7 @@ export interface CheckReport {
   rows: { expected: number; found: number; missing: number; unexpected: number; wrongOrg: number };
   attempts: { max: number; retried: number };
   outbox: { pending: number; staleRows: number };
+  fencing: { staleWrites: number; staleRenewals: number; renewalsSeen: number };
   deadLetters: Record<string, number>;
   invariants: Invariant[];
 }
@@ -35,19 +46,74 @@ export function expectedKeys(taskId: string, payload: unknown): string[] {
   return alerts.map((a, i) => a.dedupe_key ?? dedupeKey(taskId, i));
 }
 
-/** The outbox rows an attempt writes itself, through buffer-publish and complete. */
-const ATTEMPT_WRITES: ReadonlySet<string> = new Set(["buffer_queue", "task_completed"]);
-
 const sample = (items: readonly string[]) =>
   items.length === 0
     ? ""
     : ` (e.g. ${items.slice(0, 3).join(", ")}${items.length > 3 ? ", …" : ""})`;
 
-export async function checkInvariants(
-  state: Db,
-  data: Db,
-  p: { orgId: string; allowFailed?: boolean; poisonTaskIds?: readonly string[] },
-): Promise<CheckReport> {
+interface RowFindings {
+  expected: number;
+  found: number;
+  missing: string[];
+  unexpected: string[];
+  wrongOrg: number;
+}
+
+/** Succeeded tasks must have every row; a failed task may have published before it failed. */
+function checkRows(
+  tasks: readonly AuditTask[],
+  alerts: readonly AuditAlert[],
+  poison: ReadonlySet<string>,
+): RowFindings {
+  const expected = new Map<string, string>();
+  const allowed = new Map<string, string>();
+  for (const t of tasks) {
+    if (poison.has(t.id) || (t.status !== "succeeded" && t.status !== "failed")) continue;
+    for (const key of expectedKeys(t.id, t.payload)) {
+      allowed.set(key, t.org_id);
+      if (t.status === "succeeded") expected.set(key, t.org_id);
+    }
+  }
+  const found = new Map(alerts.map((a) => [a.dedupe_key, a]));
+  const wrongOrg = alerts.filter(
+    (a) => allowed.has(a.dedupe_key) && allowed.get(a.dedupe_key) !== a.org_id,
+  );
+  return {
+    expected: expected.size,
+    found: found.size,
+    missing: [...expected.keys()].filter((k) => !found.has(k)),
+    unexpected: [...found.keys()].filter((k) => !allowed.has(k)),
+    wrongOrg: wrongOrg.length,
+  };
+}
+
+export interface CheckOptions {
+  orgId: string;
+  allowFailed?: boolean;
+  poisonTaskIds?: readonly string[];
+  /** Leases verify saw the dispatchers grant (its proxy watches the workers' links). */
+  observed?: FencingInput["observed"];
+}
+
+interface Findings {
+  tasks: CheckReport["tasks"];
+  rows: RowFindings;
+  fencing: FencingFindings;
+  drained: DrainFindings;
+}
+
+function taskCounts(tasks: readonly AuditTask[]): CheckReport["tasks"] {
+  const count = (s: AuditTask["status"]) => tasks.filter((t) => t.status === s).length;
+  return {
+    total: tasks.length,
+    queued: count("queued"),
+    running: count("running"),
+    succeeded: count("succeeded"),
+    failed: count("failed"),
+  };
+}
+
+export async function checkInvariants(state: Db, data: Db, p: CheckOptions): Promise<CheckReport> {
   const tasks = await auditTasks(state, { orgId: p.orgId });
   const ids = tasks.map((t) => t.id);
   const [alerts, outbox, attempts, messages] = await Promise.all([
@@ -57,110 +123,87 @@ export async function checkInvariants(
     auditMessages(state, { taskIds: ids }),
   ]);
   const poison = new Set(p.poisonTaskIds ?? []);
-  const count = (s: string) => tasks.filter((t) => t.status === s).length;
-
-  // Succeeded tasks must have every row; a failed task may have published before it failed.
-  // A row is keyed by (org_id, dedupe_key): the same key may be stored once per org.
-  const rowKey = (orgId: string, key: string) => `${orgId}/${key}`;
-  const expected = new Set<string>();
-  const allowed = new Set<string>();
-  const allowedKeys = new Set<string>();
-  for (const t of tasks) {
-    if (poison.has(t.id) || (t.status !== "succeeded" && t.status !== "failed")) continue;
-    for (const key of expectedKeys(t.id, t.payload)) {
-      allowed.add(rowKey(t.org_id, key));
-      allowedKeys.add(key);
-      if (t.status === "succeeded") expected.add(rowKey(t.org_id, key));
-    }
-  }
-  const found = new Set(alerts.map((a) => rowKey(a.org_id, a.dedupe_key)));
-  const missing = [...expected].filter((k) => !found.has(k));
-  const stray = alerts.filter((a) => !allowed.has(rowKey(a.org_id, a.dedupe_key)));
-  const unexpected = stray
-    .filter((a) => !allowedKeys.has(a.dedupe_key))
-    .map((a) => rowKey(a.org_id, a.dedupe_key));
-  const wrongOrg = stray.filter((a) => allowedKeys.has(a.dedupe_key));
-
-  // A row written by attempt a after attempt a+1 was claimed came from a fenced attempt.
-  // Only an attempt's own writes count: the reaper's wakeup names the attempt whose
-  // lease expired, and may commit after a claim whose clock started before it.
-  const claimedAt = new Map(
-    attempts.map((a) => [`${a.task_id}:${a.attempt}`, a.claimed_at.getTime()]),
-  );
-  const stale = outbox.filter((o) => {
-    if (o.task_id === null || o.attempt === null || !ATTEMPT_WRITES.has(o.queue_name)) return false;
-    const next = claimedAt.get(`${o.task_id}:${o.attempt + 1}`);
-    return next !== undefined && o.created_at.getTime() >= next;
-  });
-  const pending = outbox.filter((o) => o.status === "pending").length;
-  const rejected = outbox.filter((o) => o.status === "rejected");
-  const deadLetters: Record<string, number> = {};
-  for (const m of messages) {
-    if (m.queue_name.endsWith(".dlq"))
-      deadLetters[m.queue_name] = (deadLetters[m.queue_name] ?? 0) + 1;
-  }
-  const liveMessages = messages.filter(
-    (m) => !m.queue_name.endsWith(".dlq") && m.queue_name !== "task_completed",
-  );
-  const finished = count("succeeded") + count("failed");
-  const unexpectedDead = Object.entries(deadLetters)
-    .filter(([q]) => q !== "buffer_queue.dlq" || poison.size === 0)
-    .reduce((n, [, c]) => n + c, 0);
-
-  const invariants: Invariant[] = [
-    {
-      name: "every task finished (no task stuck)",
-      ok: finished === tasks.length && (p.allowFailed === true || count("failed") === 0),
-      detail: `${count("succeeded")} succeeded, ${count("failed")} failed, ${count("running")} running, ${count("queued")} queued of ${tasks.length}`,
-    },
-    {
-      name: "exactly the expected rows, each once, with the task's org",
-      ok: missing.length === 0 && unexpected.length === 0 && wrongOrg.length === 0,
-      detail: `expected ${expected.size}, found ${found.size}; missing ${missing.length}${sample(missing)}; unexpected ${unexpected.length}${sample(unexpected)}; wrong org ${wrongOrg.length}`,
-    },
-    {
-      name: "no stale attempt wrote an outbox row after it was fenced",
-      ok: stale.length === 0,
-      detail: `${stale.length} stale row(s)${sample(stale.map((s) => `${s.task_id}#${s.attempt}`))}`,
-    },
-    {
-      name: "the outbox drained and the queues are empty",
-      ok: pending === 0 && liveMessages.length === 0,
-      detail: `${pending} pending outbox row(s), ${liveMessages.length} live message(s)`,
-    },
-    {
-      name: "no outbox row of the run's tasks was rejected",
-      ok: rejected.length === 0,
-      detail: `${rejected.length} rejected row(s)${sample(rejected.map((o) => `${o.id} (${o.queue_name}, task ${o.task_id})`))}`,
-    },
-    {
-      name: "no dead letters except the injected poison",
-      ok: unexpectedDead === 0,
-      detail: JSON.stringify(deadLetters),
-    },
-  ];
+  const f: Findings = {
+    tasks: taskCounts(tasks),
+    rows: checkRows(tasks, alerts, poison),
+    fencing: checkFencing({ tasks, attempts, outbox, observed: p.observed }),
+    drained: checkDrained(outbox, messages, poison.size > 0),
+  };
+  const invariants = invariantsOf(f, p);
   return {
     ok: invariants.every((i) => i.ok),
-    tasks: {
-      total: tasks.length,
-      queued: count("queued"),
-      running: count("running"),
-      succeeded: count("succeeded"),
-      failed: count("failed"),
-    },
+    tasks: f.tasks,
     rows: {
-      expected: expected.size,
-      found: found.size,
-      missing: missing.length,
-      unexpected: unexpected.length,
-      wrongOrg: wrongOrg.length,
+      expected: f.rows.expected,
+      found: f.rows.found,
+      missing: f.rows.missing.length,
+      unexpected: f.rows.unexpected.length,
+      wrongOrg: f.rows.wrongOrg,
     },
     attempts: {
       max: Math.max(0, ...tasks.map((t) => t.attempt)),
       retried: tasks.filter((t) => t.attempt > 1).length,
     },
-    outbox: { pending, staleRows: stale.length },
-    deadLetters,
+    outbox: { pending: f.drained.pending, staleRows: f.fencing.staleWrites.length },
+    fencing: {
+      staleWrites: f.fencing.staleWrites.length,
+      staleRenewals: f.fencing.staleRenewals.length,
+      renewalsSeen: f.fencing.renewalsSeen,
+    },
+    deadLetters: f.drained.deadLetters,
     invariants,
+  };
+}
+
+function invariantsOf(
+  { tasks: t, rows, fencing, drained }: Findings,
+  p: CheckOptions,
+): Invariant[] {
+  return [
+    {
+      name: "every task finished (no task stuck)",
+      ok: t.succeeded + t.failed === t.total && (p.allowFailed === true || t.failed === 0),
+      detail: `${t.succeeded} succeeded, ${t.failed} failed, ${t.running} running, ${t.queued} queued of ${t.total}`,
+    },
+    {
+      name: "exactly the expected rows, each once, with the task's org",
+      ok: rows.missing.length === 0 && rows.unexpected.length === 0 && rows.wrongOrg === 0,
+      detail: `expected ${rows.expected}, found ${rows.found}; missing ${rows.missing.length}${sample(rows.missing)}; unexpected ${rows.unexpected.length}${sample(rows.unexpected)}; wrong org ${rows.wrongOrg}`,
+    },
+    fencingInvariant(fencing, p.observed !== undefined),
+    {
+      name: "each succeeded task completed exactly once, by its last attempt",
+      ok: fencing.badCompletions.length === 0,
+      detail: `${fencing.badCompletions.length} task(s) otherwise${sample(fencing.badCompletions)}`,
+    },
+    {
+      name: "the outbox drained and the queues are empty",
+      ok: drained.pending === 0 && drained.liveMessages === 0,
+      detail: `${drained.pending} pending outbox row(s), ${drained.liveMessages} live message(s)`,
+    },
+    {
+      name: "no outbox row of the run's tasks was rejected",
+      ok: drained.rejected.length === 0,
+      detail: `${drained.rejected.length} rejected row(s)${sample(drained.rejected)}`,
+    },
+    {
+      name: "no dead letters except the injected poison",
+      ok: drained.unexpectedDead === 0,
+      detail: JSON.stringify(drained.deadLetters),
+    },
+  ];
+}
+
+export const FENCING_INVARIANT = "no attempt changed anything after it was fenced out";
+
+function fencingInvariant(f: FencingFindings, watched: boolean): Invariant {
+  const stale = [...f.staleWrites, ...f.staleRenewals];
+  const renewals = watched
+    ? `; ${f.staleRenewals.length} stale lease renewal(s) of ${f.renewalsSeen} seen`
+    : "";
+  return {
+    name: FENCING_INVARIANT,
+    ok: stale.length === 0,
+    detail: `${f.staleWrites.length} stale outbox row(s)${renewals}${sample(stale)}`,
   };
 }

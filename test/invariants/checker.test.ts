@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { taskClaim } from "../../src/dispatcher/sql/claim";
 import { leaseReapExpired } from "../../src/dispatcher/sql/reap";
-import { checkInvariants } from "../../src/verify/checker";
+import { checkInvariants, FENCING_INVARIANT } from "../../src/verify/checker";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";
 
@@ -12,7 +12,8 @@ import { useFreshDatabase } from "../support/db";
 
 const db = useFreshDatabase();
 const org = "checker";
-const FENCING = "no stale attempt wrote an outbox row after it was fenced";
+const FENCING = FENCING_INVARIANT;
+const COMPLETED = "each succeeded task completed exactly once, by its last attempt";
 
 async function seedGoodRun(): Promise<string> {
   const sql = db().sql;
@@ -31,7 +32,8 @@ async function seedGoodRun(): Promise<string> {
   // Attempt 1 published before it was fenced; attempt 2 published and completed.
   await sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt, created_at) VALUES
     ('buffer_queue', '{}', 'sent', ${id}, 1, now() - interval '8 seconds'),
-    ('buffer_queue', '{}', 'sent', ${id}, 2, now() - interval '2 seconds')`;
+    ('buffer_queue', '{}', 'sent', ${id}, 2, now() - interval '2 seconds'),
+    ('task_completed', '{}', 'sent', ${id}, 2, now() - interval '1 second')`;
   for (let i = 0; i < 3; i++) {
     await sql`INSERT INTO data.alert_events (dedupe_key, org_id, task_id, source, severity, title, occurred_at)
       VALUES (${dedupeKey(id, i)}, ${org}, ${id}, 's', 'info', 't', now())`;
@@ -103,10 +105,26 @@ describe("invariant checker", () => {
     expect(again.invariants.find((i) => i.name === FENCING)?.ok).toBe(false);
   });
 
+  test("a second completion, or one by a fenced attempt, fails the completion invariant", async () => {
+    const id = await seedGoodRun();
+    await db()
+      .sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt, created_at)
+      VALUES ('task_completed', '{}', 'sent', ${id}, 2, now())`;
+    // Written after the first completion: also a stale write.
+    expect(await failing()).toEqual([FENCING, COMPLETED]);
+    const again = await seedGoodRun();
+    await db()
+      .sql`UPDATE state.outbox SET attempt = 1 WHERE task_id = ${again} AND queue_name = 'task_completed'`;
+    // Attempt 1 completing after attempt 2's claim is a stale write as well.
+    expect(await failing()).toEqual([FENCING, COMPLETED]);
+  });
+
   test("a task still running fails the no-task-stuck invariant", async () => {
     const id = await seedGoodRun();
     await db().sql`UPDATE state.tasks SET status = 'running' WHERE id = ${id}`;
-    expect(await failing()).toContain("every task finished (no task stuck)");
+    const failed = await failing();
+    expect(failed).toContain("every task finished (no task stuck)");
+    expect(failed).toContain(COMPLETED);
   });
 
   test("a pending outbox row or a live message fails the drained invariant; a dead letter its own", async () => {

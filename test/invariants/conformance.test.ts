@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as v from "valibot";
 import { ClaimResponse } from "../../src/contracts/http";
-import { auditProgress } from "../../src/verify/audit";
+import { auditProgress } from "../../src/reads/audit";
 import { alertsFor } from "../../src/worker/alerts";
 import { fence, HEADER } from "../dispatcher/_client";
 import {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { auditProgress } from "../../src/verify/audit";
+import { auditProgress } from "../../src/reads/audit";
 import { type CheckReport, checkInvariants } from "../../src/verify/checker";
 import { freshDatabase, type TestDatabase } from "../support/db";
 import { startDispatcher, type TestDispatcher } from "../support/dispatcher";

@@ -3,7 +3,10 @@ import type { Db } from "../db/connect";
 
 /**
  * Read-only queries the invariant checker runs at the end of a pipeline.
- * They read every role's tables, and change nothing.
+ * They read every role's tables, and change nothing. Times that fencing is
+ * judged by come as microseconds since the epoch (`*_us`), the database's
+ * own precision (exact in a float8): a Date's milliseconds could make two
+ * moments look equal.
  */
 
 const TaskRow = v.object({
@@ -42,7 +45,7 @@ const OutboxRow = v.object({
   task_id: v.nullable(v.string()),
   attempt: v.nullable(v.number()),
   status: v.string(),
-  created_at: v.date(),
+  created_us: v.number(),
 });
 export type AuditOutbox = v.InferOutput<typeof OutboxRow>;
 
@@ -51,12 +54,19 @@ export async function auditOutbox(
   p: { taskIds: readonly string[] },
 ): Promise<AuditOutbox[]> {
   const rows = await state`
-    SELECT id::text AS id, queue_name, task_id::text AS task_id, attempt, status::text AS status, created_at
+    SELECT id::text AS id, queue_name, task_id::text AS task_id, attempt, status::text AS status,
+           (extract(epoch FROM created_at) * 1000000)::float8 AS created_us
     FROM state.outbox WHERE task_id = ANY(${p.taskIds}::uuid[])`;
   return v.parse(v.array(OutboxRow), [...rows]);
 }
 
-const AttemptRow = v.object({ task_id: v.string(), attempt: v.number(), claimed_at: v.date() });
+const AttemptRow = v.object({
+  task_id: v.string(),
+  attempt: v.number(),
+  claimed_us: v.number(),
+  ended_us: v.nullable(v.number()),
+  outcome: v.nullable(v.picklist(["completed", "failed", "fenced", "expired"])),
+});
 export type AuditAttempt = v.InferOutput<typeof AttemptRow>;
 
 export async function auditAttempts(
@@ -64,7 +74,10 @@ export async function auditAttempts(
   p: { taskIds: readonly string[] },
 ): Promise<AuditAttempt[]> {
   const rows = await state`
-    SELECT task_id::text AS task_id, attempt, claimed_at FROM state.task_attempts
+    SELECT task_id::text AS task_id, attempt, outcome::text AS outcome,
+           (extract(epoch FROM claimed_at) * 1000000)::float8 AS claimed_us,
+           (extract(epoch FROM ended_at) * 1000000)::float8 AS ended_us
+    FROM state.task_attempts
     WHERE task_id = ANY(${p.taskIds}::uuid[])`;
   return v.parse(v.array(AttemptRow), [...rows]);
 }
@@ -106,4 +119,22 @@ export async function auditProgress(state: Db, p: { orgId: string; taskIds: read
        + (SELECT count(*) FROM state.queue_messages
           WHERE queue_name IN ('buffer_queue', 'task_wakeup') AND payload->>'task_id' = ANY(${p.taskIds}::text[])))::int AS pending`;
   return v.parse(Progress, row);
+}
+
+const OrgProgress = v.object({ total: v.number(), finished: v.number(), pending: v.number() });
+
+/**
+ * Every task of the org (also ones whose creation's answer was lost), how
+ * many finished, and work still queued anywhere for them.
+ */
+export async function auditOrgProgress(state: Db, p: { orgId: string }) {
+  const [row] = await state`
+    WITH org AS (SELECT id, status FROM state.tasks WHERE org_id = ${p.orgId})
+    SELECT
+      (SELECT count(*) FROM org)::int AS total,
+      (SELECT count(*) FROM org WHERE status IN ('succeeded', 'failed'))::int AS finished,
+      ((SELECT count(*) FROM state.outbox o JOIN org ON org.id = o.task_id WHERE o.status = 'pending')
+       + (SELECT count(*) FROM state.queue_messages m JOIN org ON org.id::text = m.payload->>'task_id'
+          WHERE m.queue_name IN ('buffer_queue', 'task_wakeup')))::int AS pending`;
+  return v.parse(OrgProgress, row);
 }
