@@ -1,28 +1,26 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import * as v from "valibot";
 import type { Config } from "../config";
-import { BufferMessage } from "../contracts/queue";
-import { connect, type Sql } from "../db/connect";
+import { migrateAll } from "../db/migrator";
 import { createLogger } from "../log";
-import { freePort } from "../platform/embedded";
-import { type RoleProcess, Supervisor } from "../platform/supervisor";
-import { openQueue } from "../queue/open";
-import type { QueueBackend } from "../queue/seam";
+import type { ProcResources } from "../platform/procfs";
+import type { RoleProcess } from "../platform/supervisor";
 import { sleep } from "../sleep";
-import { createTasks } from "../tasks/create";
-import { auditProgress, auditSentBufferPayloads } from "./audit";
-import { type ChaosEvent, chaosSchedule, describeEvent } from "./chaos";
-import { type CheckReport, checkInvariants } from "./checker";
+import { type ChaosEvent, chaosSchedule, describeEvent, type FaultKind } from "./chaos";
+import { type CheckReport, checkInvariants, type Invariant } from "./checker";
 import { claimDatabase } from "./exclusive";
+import { TaskFeed, waitQuiet } from "./feed";
+import { type Injected, Injector, type PlayedEvent } from "./inject";
+import { type Pipeline, sampleResources, startPipeline } from "./pipeline";
+import { startVerifyPostgres, type VerifyPostgres } from "./postgres";
 
 /**
- * `harness verify`: seeds K tasks of N alerts under a fresh org, runs two
- * dispatchers, W workers and a sink as child processes (restarted when they
- * die), optionally applies a seeded fault schedule, waits until quiet, and
- * checks every invariant from the databases.
+ * `harness verify`: seeds K tasks of N alerts under a fresh org (or, for a
+ * soak, keeps creating them at a steady rate), runs the pipeline
+ * (./pipeline.ts), plays a seeded fault schedule on it (./inject.ts), waits
+ * until quiet, and checks every invariant from the databases. With
+ * `embedded` it brings its own PostgreSQL, which the schedule may restart.
  */
 
 const log = createLogger("verify");
@@ -39,240 +37,220 @@ export interface VerifyOptions {
   /** `--exec CMD [ARGS…]`: the workers run this task program for every attempt. */
   exec?: string[] | undefined;
   chaos: number | undefined;
+  /** The fault kinds the schedule draws from. */
+  faults: readonly FaultKind[];
+  embedded: boolean;
+  /** A soak: create tasks at `rate` a second for this long, with faults throughout. */
+  durationMs: number | undefined;
+  rate: number;
   timeoutMs: number;
   logDir: string | undefined;
+  /** A schedule to play instead of the seeded one (tests). */
+  schedule?: readonly ChaosEvent[];
 }
 
 export interface VerifyReport {
   orgId: string;
   seed: number | null;
+  faults: FaultKind[];
+  embedded: boolean;
+  durationMs: number | null;
+  /** The schedule as planned: a function of the seed and the pipeline's shape. */
   schedule: string[];
-  injected: { kills: number; duplicateWakeups: number; duplicateBuffers: number };
+  /** The same events as data: `--schedule FILE` replays them (or a part of them). */
+  events: ChaosEvent[];
+  /** The schedule as played: when each event really started, and what showed it took effect. */
+  played: PlayedEvent[];
+  injected: Injected;
+  /** Unexpected exits (the supervisor restarted the role), by role. */
   restarts: Record<string, number>;
+  /** Each role's pid, RSS and open fds when the run began and when it ended. */
+  resources: Record<string, { start: ProcResources | null; end: ProcResources | null }>;
+  tasksCreated: number;
   elapsedMs: number;
   timedOut: boolean;
   check: CheckReport;
 }
 
-interface Pipeline {
-  state: Sql;
-  data: Sql;
-  /** Publishes the duplicates the chaos schedule injects. */
-  queue: QueueBackend;
-  supervisor: Supervisor;
-  roles: Map<string, RoleProcess>;
-}
-
-async function waitReady(url: string, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`dispatcher at ${url} not ready in time`);
-}
-
-const execArgs = (o: VerifyOptions): string[] =>
-  o.exec === undefined ? [] : ["--exec", ...o.exec.slice(0, 1), "--", ...o.exec.slice(1)];
-
-async function startRoles(
-  cfg: Config,
-  urls: { state: string; data: string },
-  o: VerifyOptions,
-  logDir: string,
-) {
-  const supervisor = new Supervisor(logDir);
-  const roles = new Map<string, RoleProcess>();
-  const base = {
-    STATE_DATABASE_URL: urls.state,
-    DATA_DATABASE_URL: urls.data,
-    DATABASE_URL: undefined,
-    OBJECT_STORE_URL: cfg.objectStoreUrl ?? pathToFileURL(join(logDir, "objects")).href,
-    INTERNAL_AUTH_TOKEN: cfg.internalAuthToken ?? crypto.randomUUID(),
-    LEASE_DURATION_MS: process.env.LEASE_DURATION_MS ?? "2000",
-    VISIBILITY_TIMEOUT_MS: process.env.VISIBILITY_TIMEOUT_MS ?? "2000",
-    MAX_ATTEMPTS: process.env.MAX_ATTEMPTS ?? "10",
-    MAX_RECEIVES: process.env.MAX_RECEIVES ?? "50",
-  };
-  const dispatcherUrls: string[] = [];
-  for (const name of ["dispatcher-1", "dispatcher-2"]) {
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    dispatcherUrls.push(url);
-    roles.set(
-      name,
-      supervisor.start({
-        name,
-        args: ["dispatcher"],
-        env: { ...base, PORT: String(port) },
-        restart: true,
-      }),
-    );
-  }
-  const deadline = Date.now() + 30_000;
-  for (const url of dispatcherUrls) await waitReady(url, deadline);
-  for (let i = 1; i <= o.workers; i++) {
-    const env = { ...base, DISPATCHER_URL: dispatcherUrls[i % dispatcherUrls.length] };
-    const name = `worker-${i}`;
-    roles.set(
-      name,
-      supervisor.start({
-        name,
-        args: ["worker", "--concurrency", "8", ...execArgs(o)],
-        env,
-        restart: true,
-      }),
-    );
-  }
-  roles.set(
-    "sink",
-    supervisor.start({
-      name: "sink",
-      args: ["sink", "--concurrency", "4"],
-      env: base,
-      restart: true,
-    }),
-  );
-  return { supervisor, roles };
-}
-
-async function applyEvent(
-  p: Pipeline,
-  e: ChaosEvent,
-  ids: readonly string[],
-  injected: VerifyReport["injected"],
-) {
-  log.info("chaos", { event: describeEvent(e) });
-  if (e.kind === "kill") {
-    p.roles.get(e.role)?.signal("SIGKILL");
-    injected.kills++;
-  } else if (e.kind === "duplicate_wakeups") {
-    const payloads = e.taskIndexes.flatMap((i) => {
-      const id = ids[i % ids.length];
-      return id === undefined ? [] : [{ task_id: id }];
-    });
-    await p.queue.publisher().publish(
-      "task_wakeup",
-      payloads.map((payload) => ({ payload })),
-    );
-    injected.duplicateWakeups += payloads.length;
-  } else {
-    const sent = await auditSentBufferPayloads(p.state, { taskIds: ids });
-    const chosen = sent[e.pick % Math.max(1, sent.length)];
-    const parsed = v.safeParse(BufferMessage, chosen);
-    if (!parsed.success) return;
-    await p.queue.publisher().publish("buffer_queue", [{ payload: parsed.output }]);
-    injected.duplicateBuffers++;
-  }
-}
-
-/** Applies each event of the schedule at its time. */
-async function playSchedule(
-  p: Pipeline,
-  schedule: readonly ChaosEvent[],
-  ids: readonly string[],
-  injected: VerifyReport["injected"],
-): Promise<void> {
-  const t0 = Date.now();
-  for (const event of schedule) {
-    await sleep(t0 + event.atMs - Date.now());
-    await applyEvent(p, event, ids, injected);
-  }
-}
-
-/** Waits until every task finished and nothing is pending for half a second; false at the deadline. */
-async function waitQuiet(
-  state: Sql,
-  orgId: string,
-  ids: readonly string[],
-  deadline: number,
-): Promise<boolean> {
-  let quietSince: number | undefined;
-  for (;;) {
-    const progress = await auditProgress(state, { orgId, taskIds: ids });
-    const quiet = progress.finished === ids.length && progress.pending === 0;
-    quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
-    if (quietSince !== undefined && Date.now() - quietSince > 500) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(200);
-  }
-}
-
 export async function runVerify(
   cfg: Config,
-  urls: { state: string; data: string },
+  urls: { state: string; data: string } | undefined,
   o: VerifyOptions,
 ): Promise<VerifyReport> {
   const started = Date.now();
-  const release = await claimDatabase(urls.state, {
-    privateStore: cfg.objectStoreUrl === undefined,
-  });
+  const pg = o.embedded ? await startVerifyPostgres() : undefined;
   try {
-    return await runClaimed(cfg, urls, o, started);
+    const dbs = pg === undefined ? urls : await migrated(pg);
+    if (dbs === undefined) throw new Error("verify needs database URLs or --embedded");
+    const release = await claimDatabase(dbs.state, {
+      privateStore: cfg.objectStoreUrl === undefined,
+    });
+    try {
+      return await runClaimed(cfg, dbs, o, { started, pg });
+    } finally {
+      await release().catch(() => {});
+    }
   } finally {
-    await release();
+    await pg?.stop();
   }
+}
+
+async function migrated(pg: VerifyPostgres): Promise<{ state: string; data: string }> {
+  const urls = { state: pg.url(), data: pg.url() };
+  await migrateAll(urls);
+  return urls;
+}
+
+/**
+ * The span faults and tasks are spread over: a soak's duration; for a
+ * replayed schedule, up to its last event; else 8 s.
+ */
+const windowOf = (o: VerifyOptions) =>
+  o.durationMs ??
+  (o.schedule === undefined ? 8_000 : Math.max(1_000, ...o.schedule.map((e) => e.atMs)));
+
+function scheduleFor(o: VerifyOptions, p: Pipeline): ChaosEvent[] {
+  if (o.schedule !== undefined) return [...o.schedule];
+  if (o.chaos === undefined) return [];
+  const windowMs = windowOf(o);
+  return chaosSchedule({
+    seed: o.chaos,
+    kinds: o.faults,
+    roles: [...p.roles.keys()],
+    links: p.net?.links() ?? [],
+    tasks:
+      o.durationMs === undefined ? o.tasks : Math.max(1, Math.round((o.rate * windowMs) / 1000)),
+    windowMs,
+    events: o.durationMs === undefined ? 12 : Math.max(12, Math.round(windowMs / 3_000)),
+    leaseMs: p.leaseMs,
+  });
 }
 
 async function runClaimed(
   cfg: Config,
   urls: { state: string; data: string },
   o: VerifyOptions,
-  started: number,
+  run: { started: number; pg: VerifyPostgres | undefined },
 ): Promise<VerifyReport> {
-  const orgId = `verify-${o.chaos ?? "calm"}-${started.toString(36)}`;
+  const how = o.schedule !== undefined ? "replay" : (o.chaos ?? "calm");
+  const orgId = `verify-${how}-${run.started.toString(36)}`;
   const logDir = o.logDir ?? mkdtempSync(join(tmpdir(), "harness-verify-"));
-  const state = connect(urls.state, { name: "verify", max: 4 });
-  const data = connect(urls.data, { name: "verify", max: 2 });
-  const queue = await openQueue({ ...cfg, stateDatabaseUrl: urls.state }, { name: "verify" });
-  const { supervisor, roles } = await startRoles(cfg, urls, o, logDir);
-  const pipeline: Pipeline = { state, data, queue, supervisor, roles };
-  const schedule =
-    o.chaos === undefined
-      ? []
-      : chaosSchedule({
-          seed: o.chaos,
-          roles: [...roles.keys()],
-          tasks: o.tasks,
-          windowMs: 6_000,
-          events: 12,
-        });
-  const injected = { kills: 0, duplicateWakeups: 0, duplicateBuffers: 0 };
-  let timedOut = false;
-  let restarts: Record<string, number> = {};
+  const proxied = o.chaos !== undefined || o.schedule !== undefined;
+  const p = await startPipeline(cfg, urls, { workers: o.workers, exec: o.exec, logDir, proxied });
   try {
-    const ids = await createTasks(state, {
+    const r = await playAndWait(p, o, { ...run, orgId, logDir });
+    const observed =
+      p.net === undefined ? undefined : { grants: p.net.leaseGrants(), leaseMs: p.leaseMs };
+    const check = await checkInvariants(p.state, p.data, { orgId, observed });
+    return {
       orgId,
-      payload: o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts },
-      count: o.tasks,
-    });
-    log.info(VERIFY_LOG.tasksCreated, {
-      org_id: orgId,
-      tasks: ids.length,
-      alerts: o.alerts,
-      log_dir: logDir,
-    });
-    await playSchedule(pipeline, schedule, ids, injected);
-    timedOut = !(await waitQuiet(state, orgId, ids, started + o.timeoutMs));
-    restarts = supervisor.crashes();
+      seed: o.chaos ?? null,
+      faults: [...o.faults],
+      embedded: o.embedded,
+      durationMs: o.durationMs ?? null,
+      schedule: r.schedule.map(describeEvent),
+      events: r.schedule,
+      played: r.faults.played,
+      injected: r.faults.injected,
+      restarts: p.supervisor.crashes(),
+      resources: r.resources,
+      tasksCreated: r.created,
+      elapsedMs: Date.now() - run.started,
+      timedOut: r.timedOut,
+      check: withInvariant(check, survived(p.roles)),
+    };
   } finally {
-    await supervisor.stopAll();
-    await queue.close();
+    await p.close();
   }
-  const check = await checkInvariants(state, data, { orgId });
-  await state.end();
-  await data.end();
+}
+
+/** Creates the tasks, plays the schedule, waits until quiet; the roles are stopped at the end. */
+async function playAndWait(
+  p: Pipeline,
+  o: VerifyOptions,
+  run: { orgId: string; logDir: string; started: number; pg: VerifyPostgres | undefined },
+) {
+  const schedule = scheduleFor(o, p);
+  const payload = o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts };
+  const feed = new TaskFeed(p.state, run.orgId, payload);
+  // Once the roles have warmed up (code loaded, pools filled): 2 s, or a tenth of a soak up to 30 s.
+  const warmUpMs = Math.min(30_000, Math.max(2_000, (o.durationMs ?? 0) / 10));
+  const startSample = sleep(warmUpMs).then(() => sampleResources(p));
+  startSample.catch(() => {});
+  const publisher = p.queue.publisher();
+  const targets = { state: p.state, publisher, roles: p.roles, net: p.net, postgres: run.pg };
+  const faults = new Injector({ ...targets, taskIds: () => feed.ids });
+  let timedOut = true;
+  let end: Record<string, ProcResources | null> = {};
+  try {
+    await feedAndPlay(feed, faults, schedule, { ...o, windowMs: windowOf(o) });
+    const fields = { org_id: run.orgId, tasks: feed.ids.length, log_dir: run.logDir };
+    log.info(VERIFY_LOG.tasksCreated, { ...fields, alerts: o.alerts });
+    await faults.settle();
+    const deadline = run.started + (o.durationMs ?? 0) + o.timeoutMs;
+    timedOut = !(await waitQuiet(p.state, run.orgId, deadline));
+    await startSample;
+    end = await sampleResources(p);
+  } finally {
+    faults.resumeAll();
+    await p.stopRoles();
+  }
+  const start = await startSample;
+  const resources = Object.fromEntries(
+    Object.entries(start).map(([k, s]) => [k, { start: s, end: end[k] ?? null }]),
+  );
+  return { schedule, faults, timedOut, resources, created: feed.ids.length };
+}
+
+/**
+ * Creates the tasks while the schedule plays: all at once for a calm run;
+ * under faults spread over the schedule's window, so that faults land on
+ * work in flight; in a soak at a steady rate for the whole duration.
+ */
+async function feedAndPlay(
+  feed: TaskFeed,
+  faults: Injector,
+  schedule: readonly ChaosEvent[],
+  o: VerifyOptions & { windowMs: number },
+): Promise<void> {
+  const t0 = Date.now();
+  const feeding =
+    o.durationMs !== undefined
+      ? feed.steady(o.rate, t0 + o.durationMs)
+      : schedule.length === 0
+        ? feed.create(o.tasks)
+        : feed.steady((o.tasks * 1000) / o.windowMs, t0 + o.windowMs, o.tasks);
+  for (const event of schedule) {
+    await sleep(t0 + event.atMs - Date.now());
+    await faults.apply(event, t0);
+  }
+  await feeding;
+}
+
+/**
+ * A role's process may die only of kill -9. One that exits before it was up
+ * (an unreachable database stops a role at start, by contract: it started
+ * while a fault was on) is restarted and only counted; one that exits after
+ * it was up died of a fault it should have survived.
+ */
+function survived(roles: ReadonlyMap<string, RoleProcess>): Invariant {
+  const died: string[] = [];
+  let refused = 0;
+  for (const [name, role] of roles) {
+    for (const exit of role.exits) {
+      if (exit.signal === "SIGKILL") continue;
+      if (!exit.ready) refused++;
+      else died.push(`${name} pid ${exit.pid} exited ${exit.signal ?? `with code ${exit.code}`}`);
+    }
+  }
   return {
-    orgId,
-    seed: o.chaos ?? null,
-    schedule: schedule.map(describeEvent),
-    injected,
-    restarts,
-    elapsedMs: Date.now() - started,
-    timedOut,
-    check,
+    name: "every role survived every fault but kill -9",
+    ok: died.length === 0,
+    detail: `${died.length === 0 ? "no process died" : died.join("; ")}; ${refused} start(s) refused during a fault`,
   };
+}
+
+function withInvariant(check: CheckReport, inv: Invariant): CheckReport {
+  const invariants = [...check.invariants, inv];
+  return { ...check, invariants, ok: invariants.every((i) => i.ok) };
 }
