@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chaosSchedule } from "../../src/verify/chaos";
+import { chaosSchedule, FAULT_KINDS } from "../../src/verify/chaos";
 import { VERIFY_LOG } from "../../src/verify/run";
 import { useTempStore } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
@@ -18,15 +18,16 @@ function scheduleOf(stdout: string): unknown {
     : undefined;
 }
 
-/** Exit code, and stderr's tail when the code is not the one expected. */
-function outcome(r: { code: number; stderr: string }, expected = 0) {
-  return { code: r.code, stderr: r.code === expected ? "" : r.stderr.slice(-2000) };
+/** Exit code, and stderr's tail (and the report's) when the code is not the one expected. */
+function outcome(r: { code: number; stderr: string; stdout?: string }, expected = 0) {
+  const tails = `${r.stderr.slice(-2000)}${(r.stdout ?? "").slice(-3000)}`;
+  return { code: r.code, stderr: r.code === expected ? "" : tails };
 }
 
 describe("harness verify", () => {
   test("with a chaos seed: roles killed and restarted, duplicates injected, every invariant holds, exit 0", async () => {
     const r = await runHarness(
-      ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json", "--timeout", "90"],
+      ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json", "--timeout", "150"],
       { DATABASE_URL: db().url, LOG_LEVEL: "warn" },
     );
     expect(outcome(r)).toEqual({ code: 0, stderr: "" });
@@ -41,11 +42,32 @@ describe("harness verify", () => {
       },
     });
     expect(JSON.stringify(report)).toContain("kill -9");
-  }, 120_000);
+    // Every kind that applies without --embedded, each counted.
+    expect(report).toMatchObject({ faults: ["kill", "duplicate", "pause", "network"] });
+    const injected =
+      typeof report === "object" && report !== null && "injected" in report ? report.injected : {};
+    expect(Object.keys(injected ?? {}).sort()).toEqual([
+      "duplicateBuffers",
+      "duplicateWakeups",
+      "kills",
+      "networkFaults",
+      "pauses",
+      "postgresRestarts",
+    ]);
+  }, 200_000);
 
   test("the schedule is a function of the seed alone", () => {
     const plan = (seed: number) =>
-      chaosSchedule({ seed, roles: ["a", "b", "c"], tasks: 5, windowMs: 6_000, events: 12 });
+      chaosSchedule({
+        seed,
+        kinds: FAULT_KINDS,
+        roles: ["a", "b", "c"],
+        links: ["a→postgres", "b→postgres", "b→a"],
+        tasks: 5,
+        windowMs: 6_000,
+        events: 12,
+        leaseMs: 2_000,
+      });
     expect(plan(11)).toEqual(plan(11));
     expect(plan(11)).not.toEqual(plan(12));
     expect(plan(11)).toHaveLength(12);
