@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { SyntheticPayload } from "../contracts/task";
 import type { Db } from "../db/connect";
+import type { DeadLetter } from "../queue/seam";
 import {
   type AuditAlert,
   type AuditTask,
@@ -93,6 +94,20 @@ export interface CheckOptions {
   poisonTaskIds?: readonly string[];
   /** Leases verify saw the dispatchers grant (its proxy watches the workers' links). */
   observed?: FencingInput["observed"];
+  /** A broker's dead letters (NATS): the state database holds only pgqueue's. */
+  brokerDeadLetters?: readonly DeadLetter[];
+}
+
+const NamesTask = v.object({ task_id: v.string() });
+
+/** The broker's dead letters of these tasks, shaped like the state database's messages. */
+function deadOf(letters: readonly DeadLetter[], ids: ReadonlySet<string>) {
+  return letters
+    .filter((d) => {
+      const named = v.safeParse(NamesTask, d.payload);
+      return named.success && ids.has(named.output.task_id);
+    })
+    .map((d) => ({ queue_name: `${d.queue}.dlq`, payload: d.payload, last_error: d.lastError }));
 }
 
 interface Findings {
@@ -127,7 +142,11 @@ export async function checkInvariants(state: Db, data: Db, p: CheckOptions): Pro
     tasks: taskCounts(tasks),
     rows: checkRows(tasks, alerts, poison),
     fencing: checkFencing({ tasks, attempts, outbox, observed: p.observed }),
-    drained: checkDrained(outbox, messages, poison.size > 0),
+    drained: checkDrained(
+      outbox,
+      [...messages, ...deadOf(p.brokerDeadLetters ?? [], new Set(ids))],
+      poison.size > 0,
+    ),
   };
   const invariants = invariantsOf(f, p);
   return {

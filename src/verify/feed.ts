@@ -1,6 +1,7 @@
 import type { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import { createLogger } from "../log";
+import type { QueueBackend } from "../queue/seam";
 import { auditOrgProgress } from "../reads/audit";
 import { sleep } from "../sleep";
 import { createTasks } from "../tasks/create";
@@ -62,6 +63,15 @@ export class TaskFeed {
   }
 }
 
+/** Messages still waiting in a broker's queues (the state database cannot see them). */
+async function brokerBacklog(queue: QueueBackend): Promise<number> {
+  if (queue.kind === "pgqueue") return 0;
+  const depths = await queue.admin().depths();
+  return depths
+    .filter((d) => d.queue === "task_wakeup" || d.queue === "buffer_queue")
+    .reduce((n, d) => n + d.ready + d.inFlight + d.delayed, 0);
+}
+
 /**
  * Waits until every task of the org finished and nothing was pending for
  * `quietMs`; false at the deadline. A failed look (the database restarting)
@@ -69,14 +79,16 @@ export class TaskFeed {
  */
 export async function waitQuiet(
   state: Sql,
-  orgId: string,
-  deadline: number,
-  quietMs = 500,
+  queue: QueueBackend,
+  o: { orgId: string; deadline: number; quietMs?: number },
 ): Promise<boolean> {
+  const { orgId, deadline, quietMs = 500 } = o;
   let quietSince: number | undefined;
   for (;;) {
     const p = await auditOrgProgress(state, { orgId }).catch(() => undefined);
-    const quiet = p !== undefined && p.total > 0 && p.finished === p.total && p.pending === 0;
+    const backlog = await brokerBacklog(queue).catch(() => 1);
+    const done = p !== undefined && p.total > 0 && p.finished === p.total;
+    const quiet = done && p.pending === 0 && backlog === 0;
     quietSince = quiet ? (quietSince ?? Date.now()) : undefined;
     if (quietSince !== undefined && Date.now() - quietSince > quietMs) return true;
     if (Date.now() > deadline) return false;

@@ -141,7 +141,11 @@ async function runClaimed(
     const r = await playAndWait(p, o, { ...run, orgId, logDir });
     const observed =
       p.net === undefined ? undefined : { grants: p.net.leaseGrants(), leaseMs: p.leaseMs };
-    const check = await checkInvariants(p.state, p.data, { orgId, observed });
+    const brokerDeadLetters =
+      p.queue.kind === "nats"
+        ? await p.queue.admin().listDeadLetters({ limit: 10_000 })
+        : undefined;
+    const check = await checkInvariants(p.state, p.data, { orgId, observed, brokerDeadLetters });
     return {
       orgId,
       seed: o.chaos ?? null,
@@ -188,7 +192,7 @@ async function playAndWait(
     log.info(VERIFY_LOG.tasksCreated, { ...fields, alerts: o.alerts });
     await faults.settle();
     const deadline = run.started + (o.durationMs ?? 0) + o.timeoutMs;
-    timedOut = !(await waitQuiet(p.state, run.orgId, deadline));
+    timedOut = !(await waitQuiet(p.state, p.queue, { orgId: run.orgId, deadline }));
     await startSample;
     end = await sampleResources(p);
   } finally {
