@@ -58,6 +58,40 @@ async function databases(
   return { state: cfg.stateDatabaseUrl ?? url, data: cfg.dataDatabaseUrl ?? url, pg };
 }
 
+/**
+ * Writes `.harness/env` (the operator's own settings: owner URLs, for `source
+ * .harness/env` in another shell) and makes a database user per role; each
+ * role's environment, with only its own credentials.
+ */
+async function platformEnvs(
+  cfg: Config,
+  home: Home,
+  p: { owner: { state: string; data: string }; dispatcherUrl: string; uiToken: string },
+) {
+  const objectStoreUrl = cfg.objectStoreUrl ?? pathToFileURL(home.objectsDir).href;
+  const internalAuthToken = cfg.internalAuthToken ?? home.secrets.internal_auth_token;
+  const signingKey = cfg.capability.signingKey ?? home.secrets.capability_signing_key;
+  writeEnvFile(join(home.dir, "env"), {
+    STATE_DATABASE_URL: p.owner.state,
+    DATA_DATABASE_URL: p.owner.data,
+    OBJECT_STORE_URL: objectStoreUrl,
+    INTERNAL_AUTH_TOKEN: internalAuthToken,
+    CAPABILITY_SIGNING_KEY: signingKey,
+    DISPATCHER_URL: p.dispatcherUrl,
+    // Tells a one-shot command run from `source .harness/env` where its settings came from.
+    HARNESS_UP_DIR: home.dir,
+  });
+  return roleEnvs({
+    users: await platformUsers(p.owner),
+    objectStoreUrl,
+    dispatcherUrl: p.dispatcherUrl,
+    internalAuthToken,
+    signingKey,
+    uiAuthToken: p.uiToken,
+    s3: cfg.s3,
+  });
+}
+
 export async function startPlatform(
   cfg: Config,
   home: Home,
@@ -81,34 +115,12 @@ export async function startPlatform(
     }
     const port = process.env.PORT ? cfg.port : await freePort();
     const dispatcherUrl = `http://127.0.0.1:${port}`;
-    const objectStoreUrl = cfg.objectStoreUrl ?? pathToFileURL(home.objectsDir).href;
-    const internalAuthToken = cfg.internalAuthToken ?? home.secrets.internal_auth_token;
-    const signingKey = cfg.capability.signingKey ?? home.secrets.capability_signing_key;
-    // The operator's own settings (owner URLs), for `source .harness/env` in another shell.
-    writeEnvFile(join(home.dir, "env"), {
-      STATE_DATABASE_URL: db.state,
-      DATA_DATABASE_URL: db.data,
-      OBJECT_STORE_URL: objectStoreUrl,
-      INTERNAL_AUTH_TOKEN: internalAuthToken,
-      CAPABILITY_SIGNING_KEY: signingKey,
-      DISPATCHER_URL: dispatcherUrl,
-      // Tells a one-shot command run from `source .harness/env` where its settings came from.
-      HARNESS_UP_DIR: home.dir,
-    });
     usersMade = true;
     const ui = {
       port: process.env.UI_PORT ? cfg.ui.port : await freePort(),
       token: cfg.ui.authToken ?? home.secrets.ui_auth_token,
     };
-    const env = roleEnvs({
-      users: await platformUsers(owner),
-      objectStoreUrl,
-      dispatcherUrl,
-      internalAuthToken,
-      signingKey,
-      uiAuthToken: ui.token,
-      s3: cfg.s3,
-    });
+    const env = await platformEnvs(cfg, home, { owner, dispatcherUrl, uiToken: ui.token });
     launched = await launchRoles({
       logDir: home.logDir,
       env,

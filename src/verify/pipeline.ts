@@ -81,7 +81,8 @@ export async function startPipeline(
     : undefined;
   const launched = await launchRoles({
     logDir: o.logDir,
-    env,
+    // Every role with the owner's URLs: verify proves the invariants, not the grants.
+    env: { dispatcher: env, worker: env, sink: env },
     dispatchers,
     workers: o.workers,
     workerArgs: ["--concurrency", "8", ...execArgs(o.exec)],
