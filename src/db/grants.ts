@@ -84,6 +84,13 @@ export const GRANTS: Record<GrantSet, readonly Grant[]> = {
     },
     { privileges: "USAGE", on: "SEQUENCE state.outbox_id_seq", to: ["harness_dispatcher"] },
     { privileges: "SELECT, INSERT", on: `TABLE ${table(signingKeys)}`, to: ["harness_dispatcher"] },
+    // The reaper's sweep counts the wakeups still waiting (src/dispatcher/reaper.ts):
+    // each message's queue, time and receive count, never a payload.
+    {
+      privileges: "SELECT (queue_name, available_at, receive_count)",
+      on: `TABLE ${table(queueMessages)}`,
+      to: ["harness_dispatcher"],
+    },
     // The queue, only through its functions (drizzle/state/0008_queue_functions.sql).
     { privileges: "EXECUTE", on: "FUNCTION state.queue_publish", to: ["harness_dispatcher"] },
     {

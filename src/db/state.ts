@@ -58,6 +58,12 @@ export const tasks = state.table(
      * otherwise. Not indexed, like every column a claim or heartbeat changes.
      */
     retryAt: tz("retry_at"),
+    /**
+     * When the reaper's sweep last wrote this `queued` task a fresh wakeup
+     * (src/dispatcher/sql/sweep.ts): at most one per sweep period. Not
+     * indexed: the sweep finds queued tasks by tasks_status_created_idx.
+     */
+    sweptAt: tz("swept_at"),
   },
   (t) => [
     // Running tasks for the reaper. Not on lease_expires_at: a heartbeat changes only

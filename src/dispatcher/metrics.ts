@@ -72,6 +72,7 @@ export interface Metrics {
   refusals: Counter;
   outboxPublished: Counter;
   reaped: Counter;
+  swept: Counter;
   latency: Histogram;
   render(gauges: { outboxBacklog: number | null }): string;
 }
@@ -90,6 +91,10 @@ export function createMetrics(): Metrics {
     "harness_dispatcher_leases_reaped_total",
     "Expired leases the reaper woke a task for.",
   );
+  const swept = new Counter(
+    "harness_dispatcher_queued_swept_total",
+    "Queued tasks the sweep woke again, unclaimed for its period since their last wakeup.",
+  );
   const latency = new Histogram(
     "harness_dispatcher_request_duration_seconds",
     "HTTP request latency by route and status.",
@@ -99,6 +104,7 @@ export function createMetrics(): Metrics {
     refusals,
     outboxPublished,
     reaped,
+    swept,
     latency,
     render({ outboxBacklog }) {
       const backlog = [
@@ -106,7 +112,9 @@ export function createMetrics(): Metrics {
         "# TYPE harness_dispatcher_outbox_backlog gauge",
         `harness_dispatcher_outbox_backlog ${outboxBacklog ?? "NaN"}`,
       ];
-      const parts = [claims, refusals, outboxPublished, reaped, latency].flatMap((m) => m.render());
+      const parts = [claims, refusals, outboxPublished, reaped, swept, latency].flatMap((m) =>
+        m.render(),
+      );
       return `${[...parts, ...backlog].join("\n")}\n`;
     },
   };

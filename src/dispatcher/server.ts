@@ -15,7 +15,7 @@ import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
 import { DISPATCHER_LOG } from "./logs";
 import { createMetrics } from "./metrics";
-import { runReaper } from "./reaper";
+import { runReaper, sweepPeriodMs, wakeupsWaiting } from "./reaper";
 import { notFound, routeTable } from "./routes";
 
 /**
@@ -69,7 +69,13 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
       metrics,
       publisherFor: (tx) => queue.publisher(tx),
     }),
-    runReaper(sql, { leaseMs: cfg.leaseDurationMs, signal: abort.signal, log, metrics }),
+    runReaper(sql, {
+      leaseMs: cfg.leaseDurationMs,
+      sweep: { periodMs: sweepPeriodMs(cfg), waiting: wakeupsWaiting(queue) },
+      signal: abort.signal,
+      log,
+      metrics,
+    }),
   ];
   // One cap over every route: past it, 503 at once (src/dispatcher/http.ts).
   const cap = concurrencyCap(cfg.maxConcurrentRequests);

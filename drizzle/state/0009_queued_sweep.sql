@@ -1,0 +1,1 @@
+ALTER TABLE "state"."tasks" ADD COLUMN "swept_at" timestamp with time zone;

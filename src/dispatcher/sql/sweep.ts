@@ -1,0 +1,90 @@
+import type postgres from "postgres";
+import * as v from "valibot";
+import type { Db, Sql } from "../../db/connect";
+import { type OutboxRow, outboxInsert } from "../../outbox/sql";
+
+/**
+ * The sweep of `queued` tasks (invariant 8, against invariant 9's worker): a
+ * queued task is claimed only when a worker that received its wakeup claims
+ * it, and a worker may ack a wakeup without claiming (a compromised one, with
+ * its own queue's rights) or the queue may dead-letter it (after
+ * MAX_RECEIVES refused claims, a dispatcher outage). Nothing would wake that
+ * task again: the lease reaper wakes only `running` ones. So a queued task
+ * left unclaimed for the sweep period since its last wakeup — created, its
+ * retry due (`retry_at`: a backoff is never cut short), or swept — gets one
+ * fresh `task_wakeup` through the outbox, at most one per period
+ * (`swept_at`), decided by the database clock.
+ *
+ * A task unclaimed that long may also simply be waiting behind a backlog,
+ * its wakeup still unreceived in the queue; sweeping it would only add a
+ * duplicate. Given the queue's count of task_wakeup messages still waiting
+ * to be received (ready or delayed; `waiting`), the sweep takes at most as
+ * many tasks as there are queued tasks beyond those messages and the pending
+ * outbox wakeups: with one wakeup waiting per queued task, none. The ones it
+ * takes are the oldest: a queue hands out its oldest messages first, so the
+ * tasks whose wakeup is gone are older than those whose wakeup still waits.
+ * Messages in flight are not counted as waiting: a worker may hold one
+ * forever (queue_extend) without ever claiming. With `waiting` null (the
+ * count cannot be read) the period alone decides.
+ */
+
+/** Queued tasks whose last wakeup is at least `periodMs` old: the sweep's candidates. */
+function dueSql(db: Db, periodMs: number): postgres.PendingQuery<postgres.Row[]> {
+  const before = db`now() - make_interval(secs => ${periodMs}::float8 / 1000)`;
+  // created_at bounds the range of tasks_status_created_idx; greatest() (which skips
+  // nulls) is the rule: no wakeup of its own for a period since the last one.
+  return db`status = 'queued' AND created_at <= ${before}
+    AND greatest(created_at, retry_at, swept_at) <= ${before}`;
+}
+
+/** Whether any queued task is due: a cheap look before the queue is asked for its count. */
+export async function taskSweepDue(db: Db, p: { periodMs: number }): Promise<boolean> {
+  const [row] = await db`
+    SELECT EXISTS (SELECT 1 FROM state.tasks WHERE ${dueSql(db, p.periodMs)}) AS due`;
+  return row?.due === true;
+}
+
+const Swept = v.array(v.object({ id: v.string(), attempt: v.number() }));
+
+/**
+ * The sweep's round, in one transaction: up to `limit` due tasks, oldest
+ * first (no more than the guard allows when `waiting` is known), are marked
+ * `swept_at = now()` (SKIP LOCKED: two dispatchers split them, and a claim
+ * in progress is passed over) and get one `task_wakeup` outbox row each.
+ * Returns how many were woken.
+ */
+export async function taskSweep(
+  sql: Sql,
+  p: { limit: number; periodMs: number; waiting: number | null },
+): Promise<number> {
+  return sql.begin(async (tx) => {
+    const marked = await tx`
+      WITH room AS (
+        SELECT CASE WHEN ${p.waiting}::int IS NULL THEN ${p.limit}::int
+          ELSE least(${p.limit}::int, greatest(0,
+            (SELECT count(*) FROM state.tasks WHERE status = 'queued') - ${p.waiting}::int
+            - (SELECT count(*) FROM state.outbox
+               WHERE status = 'pending' AND queue_name = 'task_wakeup')))::int
+        END AS n
+      ), due AS (
+        SELECT id FROM state.tasks
+        WHERE ${dueSql(tx, p.periodMs)}
+        ORDER BY created_at, id
+        LIMIT (SELECT n FROM room)
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE state.tasks t SET swept_at = now()
+      FROM due WHERE t.id = due.id
+      RETURNING t.id::text AS id, t.attempt`;
+    const rows = v.parse(Swept, [...marked]).map(
+      (r): OutboxRow<"task_wakeup"> => ({
+        queue: "task_wakeup",
+        payload: { task_id: r.id },
+        taskId: r.id,
+        attempt: r.attempt,
+      }),
+    );
+    await outboxInsert(tx, { rows, notify: true });
+    return rows.length;
+  });
+}
