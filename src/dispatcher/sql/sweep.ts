@@ -37,11 +37,15 @@ function dueSql(db: Db, periodMs: number): postgres.PendingQuery<postgres.Row[]>
     AND greatest(created_at, retry_at, swept_at) <= ${before}`;
 }
 
-/** Whether any queued task is due: a cheap look before the queue is asked for its count. */
+/**
+ * Whether any queued task is due: a cheap look before the queue is asked for
+ * its count. In index order, so the plan walks tasks_status_created_idx
+ * however many tasks are queued (a sequential scan otherwise looked likely).
+ */
 export async function taskSweepDue(db: Db, p: { periodMs: number }): Promise<boolean> {
-  const [row] = await db`
-    SELECT EXISTS (SELECT 1 FROM state.tasks WHERE ${dueSql(db, p.periodMs)}) AS due`;
-  return row?.due === true;
+  const rows = await db`
+    SELECT 1 FROM state.tasks WHERE ${dueSql(db, p.periodMs)} ORDER BY created_at, id LIMIT 1`;
+  return rows.length > 0;
 }
 
 const Swept = v.array(v.object({ id: v.string(), attempt: v.number() }));
@@ -73,8 +77,10 @@ export async function taskSweep(
         LIMIT (SELECT n FROM room)
         FOR UPDATE SKIP LOCKED
       )
+      -- By primary key: joined to the CTE, whose LIMIT the planner cannot see, it
+      -- chose to hash the whole table.
       UPDATE state.tasks t SET swept_at = now()
-      FROM due WHERE t.id = due.id
+      WHERE t.id = ANY(ARRAY(SELECT id FROM due))
       RETURNING t.id::text AS id, t.attempt`;
     const rows = v.parse(Swept, [...marked]).map(
       (r): OutboxRow<"task_wakeup"> => ({
