@@ -20,6 +20,7 @@ export const REAPER_LOG = {
   reaped: "woke tasks with expired leases",
   swept: "woke queued tasks left unclaimed for the sweep period",
   failed: "reaper round failed; retrying",
+  uncounted: "could not count the wakeups waiting in the queue; the sweep goes by its period alone",
 } as const;
 
 /** How often to look: a quarter of the lease, between 50 ms and 5 s. */
@@ -94,10 +95,19 @@ export async function runReaper(sql: Sql, p: ReaperOptions): Promise<void> {
   }
 }
 
-/** The queue is asked for its count only when some task is due. */
+/**
+ * The queue is asked for its count only when some task is due. A count that
+ * cannot be had (the queue down, a grant missing) leaves the period alone to
+ * decide: a duplicate wakeup is harmless, a task never woken is not.
+ */
 async function sweepRound(sql: Sql, p: ReaperOptions): Promise<number> {
   const { periodMs, waiting } = p.sweep;
   if (!(await taskSweepDue(sql, { periodMs }))) return 0;
-  const n = waiting === undefined ? null : await waiting();
+  let n: number | null = null;
+  try {
+    n = waiting === undefined ? null : await waiting();
+  } catch (err) {
+    p.log.warn(REAPER_LOG.uncounted, { err });
+  }
   return taskSweep(sql, { limit: REAP_LIMIT, periodMs, waiting: n });
 }

@@ -40,7 +40,7 @@ function defined(env: Record<string, string | undefined>): RoleEnv {
   );
 }
 
-async function startPlatform(): Promise<SecurePlatform> {
+async function startPlatform(extra: RoleEnv): Promise<SecurePlatform> {
   const [state, data] = await Promise.all([freshDatabase(), freshDatabase()]);
   const store = await tempStore();
   const port = await freePort();
@@ -65,7 +65,7 @@ async function startPlatform(): Promise<SecurePlatform> {
     sink: defined(envs.sink),
     ui: defined(envs.ui),
   };
-  const settings = { LEASE_DURATION_MS: "3000" };
+  const settings = { LEASE_DURATION_MS: "3000", ...extra };
   const role = spawnHarness("dispatcher", ["dispatcher"], {
     ...env.dispatcher,
     ...settings,
@@ -92,11 +92,14 @@ async function stopPlatform(p: SecurePlatform): Promise<void> {
   p.store.remove();
 }
 
-/** The platform for this test file: started before its tests, stopped (users dropped) after. */
-export function useSecurePlatform(): () => SecurePlatform {
+/**
+ * The platform for this test file: started before its tests, stopped (users
+ * dropped) after. `settings` adds timings (not secrets) every role runs with.
+ */
+export function useSecurePlatform(settings: RoleEnv = {}): () => SecurePlatform {
   let current: SecurePlatform | undefined;
   beforeAll(async () => {
-    current = await startPlatform();
+    current = await startPlatform(settings);
   }, 60_000);
   afterAll(async () => {
     if (current !== undefined) await stopPlatform(current);
