@@ -1,5 +1,6 @@
 import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
+import { outboxPendingCount } from "../outbox/sql";
 import type { QueueBackend } from "../queue/seam";
 import { sleep } from "../sleep";
 import type { Metrics } from "./metrics";
@@ -44,8 +45,8 @@ export const sweepPeriodMs = (c: { visibilityTimeoutMs: number; maxReceives: num
 
 /**
  * The sweep's guard: how many task_wakeup messages wait in the queue to be
- * received. pgqueue counts them for the dispatcher (it may read the
- * messages' queue, time and receive count, not their payloads:
+ * received (ready or delayed). pgqueue counts them for the dispatcher (it
+ * may read the messages' queue, time and receive count, not their payloads:
  * src/db/grants.ts). On NATS the dispatcher's broker user may only publish
  * (src/queue/nats/permissions.ts): there the period alone decides.
  */
@@ -64,7 +65,7 @@ export interface ReaperOptions {
     periodMs: number;
     /**
      * How many task_wakeup messages wait in the queue to be received (ready or
-     * delayed); undefined when the dispatcher may not read it.
+     * delayed); undefined when the dispatcher may not count them.
      */
     waiting: (() => Promise<number>) | undefined;
   };
@@ -96,18 +97,24 @@ export async function runReaper(sql: Sql, p: ReaperOptions): Promise<void> {
 }
 
 /**
- * The queue is asked for its count only when some task is due. A count that
- * cannot be had (the queue down, a grant missing) leaves the period alone to
- * decide: a duplicate wakeup is harmless, a task never woken is not.
+ * The wakeups are counted only when some task is due: the outbox's pending
+ * ones first, then the queue's, so a row the drainer publishes in between is
+ * counted twice rather than not at all (too many waiting only holds a sweep
+ * back until the next round). A queue that cannot be counted (down, a grant
+ * missing) leaves the period alone to decide: a duplicate wakeup is
+ * harmless, a task never woken is not.
  */
 async function sweepRound(sql: Sql, p: ReaperOptions): Promise<number> {
   const { periodMs, waiting } = p.sweep;
   if (!(await taskSweepDue(sql, { periodMs }))) return 0;
   let n: number | null = null;
-  try {
-    n = waiting === undefined ? null : await waiting();
-  } catch (err) {
-    p.log.warn(REAPER_LOG.uncounted, { err });
+  if (waiting !== undefined) {
+    const pending = await outboxPendingCount(sql, { queue: "task_wakeup" });
+    try {
+      n = pending + (await waiting());
+    } catch (err) {
+      p.log.warn(REAPER_LOG.uncounted, { err });
+    }
   }
   return taskSweep(sql, { limit: REAP_LIMIT, periodMs, waiting: n });
 }

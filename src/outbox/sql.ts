@@ -156,8 +156,10 @@ export async function outboxMarkRejected(
   return rows.length;
 }
 
-/** How many rows wait to be published. */
-export async function outboxPendingCount(db: Db): Promise<number> {
-  const [row] = await db`SELECT count(*)::int AS n FROM state.outbox WHERE status = 'pending'`;
+/** How many rows wait to be published (those of one queue, given `queue`). */
+export async function outboxPendingCount(db: Db, p: { queue?: QueueName } = {}): Promise<number> {
+  const [row] = await db`
+    SELECT count(*)::int AS n FROM state.outbox
+    WHERE status = 'pending' ${p.queue === undefined ? db`` : db`AND queue_name = ${p.queue}`}`;
   return Number(row?.n ?? 0);
 }

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import type { Sql } from "../../src/db/connect";
 import { taskSweep, taskSweepDue } from "../../src/dispatcher/sql/sweep";
+import { outboxPendingCount } from "../../src/outbox/sql";
 import { createTasks } from "../../src/tasks/create";
 import { useFreshDatabase } from "../support/db";
 import { waitFor } from "../support/wait";
@@ -115,19 +116,20 @@ describe("the sweep of queued tasks", () => {
     await clockPast(ids[3] ?? "", "created_at", PERIOD_MS);
     expect(await sweep({ waiting: 4 })).toBe(0);
     expect(await sweep({ waiting: 9 })).toBe(0);
-    // One wakeup pending in the outbox counts as waiting too.
-    const [young = ""] = await createTasks(sql(), {
-      orgId: "acme",
-      payload: { alerts: 1 },
-      count: 1,
-    });
-    expect(await sweep({ waiting: 4 })).toBe(0);
-    // Five queued, two waiting in the queue and one in the outbox: two are missing.
+    // Four queued, two wakeups waiting: two are missing.
     expect(await sweep({ waiting: 2 })).toBe(2);
     const swept = await sql()`
       SELECT id::text AS id FROM state.tasks WHERE swept_at IS NOT NULL ORDER BY created_at`;
     expect(swept.map((r) => r.id)).toEqual(ids.slice(0, 2));
-    expect(await sweptRows(sql(), young)).toEqual([]);
+    expect(await sweep({ waiting: 0 })).toBe(2);
+    expect(await sweep({ waiting: 0 })).toBe(0);
+  });
+
+  test("the outbox's pending wakeups count as waiting; other queues' rows do not", async () => {
+    await createTasks(sql(), { orgId: "acme", payload: { alerts: 1 }, count: 2 });
+    await sql()`INSERT INTO state.outbox (queue_name, payload) VALUES ('task_completed', '{}')`;
+    expect(await outboxPendingCount(sql(), { queue: "task_wakeup" })).toBe(2);
+    expect(await outboxPendingCount(sql())).toBe(3);
   });
 
   test("unknown waiting (null): the period alone decides, up to the limit, oldest first", async () => {

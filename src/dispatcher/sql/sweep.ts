@@ -16,16 +16,16 @@ import { type OutboxRow, outboxInsert } from "../../outbox/sql";
  * (`swept_at`), decided by the database clock.
  *
  * A task unclaimed that long may also simply be waiting behind a backlog,
- * its wakeup still unreceived in the queue; sweeping it would only add a
- * duplicate. Given the queue's count of task_wakeup messages still waiting
- * to be received (ready or delayed; `waiting`), the sweep takes at most as
- * many tasks as there are queued tasks beyond those messages and the pending
- * outbox wakeups: with one wakeup waiting per queued task, none. The ones it
- * takes are the oldest: a queue hands out its oldest messages first, so the
- * tasks whose wakeup is gone are older than those whose wakeup still waits.
- * Messages in flight are not counted as waiting: a worker may hold one
- * forever (queue_extend) without ever claiming. With `waiting` null (the
- * count cannot be read) the period alone decides.
+ * its wakeup still unreceived; sweeping it would only add a duplicate. Given
+ * how many wakeups wait to be received (`waiting`: pending in the outbox,
+ * ready or delayed in the queue; ../reaper.ts counts them), the sweep takes
+ * at most as many tasks as there are queued tasks beyond them: with one
+ * wakeup waiting per queued task, none. The ones it takes are the oldest: a
+ * queue hands out its oldest messages first, so the tasks whose wakeup is
+ * gone are older than those whose wakeup still waits. Messages in flight do
+ * not count as waiting: a worker may hold one forever (queue_extend) without
+ * ever claiming. With `waiting` null (the queue cannot be counted) the
+ * period alone decides.
  */
 
 /** Queued tasks whose last wakeup is at least `periodMs` old: the sweep's candidates. */
@@ -66,9 +66,7 @@ export async function taskSweep(
       WITH room AS (
         SELECT CASE WHEN ${p.waiting}::int IS NULL THEN ${p.limit}::int
           ELSE least(${p.limit}::int, greatest(0,
-            (SELECT count(*) FROM state.tasks WHERE status = 'queued') - ${p.waiting}::int
-            - (SELECT count(*) FROM state.outbox
-               WHERE status = 'pending' AND queue_name = 'task_wakeup')))::int
+            (SELECT count(*) FROM state.tasks WHERE status = 'queued') - ${p.waiting}::int))::int
         END AS n
       ), due AS (
         SELECT id FROM state.tasks
