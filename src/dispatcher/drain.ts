@@ -6,6 +6,7 @@ import { describeError } from "../describe-error";
 import { failpoint } from "../failpoints";
 import type { Logger } from "../log";
 import {
+  outboxDedupeId,
   outboxLockPending,
   outboxMarkRejected,
   outboxMarkSent,
@@ -18,8 +19,8 @@ import type { Metrics } from "./metrics";
 /**
  * One round of the outbox drainer (invariant 4). In one transaction: lock a
  * batch of pending rows (SKIP LOCKED, so several dispatchers drain side by
- * side), publish them through the queue seam (each row's id as its dedupe
- * id, its `available_at` as when it becomes visible), then mark them sent. A
+ * side), publish them through the queue seam (each row's outboxDedupeId as
+ * its dedupe id, its `available_at` as when it becomes visible), then mark them sent. A
  * crash before commit leaves them pending for the next round or another
  * dispatcher: at least once.
  *
@@ -74,7 +75,7 @@ const permanent = (err: unknown): boolean =>
 async function publishRows<Q extends QueueName>(pub: QueuePublisher, queue: Q, rows: PendingRow[]) {
   const messages = rows.map((r) => ({
     payload: v.parse(QUEUES[queue], r.payload),
-    dedupeId: r.id,
+    dedupeId: outboxDedupeId(r),
     ...(r.available_at === null ? {} : { availableAt: r.available_at }),
   }));
   await pub.publish(queue, messages);

@@ -100,6 +100,8 @@ const PendingRow = v.object({
   queue_name: v.string(),
   payload: v.unknown(),
   available_at: v.nullable(v.date()),
+  /** `created_at` in microseconds since the epoch, exact (see outboxDedupeId). */
+  created_us: v.pipe(v.string(), v.regex(/^\d+$/)),
 });
 export type PendingRow = v.InferOutput<typeof PendingRow>;
 
@@ -115,12 +117,26 @@ export async function outboxLockPending(
   p: { limit: number; id?: string },
 ): Promise<PendingRow[]> {
   const rows = await db`
-    SELECT id::text AS id, queue_name, payload, available_at FROM state.outbox
+    SELECT id::text AS id, queue_name, payload, available_at,
+           (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us
+    FROM state.outbox
     WHERE status = 'pending' ${p.id === undefined ? db`` : db`AND id = ${p.id}::bigint`}
     ORDER BY id
     LIMIT ${p.limit}
     FOR UPDATE SKIP LOCKED`;
   return v.parse(v.array(PendingRow), [...rows]);
+}
+
+/**
+ * The dedupe id a row is published with (NATS: `Nats-Msg-Id`), the same on
+ * every retry of that row. Its id alone is not enough: a database that is
+ * reset (dropped and migrated again, or restored from a backup) hands out
+ * the same ids again, and a reused id published within the broker's
+ * duplicate window would be dropped as a repeat. The row's `created_at`, to
+ * the microsecond, tells the two lives apart.
+ */
+export function outboxDedupeId(row: Pick<PendingRow, "id" | "created_us">): string {
+  return `outbox:${row.id}@${row.created_us}`;
 }
 
 /** The ids of up to `limit` pending rows, oldest first, without locking them. */

@@ -39,7 +39,8 @@ export interface Outgoing<Q extends QueueName> {
   /**
    * Where the backend can, a repeat with the same id is dropped (NATS:
    * `Nats-Msg-Id` within the stream's duplicate window). The outbox drainer
-   * passes the outbox row's id.
+   * passes one per outbox row, unique across the database's lifetimes
+   * (`outboxDedupeId`).
    */
   dedupeId?: string;
 }

@@ -89,7 +89,7 @@ describe("drainer", () => {
     expect(msg?.payload).toEqual({ task_id: task });
   });
 
-  test("each row goes through the seam with its id as dedupe id and its available_at", async () => {
+  test("each row goes through the seam with its id and creation time as dedupe id, and its available_at", async () => {
     await reset();
     const task = randomUUID();
     const [now, later] = await outboxInsert(db().sql, {
@@ -106,6 +106,13 @@ describe("drainer", () => {
       notify: false,
     });
     const [row] = await db().sql`SELECT available_at FROM state.outbox WHERE id = ${later ?? ""}`;
+    // The row's created_at to the microsecond, as the database keeps it.
+    const [created] = await db().sql`
+      SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS at,
+             (extract(epoch FROM created_at) * 1000000)::bigint::text AS us
+      FROM state.outbox WHERE id = ${now ?? ""}`;
+    const micros = String(created?.us);
+    expect(new Date(`${String(created?.at)}Z`).getTime()).toBe(Math.floor(Number(micros) / 1000));
     const seen: Array<Outgoing<QueueName>> = [];
     const recording: PublisherFor = (tx: Db) => {
       const inner = db().queue().publisher(tx);
@@ -118,8 +125,13 @@ describe("drainer", () => {
     };
     expect(await drain(recordingLog(), recording)).toEqual({ published: 2, rejected: 0 });
     expect(seen).toEqual([
-      { payload: { task_id: task }, dedupeId: now },
-      { payload: { task_id: task }, dedupeId: later, availableAt: row?.available_at },
+      // Both rows were written by one statement: one created_at.
+      { payload: { task_id: task }, dedupeId: `outbox:${now}@${micros}` },
+      {
+        payload: { task_id: task },
+        dedupeId: `outbox:${later}@${micros}`,
+        availableAt: row?.available_at,
+      },
     ]);
     const messages = await db().sql`
       SELECT available_at <= now() AS visible FROM state.queue_messages ORDER BY id`;
