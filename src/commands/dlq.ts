@@ -49,6 +49,25 @@ async function envelopes(
   );
 }
 
+/**
+ * The one queue whose dead letters hold `id`. On pgqueue ids are unique
+ * across queues; on NATS each queue numbers its own (stream sequences), so
+ * the same id may be a dead letter of two queues: then `--queue` must say
+ * which, rather than this guessing.
+ */
+async function queueOf(admin: QueueAdmin, id: string): Promise<QueueName> {
+  const letters = await admin.listDeadLetters({ limit: Number.MAX_SAFE_INTEGER });
+  const queues = letters.filter((d) => d.id === id).map((d) => d.queue);
+  const [only, ...more] = queues;
+  if (only === undefined) throw new Error(`no dead letter with id ${id}`);
+  if (more.length > 0) {
+    throw new UsageError(
+      `id ${id} is a dead letter of ${queues.join(" and ")} (each queue numbers its own on NATS): add --queue`,
+    );
+  }
+  return only;
+}
+
 function describeLetter(d: DeadLetterEnvelope): string {
   const p = d.payload;
   const task =
@@ -91,12 +110,8 @@ const redriveCommand = harnessCommand({
     const queue = queueFlag(args.queue);
     const id = idFlag(args.id);
     const moved = await withAdmin(async (admin) => {
-      let queues = queue === undefined ? QUEUE_NAMES : [queue];
-      if (id !== undefined && queue === undefined) {
-        const letter = (await admin.listDeadLetters({})).find((d) => d.id === id);
-        if (letter === undefined) throw new Error(`no dead letter with id ${id}`);
-        queues = [letter.queue];
-      }
+      const queues =
+        queue !== undefined ? [queue] : id !== undefined ? [await queueOf(admin, id)] : QUEUE_NAMES;
       const one = id === undefined ? {} : { id };
       const counts = await Promise.all(queues.map((q) => admin.redrive({ queue: q, ...one })));
       return queues.map((q, i) => ({ queue: q, n: counts[i] ?? 0 }));
