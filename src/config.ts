@@ -56,7 +56,7 @@ const objectStoreUrl = v.pipe(
 );
 
 /** `nats://host:port`, or several comma-separated (the later ones may leave out `nats://`). */
-const natsUrl = v.pipe(
+export const NatsUrl = v.pipe(
   v.string(),
   v.trim(),
   v.regex(
@@ -96,7 +96,7 @@ export const EnvSchema = v.object({
   MAX_ATTEMPTS: positiveInt(5, 1_000),
   MAX_RECEIVES: positiveInt(5, 1_000),
   /** Unset: pgqueue in the STATE database; `nats://…`: NATS JetStream. */
-  QUEUE_URL: v.optional(natsUrl),
+  QUEUE_URL: v.optional(NatsUrl),
   /** Prefixes the broker's streams and consumers. */
   QUEUE_NAMESPACE: v.optional(queueNamespace, "harness"),
   /** Largest batch a worker may announce and the sink will fetch. */

@@ -1,9 +1,11 @@
 import { existsSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Config, ConfigError, config } from "../config";
+import * as v from "valibot";
+import { type Config, ConfigError, config, NatsUrl } from "../config";
 import { connect, describeUrl } from "../db/connect";
 import { createLogger } from "../log";
 import { EmbeddedUnavailableError, embeddedDataProblem } from "../platform/embedded";
+import { describeNatsUrl } from "../queue/nats/connect";
 import { openQueue } from "../queue/open";
 import { demoProgress } from "../reads/progress";
 import { collectStatus } from "../reads/status";
@@ -12,9 +14,24 @@ import { createTasks } from "../tasks/create";
 import { type Home, openHome } from "../up/home";
 import { type RunningPlatform, startPlatform } from "../up/platform";
 import { formatProgress, isDemoDone, progressWriter } from "../up/progress";
-import { harnessCommand, intFlag } from "./_command";
+import { harnessCommand, intFlag, UsageError } from "./_command";
 
 const log = createLogger("up");
+
+/** `--queue nats://…` stands for QUEUE_URL (and wins over it), checked the same way. */
+function withQueueFlag(cfg: Config, flag: string | undefined): Config {
+  if (flag === undefined || flag === "") return cfg;
+  const parsed = v.safeParse(NatsUrl, flag);
+  if (!parsed.success) throw new UsageError(`--queue ${parsed.issues[0].message}`);
+  return { ...cfg, queue: { ...cfg.queue, url: parsed.output } };
+}
+
+/** Where the queues are, for the line `up` starts with. */
+function queuePlace(cfg: Config): string {
+  const { url, namespace } = cfg.queue;
+  if (url === undefined) return "";
+  return `, queues on NATS at ${describeNatsUrl(url)} (namespace ${namespace})`;
+}
 
 /** Where the tasks and rows really are, for what `up` prints. */
 function databasePlace(platform: RunningPlatform, home: Home): string {
@@ -77,7 +94,7 @@ async function runDemo(
     const started = Date.now();
     const writer = progressWriter(process.stdout);
     for (;;) {
-      const p = await demoProgress(state, data, ids);
+      const p = await demoProgress({ state, data, queues: queue.admin() }, ids);
       writer.update(formatProgress(p, Date.now() - started));
       if (isDemoDone(p)) {
         writer.end();
@@ -116,13 +133,19 @@ export default harnessCommand({
     },
     alerts: { type: "string", description: "alerts per demo task", default: "10" },
     dir: { type: "string", description: "where state is kept between runs", default: ".harness" },
+    queue: {
+      type: "string",
+      valueHint: "nats://host:port",
+      description:
+        "the queues on this NATS JetStream broker (as QUEUE_URL; namespace QUEUE_NAMESPACE) instead of the state database",
+    },
   },
   async run({ args }) {
     const workers = intFlag("workers", args.workers, 1, 64);
     const concurrency = intFlag("concurrency", args.concurrency, 1, 256);
     const demo = args.demo === undefined ? undefined : intFlag("demo", args.demo, 1, 1_000_000);
     const alerts = intFlag("alerts", args.alerts, 0, 100_000);
-    const cfg = config();
+    const cfg = withQueueFlag(config(), args.queue);
     const { platform, home } = await start(cfg, resolve(args.dir), { workers, concurrency });
     let stopping: Promise<void> | undefined;
     const shutdown = (code: number) => {
@@ -141,7 +164,7 @@ export default harnessCommand({
       ? `the embedded PostgreSQL in ${home.pgDir}`
       : databasePlace(platform, home);
     process.stdout.write(
-      `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${on}; logs in ${platform.logDir}\n`,
+      `harness up: dispatcher ${platform.dispatcherUrl}, ${workers} worker(s), sink, on ${on}${queuePlace(cfg)}; logs in ${platform.logDir}\n`,
     );
     process.stdout.write(`dashboard: ${platform.ui.url} (log in with ${platform.ui.token})\n`);
     if (demo === undefined) {

@@ -90,10 +90,33 @@ export interface RoleEnvInputs {
   signingKey: string;
   uiAuthToken: string;
   s3: Config["s3"];
+  /** Where the queues are (unset: pgqueue in the state database). */
+  queue?: Config["queue"];
 }
 
-/** Each role's environment: its own URLs and secrets, every other secret cleared. */
+/** QUEUE_URL and QUEUE_NAMESPACE when the queues are on a broker; nothing for pgqueue. */
+export function queueEnv(queue: Config["queue"]): Record<string, string> {
+  return queue.url === undefined ? {} : { QUEUE_URL: queue.url, QUEUE_NAMESPACE: queue.namespace };
+}
+
+/**
+ * Each role's environment: its own URLs and secrets, every other secret
+ * cleared. With the queues on a broker every role gets its URL, and the
+ * worker (no database at all) and the sink (only DATA) no state database.
+ */
 export function roleEnvs(p: RoleEnvInputs): Record<PlatformRole, RoleEnv> {
+  const all = roleEnvsOnPgqueue(p);
+  if (p.queue?.url === undefined) return all;
+  const queue = queueEnv(p.queue);
+  return {
+    dispatcher: { ...all.dispatcher, ...queue },
+    worker: { ...all.worker, ...queue, STATE_DATABASE_URL: undefined },
+    sink: { ...all.sink, ...queue, STATE_DATABASE_URL: undefined },
+    ui: { ...all.ui, ...queue },
+  };
+}
+
+function roleEnvsOnPgqueue(p: RoleEnvInputs): Record<PlatformRole, RoleEnv> {
   const cleared: RoleEnv = Object.fromEntries(SECRETS.map((k) => [k, undefined]));
   const store: RoleEnv = {
     OBJECT_STORE_URL: p.objectStoreUrl,

@@ -6,12 +6,14 @@ import { migrateAll } from "../db/migrator";
 import { createLogger } from "../log";
 import { type EmbeddedPostgres, freePort, startEmbeddedPostgres } from "../platform/embedded";
 import { type LaunchedRoles, launchRoles } from "../platform/launcher";
-import { platformUsers, platformUsersRemove, roleEnvs } from "./credentials";
+import { migrateQueues } from "../queue/migrate";
+import { platformUsers, platformUsersRemove, queueEnv, roleEnvs } from "./credentials";
 import type { Home } from "./home";
 
 /**
  * The whole platform on one machine: databases (given, or an embedded
- * PostgreSQL under the home folder), migrations, a database user per role
+ * PostgreSQL under the home folder), migrations (the queue streams too, on
+ * a broker the user gave with `--queue`/QUEUE_URL), a database user per role
  * (./credentials.ts), and the roles as supervised child processes, each with
  * only its own credentials, restarted when they die.
  */
@@ -78,6 +80,8 @@ async function platformEnvs(
     INTERNAL_AUTH_TOKEN: internalAuthToken,
     CAPABILITY_SIGNING_KEY: signingKey,
     DISPATCHER_URL: p.dispatcherUrl,
+    // On a broker (`--queue`, QUEUE_URL): `source .harness/env` finds it too.
+    ...queueEnv(cfg.queue),
     // Tells a one-shot command run from `source .harness/env` where its settings came from.
     HARNESS_UP_DIR: home.dir,
   });
@@ -89,6 +93,7 @@ async function platformEnvs(
     signingKey,
     uiAuthToken: p.uiToken,
     s3: cfg.s3,
+    queue: cfg.queue,
   });
 }
 
@@ -113,6 +118,8 @@ export async function startPlatform(
       if (report.applied.length)
         log.info("migrated", { database: report.set, applied: report.applied });
     }
+    const queues = await migrateQueues(cfg);
+    if (queues !== undefined) log.info("migrated", { queues });
     const port = process.env.PORT ? cfg.port : await freePort();
     const dispatcherUrl = `http://127.0.0.1:${port}`;
     usersMade = true;
