@@ -1,23 +1,23 @@
 import * as v from "valibot";
 import { SyntheticPayload } from "../contracts/task";
 import type { Db } from "../db/connect";
-import type { DeadLetter } from "../queue/seam";
+import type { QueueAdmin } from "../queue/seam";
 import {
   type AuditAlert,
   type AuditTask,
   auditAlerts,
   auditAttempts,
-  auditMessages,
   auditOutbox,
   auditTasks,
 } from "../reads/audit";
 import { dedupeKey } from "../worker/alerts";
 import { checkDrained, type DrainFindings } from "./drained";
 import { checkFencing, type FencingFindings, type FencingInput } from "./fencing";
+import { queueLeftovers } from "./queues";
 
 /**
  * Checks the invariants of ../shared/DESIGN.md over the tasks of one org at
- * the end of a run, from the databases alone.
+ * the end of a run, from the databases and the queues.
  */
 
 export interface Invariant {
@@ -94,20 +94,13 @@ export interface CheckOptions {
   poisonTaskIds?: readonly string[];
   /** Leases verify saw the dispatchers grant (its proxy watches the workers' links). */
   observed?: FencingInput["observed"];
-  /** A broker's dead letters (NATS): the state database holds only pgqueue's. */
-  brokerDeadLetters?: readonly DeadLetter[];
-}
-
-const NamesTask = v.object({ task_id: v.string() });
-
-/** The broker's dead letters of these tasks, shaped like the state database's messages. */
-function deadOf(letters: readonly DeadLetter[], ids: ReadonlySet<string>) {
-  return letters
-    .filter((d) => {
-      const named = v.safeParse(NamesTask, d.payload);
-      return named.success && ids.has(named.output.task_id);
-    })
-    .map((d) => ({ queue_name: `${d.queue}.dlq`, payload: d.payload, last_error: d.lastError }));
+  /**
+   * The run's queues, read through the seam (depths, dead letters), so the
+   * queue findings mean the same on pgqueue and on a broker. Their live
+   * messages count whoever they are for: a run has its queues to itself
+   * (verify's claim on the database, a namespace of its own on a broker).
+   */
+  queues: QueueAdmin;
 }
 
 interface Findings {
@@ -131,22 +124,18 @@ function taskCounts(tasks: readonly AuditTask[]): CheckReport["tasks"] {
 export async function checkInvariants(state: Db, data: Db, p: CheckOptions): Promise<CheckReport> {
   const tasks = await auditTasks(state, { orgId: p.orgId });
   const ids = tasks.map((t) => t.id);
-  const [alerts, outbox, attempts, messages] = await Promise.all([
+  const [alerts, outbox, attempts, leftovers] = await Promise.all([
     auditAlerts(data, { taskIds: ids, orgId: p.orgId }),
     auditOutbox(state, { taskIds: ids }),
     auditAttempts(state, { taskIds: ids }),
-    auditMessages(state, { taskIds: ids }),
+    queueLeftovers(p.queues, { taskIds: ids }),
   ]);
   const poison = new Set(p.poisonTaskIds ?? []);
   const f: Findings = {
     tasks: taskCounts(tasks),
     rows: checkRows(tasks, alerts, poison),
     fencing: checkFencing({ tasks, attempts, outbox, observed: p.observed }),
-    drained: checkDrained(
-      outbox,
-      [...messages, ...deadOf(p.brokerDeadLetters ?? [], new Set(ids))],
-      poison.size > 0,
-    ),
+    drained: checkDrained(outbox, leftovers, poison.size > 0),
   };
   const invariants = invariantsOf(f, p);
   return {

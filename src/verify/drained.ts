@@ -1,9 +1,10 @@
 import type { AuditOutbox } from "../reads/audit";
+import type { QueueLeftovers } from "./queues";
 
 /**
  * What a quiet pipeline leaves behind: no pending outbox row, no live
- * message for the tasks (`task_completed` is for downstream consumers and
- * may stay), no rejected outbox row, and no dead letter but the injected
+ * message in the queues it drains (`task_completed` is for downstream
+ * consumers and may stay; ./queues.ts reads them through the seam), no rejected outbox row, and no dead letter but the injected
  * poison's.
  */
 
@@ -19,15 +20,10 @@ export interface DrainFindings {
 
 export function checkDrained(
   outbox: readonly AuditOutbox[],
-  messages: ReadonlyArray<{ queue_name: string }>,
+  queues: QueueLeftovers,
   poisonInjected: boolean,
 ): DrainFindings {
-  const deadLetters: Record<string, number> = {};
-  for (const m of messages) {
-    if (m.queue_name.endsWith(".dlq"))
-      deadLetters[m.queue_name] = (deadLetters[m.queue_name] ?? 0) + 1;
-  }
-  const unexpectedDead = Object.entries(deadLetters)
+  const unexpectedDead = Object.entries(queues.deadLetters)
     .filter(([q]) => q !== "buffer_queue.dlq" || !poisonInjected)
     .reduce((n, [, c]) => n + c, 0);
   return {
@@ -35,10 +31,8 @@ export function checkDrained(
     rejected: outbox
       .filter((o) => o.status === "rejected")
       .map((o) => `${o.id} (${o.queue_name}, task ${o.task_id})`),
-    liveMessages: messages.filter(
-      (m) => !m.queue_name.endsWith(".dlq") && m.queue_name !== "task_completed",
-    ).length,
-    deadLetters,
+    liveMessages: queues.live,
+    deadLetters: queues.deadLetters,
     unexpectedDead,
   };
 }

@@ -5,6 +5,7 @@ import type { QueueBackend } from "../queue/seam";
 import { auditOrgProgress } from "../reads/audit";
 import { sleep } from "../sleep";
 import { createTasks } from "../tasks/create";
+import { liveMessageCount } from "./queues";
 
 /**
  * The tasks of a verify run: all at once, or (a soak) at a steady rate for a
@@ -63,19 +64,11 @@ export class TaskFeed {
   }
 }
 
-/** Messages still waiting in a broker's queues (the state database cannot see them). */
-async function brokerBacklog(queue: QueueBackend): Promise<number> {
-  if (queue.kind === "pgqueue") return 0;
-  const depths = await queue.admin().depths();
-  return depths
-    .filter((d) => d.queue === "task_wakeup" || d.queue === "buffer_queue")
-    .reduce((n, d) => n + d.ready + d.inFlight + d.delayed, 0);
-}
-
 /**
- * Waits until every task of the org finished and nothing was pending for
- * `quietMs`; false at the deadline. A failed look (the database restarting)
- * counts as not quiet.
+ * Waits until every task of the org finished, no outbox row was pending and
+ * the queues (read through the seam, on either backend) held nothing for
+ * `quietMs`; false at the deadline. A failed look (the database or the
+ * broker restarting) counts as not quiet.
  */
 export async function waitQuiet(
   state: Sql,
@@ -86,7 +79,7 @@ export async function waitQuiet(
   let quietSince: number | undefined;
   for (;;) {
     const p = await auditOrgProgress(state, { orgId }).catch(() => undefined);
-    const backlog = await brokerBacklog(queue).catch(() => 1);
+    const backlog = await liveMessageCount(queue.admin()).catch(() => 1);
     const done = p !== undefined && p.total > 0 && p.finished === p.total;
     const quiet = done && p.pending === 0 && backlog === 0;
     quietSince = quiet ? (quietSince ?? Date.now()) : undefined;

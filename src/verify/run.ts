@@ -141,11 +141,8 @@ async function runClaimed(
     const r = await playAndWait(p, o, { ...run, orgId, logDir });
     const observed =
       p.net === undefined ? undefined : { grants: p.net.leaseGrants(), leaseMs: p.leaseMs };
-    const brokerDeadLetters =
-      p.queue.kind === "nats"
-        ? await p.queue.admin().listDeadLetters({ limit: 10_000 })
-        : undefined;
-    const check = await checkInvariants(p.state, p.data, { orgId, observed, brokerDeadLetters });
+    const queues = p.queue.admin();
+    const check = await checkInvariants(p.state, p.data, { orgId, observed, queues });
     return {
       orgId,
       seed: o.chaos ?? null,

@@ -4,6 +4,8 @@ import { leaseReapExpired } from "../../src/dispatcher/sql/reap";
 import { checkInvariants, FENCING_INVARIANT } from "../../src/verify/checker";
 import { dedupeKey } from "../../src/worker/alerts";
 import { useFreshDatabase } from "../support/db";
+import { useNatsQueue } from "../support/nats";
+import { publishPayloads } from "../support/queue";
 
 /**
  * The checker must be able to fail: from a state where every invariant
@@ -11,6 +13,7 @@ import { useFreshDatabase } from "../support/db";
  */
 
 const db = useFreshDatabase();
+const natsQueue = useNatsQueue("checker");
 const org = "checker";
 const FENCING = FENCING_INVARIANT;
 const COMPLETED = "each succeeded task completed exactly once, by its last attempt";
@@ -42,7 +45,10 @@ async function seedGoodRun(): Promise<string> {
 }
 
 async function failing(): Promise<string[]> {
-  const report = await checkInvariants(db().sql, db().sql, { orgId: org });
+  const report = await checkInvariants(db().sql, db().sql, {
+    orgId: org,
+    queues: db().queue().admin(),
+  });
   return report.invariants.filter((i) => !i.ok).map((i) => i.name);
 }
 
@@ -96,12 +102,12 @@ describe("invariant checker", () => {
       JOIN state.task_attempts a ON a.task_id = o.task_id AND a.attempt = 2
       WHERE o.task_id = ${id} AND o.queue_name = 'task_wakeup' AND o.attempt = 1`;
     expect(race?.after_claim).toBe(true);
-    const report = await checkInvariants(sql, sql, { orgId: org });
+    const report = await checkInvariants(sql, sql, { orgId: org, queues: db().queue().admin() });
     expect(report.invariants.find((i) => i.name === FENCING)?.ok).toBe(true);
     // The same timing for attempt 1's own batch is a stale write.
     await sql`INSERT INTO state.outbox (queue_name, payload, status, task_id, attempt)
       VALUES ('buffer_queue', '{}', 'sent', ${id}, 1)`;
-    const again = await checkInvariants(sql, sql, { orgId: org });
+    const again = await checkInvariants(sql, sql, { orgId: org, queues: db().queue().admin() });
     expect(again.invariants.find((i) => i.name === FENCING)?.ok).toBe(false);
   });
 
@@ -136,6 +142,41 @@ describe("invariant checker", () => {
     await db()
       .sql`INSERT INTO state.queue_messages (queue_name, payload, last_error) VALUES ('buffer_queue.dlq', ${db().sql.json({ task_id: id })}, 'poison')`;
     expect(await failing()).toEqual(["no dead letters except the injected poison"]);
+    await seedGoodRun();
+    await publishPayloads(db().queue(), "task_wakeup", [{ task_id: crypto.randomUUID() }]);
+    expect(await failing()).toEqual(["the outbox drained and the queues are empty"]);
+  });
+
+  test("on NATS the same findings come from the broker, through the seam", async () => {
+    const nats = natsQueue().queue;
+    const onNats = async () => {
+      const r = await checkInvariants(db().sql, db().sql, { orgId: org, queues: nats.admin() });
+      return r.invariants.filter((i) => !i.ok).map((i) => i.name);
+    };
+    const id = await seedGoodRun();
+    expect(await onNats()).toEqual([]);
+    // A message of another run's task is still a message the pipeline left behind.
+    await publishPayloads(nats, "buffer_queue", [
+      {
+        task_id: crypto.randomUUID(),
+        org_id: org,
+        attempt: 1,
+        batch_uri: "file:///tmp/x.jsonl",
+        content_type: "application/x-ndjson",
+        batch_size_bytes: 1,
+      },
+    ]);
+    expect(await onNats()).toEqual(["the outbox drained and the queues are empty"]);
+    await nats.purge();
+    const [m] = await publishPayloads(nats, "task_wakeup", [{ task_id: id }]);
+    const c = await nats.consumer("task_wakeup", { visibilityTimeoutMs: 30_000, maxReceives: 5 });
+    const [received] = await c.receive(1);
+    expect(received?.id).toBe(m);
+    if (received !== undefined) await c.deadLetter(received, "poison");
+    expect(await onNats()).toEqual(["no dead letters except the injected poison"]);
+    // Pgqueue's table holds nothing of it: the finding came from the broker.
+    const [rows] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
+    expect(rows?.n).toBe(0);
   });
 
   test("a rejected outbox row of the run's tasks fails its own invariant", async () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { ClaimResponse } from "../../src/contracts/http";
 import { auditProgress } from "../../src/reads/audit";
+import { liveMessageCount } from "../../src/verify/queues";
 import { alertsFor } from "../../src/worker/alerts";
 import { fence, HEADER } from "../dispatcher/_client";
 import {
@@ -122,7 +123,7 @@ describe("invariants: live conformance to the exported contracts", () => {
 
     // Duplicate wakeups, so refusals (409 error bodies) cross the proxy too.
     await publishPayloads(
-      p.state.queue(),
+      p.queue,
       "task_wakeup",
       plain.slice(0, 10).map((task_id) => ({ task_id })),
     );
@@ -137,7 +138,8 @@ describe("invariants: live conformance to the exported contracts", () => {
         await checker.checkQueueTables(p.state.sql);
         samples++;
         const progress = await auditProgress(p.state.sql, { orgId: ORG, taskIds: ids });
-        return progress.finished === ids.length && progress.pending === 0;
+        if (progress.finished !== ids.length || progress.pending !== 0) return false;
+        return (await liveMessageCount(p.queue.admin())) === 0;
       },
       {
         what: "the pipeline to finish while sampling the queue tables",

@@ -24,7 +24,7 @@ describe("invariants: duplicate wakeups", () => {
     const extra = ids.flatMap((id, i) =>
       Array.from({ length: 2 + (i % 3) }, () => ({ task_id: id })),
     );
-    await publishPayloads(p.state.queue(), "task_wakeup", extra);
+    await publishPayloads(p.queue, "task_wakeup", extra);
     for (let i = 0; i < 3; i++) p.startWorker(["--concurrency", "4"]);
     p.startSink(["--concurrency", "2"]);
     await p.waitQuiet(org, ids, 60_000);

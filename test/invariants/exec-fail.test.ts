@@ -68,14 +68,14 @@ describe("invariants: POST /v1/task/fail", () => {
     const [id = ""] = await p.createPayloadTasks("fail-stale", {});
     await drained();
     const first = await claimNow(id);
-    const before = await stateSnapshot(p.state.sql);
+    const before = await stateSnapshot(p);
     const wrongToken = await fail(first, {
       task_id: id,
       attempt: first.attempt,
       lease_token: randomUUID(),
     });
     expect(wrongToken.status).toBe(409);
-    expect(await stateSnapshot(p.state.sql)).toEqual(before);
+    expect(await stateSnapshot(p)).toEqual(before);
     // Once its lease expired and attempt 2 holds the task, attempt 1's own fence is stale too.
     await waitFor(
       async () => {
@@ -88,10 +88,10 @@ describe("invariants: POST /v1/task/fail", () => {
     const second = await claimNow(id);
     expect(second.attempt).toBe(2);
     await drained();
-    const held = await stateSnapshot(p.state.sql);
+    const held = await stateSnapshot(p);
     const fenced = await fail(first, { task_id: id, attempt: 1, lease_token: first.lease_token });
     expect(fenced.status).toBe(409);
-    expect(await stateSnapshot(p.state.sql)).toEqual(held);
+    expect(await stateSnapshot(p)).toEqual(held);
   }, 30_000);
 
   test("a retryable failure is retried once its backoff passed (examples/flaky.sh)", async () => {

@@ -510,7 +510,7 @@ describe("invariants: HTTP fuzz of the task API", () => {
     const cases: Case[] = [];
     for (const endpoint of ENDPOINTS)
       for (let i = 0; i < CASES_PER_ENDPOINT; i++) cases.push(generate(g, f, endpoint));
-    const before = await stateSnapshot(p.state.sql);
+    const before = await stateSnapshot(p);
 
     const outcomes: Outcome[] = [];
     let next = 0;
@@ -523,7 +523,7 @@ describe("invariants: HTTP fuzz of the task API", () => {
       }),
     );
     await drained(p.state.sql);
-    const after = await stateSnapshot(p.state.sql);
+    const after = await stateSnapshot(p);
 
     const show = (o: Outcome) =>
       `${o.c.endpoint} [${o.c.what.join("; ")}] → ${o.status} ${o.text.slice(0, 200)}`;
@@ -558,13 +558,13 @@ describe("invariants: HTTP fuzz of the task API", () => {
   }, 60_000);
 
   test("the snapshot sees a change: one valid heartbeat of A changes it", async () => {
-    const before = await stateSnapshot(p.state.sql);
+    const before = await stateSnapshot(p);
     const res = await fetch(`${dispatcherOf(p).url}/v1/task/heartbeat`, {
       method: "POST",
       headers: { [HEADER]: f.a.capability_token, "content-type": "application/json" },
       body: JSON.stringify(fence(f.a)),
     });
     expect(res.status).toBe(200);
-    expect(await stateSnapshot(p.state.sql)).not.toEqual(before);
+    expect(await stateSnapshot(p)).not.toEqual(before);
   });
 });

@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { Sql } from "../../src/db/connect";
 import type { TestDispatcher } from "../support/dispatcher";
 import type { TestPlatform } from "./platform";
 
@@ -43,9 +42,12 @@ export async function writeObject(
 /**
  * Every row of the tables a task API call may change: state.tasks (without
  * the reaper's `reaped_expiry` bookkeeping), state.task_attempts,
- * state.outbox and state.queue_messages, in a stable order.
+ * state.outbox and state.queue_messages, in a stable order; and the depth of
+ * every queue through the seam (what changes on a broker, where the queues
+ * are not tables).
  */
-export async function stateSnapshot(sql: Sql) {
+export async function stateSnapshot(p: TestPlatform) {
+  const sql = p.state.sql;
   const tasks = await sql`
     SELECT id::text AS id, org_id, status::text AS status, attempt, lease_token::text AS lease_token,
            lease_expires_at, payload, last_error, created_at, updated_at, finished_at
@@ -60,5 +62,6 @@ export async function stateSnapshot(sql: Sql) {
     attempts: [...attempts],
     outbox: [...outbox],
     messages: [...messages],
+    queues: await p.queue.admin().depths(),
   };
 }

@@ -3,10 +3,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { NatsQueue } from "../../src/queue/nats/backend";
+import type { QueueBackend } from "../../src/queue/seam";
 import { auditProgress } from "../../src/reads/audit";
 import { type CheckReport, checkInvariants } from "../../src/verify/checker";
+import { liveMessageCount } from "../../src/verify/queues";
 import { freshDatabase, type TestDatabase } from "../support/db";
 import { startDispatcher, type TestDispatcher } from "../support/dispatcher";
+import { TEST_NATS_URL, uniqueNamespace } from "../support/nats";
 import { type Role, runHarness, spawnHarness } from "../support/processes";
 import { waitFor } from "../support/wait";
 
@@ -14,8 +18,43 @@ import { waitFor } from "../support/wait";
  * A whole platform for one invariant scenario: separate fresh STATE and DATA
  * databases, its own object store folder, short leases and visibility
  * timeouts, and every role a real OS process (the compiled binary when
- * HARNESS_BIN is set). The checker reads the databases at the end.
+ * HARNESS_BIN is set). The checker reads the databases and the queues at
+ * the end.
+ *
+ * The queues are pgqueue in the STATE database, or with TEST_QUEUE=nats the
+ * NATS JetStream at TEST_NATS_URL, in a namespace of the platform's own
+ * (its streams created at start as `harness migrate` does, deleted at stop):
+ * `.ci/run` runs every scenario on both.
  */
+
+export const TEST_QUEUE = testQueue(process.env.TEST_QUEUE);
+
+function testQueue(value: string | undefined): "pgqueue" | "nats" {
+  if (value === undefined || value === "" || value === "pgqueue") return "pgqueue";
+  if (value === "nats") return "nats";
+  throw new Error(`TEST_QUEUE must be pgqueue or nats, got ${JSON.stringify(value)}`);
+}
+
+/** The queues of a platform: the backend the checker reads, and the roles' settings for it. */
+async function openQueues(
+  state: TestDatabase,
+  visibilityMs: number,
+): Promise<{ queue: QueueBackend; env: Record<string, string>; drop(): Promise<void> }> {
+  if (TEST_QUEUE === "pgqueue") {
+    return { queue: state.queue(), env: {}, drop: async () => {} };
+  }
+  const namespace = uniqueNamespace("inv");
+  const nats = await NatsQueue.open({ url: TEST_NATS_URL, namespace, name: "invariants" });
+  await nats.ensure({ visibilityTimeoutMs: visibilityMs, replicas: 1 });
+  return {
+    queue: nats,
+    env: { QUEUE_URL: TEST_NATS_URL, QUEUE_NAMESPACE: namespace },
+    drop: async () => {
+      await nats.drop();
+      await nats.close();
+    },
+  };
+}
 
 export interface PlatformOptions {
   leaseMs?: number;
@@ -35,6 +74,9 @@ export class TestPlatform {
     readonly data: TestDatabase,
     readonly objectDir: string,
     readonly env: Record<string, string>,
+    /** The roles' queues (pgqueue or NATS, see TEST_QUEUE): publish duplicates, read depths. */
+    readonly queue: QueueBackend,
+    private readonly dropQueues: () => Promise<void>,
   ) {}
 
   static async start(o: PlatformOptions = {}): Promise<TestPlatform> {
@@ -43,19 +85,22 @@ export class TestPlatform {
         ? await Promise.all([freshDatabase(), freshDatabase()])
         : [o.databases.state, o.databases.data];
     const objectDir = mkdtempSync(join(tmpdir(), "harness-objects-"));
+    const visibilityMs = o.visibilityMs ?? 1000;
+    const queues = await openQueues(state, visibilityMs);
     const env = {
       STATE_DATABASE_URL: state.url,
       DATA_DATABASE_URL: data.url,
       OBJECT_STORE_URL: pathToFileURL(objectDir).href,
       INTERNAL_AUTH_TOKEN: `invariants-${crypto.randomUUID()}`,
       LEASE_DURATION_MS: String(o.leaseMs ?? 1500),
-      VISIBILITY_TIMEOUT_MS: String(o.visibilityMs ?? 1000),
+      VISIBILITY_TIMEOUT_MS: String(visibilityMs),
       MAX_ATTEMPTS: String(o.maxAttempts ?? 10),
       MAX_RECEIVES: String(o.maxReceives ?? 50),
       LOG_LEVEL: "info",
+      ...queues.env,
       ...o.env,
     };
-    return new TestPlatform(state, data, objectDir, env);
+    return new TestPlatform(state, data, objectDir, env, queues.queue, queues.drop);
   }
 
   /** The first dispatcher's URL (workers use it unless told otherwise). */
@@ -126,12 +171,13 @@ export class TestPlatform {
     return r.stdout.trim().split("\n");
   }
 
-  /** Waits until every task of the org finished and nothing is queued for them. */
+  /** Waits until every task of the org finished and nothing is queued for them, nor left in the queues. */
   async waitQuiet(org: string, ids: readonly string[], timeoutMs = 60_000): Promise<void> {
     await waitFor(
       async () => {
         const p = await auditProgress(this.state.sql, { orgId: org, taskIds: ids });
-        return p.finished === ids.length && p.pending === 0;
+        if (p.finished !== ids.length || p.pending !== 0) return false;
+        return (await liveMessageCount(this.queue.admin())) === 0;
       },
       { what: `${ids.length} task(s) of ${org} to finish and drain`, timeoutMs, intervalMs: 100 },
     );
@@ -141,7 +187,11 @@ export class TestPlatform {
     org: string,
     options: { poisonTaskIds?: string[]; allowFailed?: boolean } = {},
   ): Promise<CheckReport> {
-    return checkInvariants(this.state.sql, this.data.sql, { orgId: org, ...options });
+    return checkInvariants(this.state.sql, this.data.sql, {
+      orgId: org,
+      queues: this.queue.admin(),
+      ...options,
+    });
   }
 
   /** Asserts every invariant, showing the failing ones by name. */
@@ -156,7 +206,7 @@ export class TestPlatform {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.roles.map((r) => r.stop("SIGKILL")));
-    await Promise.allSettled([this.state.drop(), this.data.drop()]);
+    await Promise.allSettled([this.state.drop(), this.data.drop(), this.dropQueues()]);
     rmSync(this.objectDir, { recursive: true, force: true });
   }
 }

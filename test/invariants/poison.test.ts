@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as v from "valibot";
+import { BufferMessage } from "../../src/contracts/queue";
 import { alertsFor } from "../../src/worker/alerts";
 import { call, claim, drained, fence } from "../dispatcher/_client";
 import { dispatcherOf, writeObject } from "./http";
@@ -97,15 +99,13 @@ describe("invariants: poison batch → DLQ", () => {
     await p.waitQuiet(ORG, all, 60_000);
 
     // Each poison batch: one dead letter, received once, its reason naming the line.
-    const dead = await p.state.sql`
-        SELECT payload->>'task_id' AS task_id, receive_count, last_error FROM state.queue_messages
-        WHERE queue_name = 'buffer_queue.dlq'`;
+    const dead = await p.queue.admin().listDeadLetters({ queues: ["buffer_queue"] });
     expect(dead.length).toBe(cases.length);
     for (const [i, c] of cases.entries()) {
-      const letter = dead.find((r) => r.task_id === poisonIds[i]);
+      const letter = dead.find((d) => v.parse(BufferMessage, d.payload).task_id === poisonIds[i]);
       expect(letter, c.what).toBeDefined();
-      expect(String(letter?.last_error), c.what).toContain(c.reason);
-      expect(letter?.receive_count, c.what).toBe(1);
+      expect(String(letter?.lastError), c.what).toContain(c.reason);
+      expect(letter?.receiveCount, c.what).toBe(1);
     }
     // Zero rows and no committed batch from any of them.
     const [fromPoison] = await p.data.sql`
