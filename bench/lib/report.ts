@@ -231,5 +231,44 @@ export function markdown(results: readonly WorkloadResult[], env: Environment, r
       );
     }
   }
-  return lines.join("\n");
+  return [...lines, ...cpuTable(results)].join("\n");
+}
+
+const CPU_KEY = /^cpu_(.+)_ms$/;
+
+/**
+ * CPU milliseconds per item of each process group (../lib/cpu.ts), a row
+ * per subject that measured it: the medians of its `cpu_<group>_ms` extras.
+ * Empty when no subject did.
+ */
+export function cpuTable(results: readonly WorkloadResult[]): string[] {
+  const rows = results.flatMap((r) => [
+    { title: r.title, label: r.ours.label, details: r.ours.details },
+    ...r.comparisons.map((c) => ({ title: r.title, label: c.label, details: c.details })),
+  ]);
+  const groupsOf = (d: Record<string, number>) =>
+    Object.keys(d).flatMap((k) => {
+      const g = CPU_KEY.exec(k)?.[1];
+      return g === undefined || g === "total" ? [] : [g];
+    });
+  // In the order of the subject that measured the most groups, then any others.
+  const byReach = [...rows].sort((a, b) => groupsOf(b.details).length - groupsOf(a.details).length);
+  const groups = [...new Set(byReach.flatMap((row) => groupsOf(row.details)))];
+  const measured = rows.filter((row) => "cpu_total_ms" in row.details);
+  if (measured.length === 0) return [];
+  const value = (d: Record<string, number>, g: string) => {
+    const v = d[`cpu_${g}_ms`];
+    return v === undefined || !Number.isFinite(v) ? "—" : fmt(v, 2);
+  };
+  return [
+    "",
+    "CPU per task, in ms (utime + stime from /proc over the timed span; each group with its children):",
+    "",
+    `| figure | subject | ${[...groups, "total"].join(" | ")} |`,
+    `|---|---|${[...groups, "total"].map(() => "---:").join("|")}|`,
+    ...measured.map(
+      (row) =>
+        `| ${row.title} | ${row.label} | ${[...groups, "total"].map((g) => value(row.details, g)).join(" | ")} |`,
+    ),
+  ];
 }

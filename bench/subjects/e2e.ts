@@ -1,7 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type Sql } from "../../src/db/connect";
+import { NatsQueue } from "../../src/queue/nats/backend";
+import { CpuMeter, cpuPerItem, parentOf, pidsListening, waitCpuQuiet } from "../lib/cpu";
 import { option, since, subjectMain } from "../lib/protocol";
 import {
   freePort,
@@ -16,11 +19,48 @@ import {
 /**
  * Workload 5, one subject: the whole pipeline as separate processes —
  * `harness dispatcher`, `workers` × `harness worker --concurrency C`,
- * `harness sink --concurrency S` — on one database and a file store. Timed:
- * from spawning `harness task create --count K --alerts N` to the moment
- * data.sink_batches accounts for all K×N rows (polled every 10 ms). Peak RSS
+ * `harness sink --concurrency S` — on one database and a file store, the
+ * queues in that database (pgqueue) or, with option `nats: 1`, on NATS
+ * JetStream (BENCH_NATS_URL, default the local nats-server; a namespace of
+ * its own, dropped afterwards). Timed: from spawning `harness task create
+ * --count K --alerts N` to the moment data.sink_batches accounts for all K×N
+ * rows (polled every 10 ms). Over the same span, the CPU each process used
+ * (../lib/cpu.ts): the PostgreSQL server (postmaster and every backend), the
+ * nats-server, the dispatcher, the workers and the sink, per task. Peak RSS
  * (VmHWM) of every role is read just before it is stopped.
  */
+
+/** The queues' settings for the roles: nothing for pgqueue; QUEUE_URL and a fresh namespace on NATS. */
+async function openQueues(nats: boolean): Promise<{
+  env: Record<string, string>;
+  natsPids: () => number[];
+  drop(): Promise<void>;
+}> {
+  if (!nats) return { env: {}, natsPids: () => [], drop: async () => {} };
+  const url = process.env.BENCH_NATS_URL ?? "nats://127.0.0.1:4222";
+  const namespace = `bench_e2e_${process.pid}_${randomUUID().slice(0, 6)}`;
+  const q = await NatsQueue.open({ url, namespace, name: "bench-e2e" }).catch((cause: unknown) => {
+    throw new Error(`no NATS at ${url}: start nats-server -js or set BENCH_NATS_URL`, { cause });
+  });
+  await q.ensure({ visibilityTimeoutMs: 30_000, replicas: 1 });
+  const port = Number(new URL(url.split(",")[0] ?? url).port || 4222);
+  const server = pidsListening(port);
+  return {
+    env: { QUEUE_URL: url, QUEUE_NAMESPACE: namespace },
+    natsPids: () => server,
+    drop: async () => {
+      await q.drop().catch(() => undefined);
+      await q.close();
+    },
+  };
+}
+
+/** The PostgreSQL server's postmaster: the parent of this connection's backend. */
+async function postmasterOf(sql: Sql): Promise<number[]> {
+  const [r] = await sql`SELECT pg_backend_pid() AS pid`;
+  const parent = parentOf(Number(r?.pid));
+  return parent === undefined ? [] : [parent];
+}
 
 async function progress(sql: Sql): Promise<{ rows: number; succeeded: number }> {
   const [r] = await sql`
@@ -36,6 +76,19 @@ async function listeners(sql: Sql, app: string): Promise<number> {
   return Number(r?.n ?? 0);
 }
 
+/**
+ * Connected: each worker and the sink hold their state connection (LISTEN is
+ * taken first); on NATS, where they hold none, the dispatcher's pool is
+ * open (then waitCpuQuiet: the roles have started up and wait for work).
+ */
+async function rolesUp(sql: Sql, o: { workers: number; nats: boolean }): Promise<boolean> {
+  if (o.nats) return (await listeners(sql, "harness-dispatcher")) > 0;
+  return (
+    (await listeners(sql, "harness-worker")) >= o.workers &&
+    (await listeners(sql, "harness-sink-state")) >= 1
+  );
+}
+
 function alive(roles: readonly Role[]): void {
   for (const r of roles) {
     if (r.proc.exitCode !== null) {
@@ -45,6 +98,7 @@ function alive(roles: readonly Role[]): void {
 }
 
 subjectMain(async (params) => {
+  const nats = (params.options.nats ?? 0) === 1;
   const alerts = option(params, "alerts");
   const workers = option(params, "workers");
   const concurrency = option(params, "concurrency");
@@ -52,7 +106,11 @@ subjectMain(async (params) => {
   const dir = mkdtempSync(join(tmpdir(), "harness-bench-e2e-"));
   const port = await freePort();
   // A 30 s lease: an attempt lost mid-way is retried within the round, not after 10 minutes.
-  const env = roleEnv({ url: params.url, storeDir: dir, port, leaseMs: 30_000 });
+  const queues = await openQueues(nats);
+  const env = {
+    ...roleEnv({ url: params.url, storeDir: dir, port, leaseMs: 30_000 }),
+    ...queues.env,
+  };
   const sql = connect(params.url, { name: "bench-e2e", max: 2 });
   const roles: Role[] = [];
   try {
@@ -67,17 +125,27 @@ subjectMain(async (params) => {
     roles.push(...ws);
     // Ready: each worker and the sink hold their state connection (LISTEN is taken first).
     const deadline = Date.now() + 30_000;
-    while (
-      (await listeners(sql, "harness-worker")) < workers ||
-      (await listeners(sql, "harness-sink-state")) < 1
-    ) {
+    while (!(await rolesUp(sql, { workers, nats }))) {
       alive(roles);
       if (Date.now() > deadline) throw new Error("roles did not connect within 30 s");
       await Bun.sleep(20);
     }
-    await Bun.sleep(200);
+    // Started up and idle: their start-up is not counted in the figures.
+    await waitCpuQuiet(
+      roles.map((r) => r.proc.pid),
+      { quietMs: 300, timeoutMs: 30_000 },
+    );
 
+    const postmaster = await postmasterOf(sql);
+    const meter = new CpuMeter({
+      postgres: () => postmaster,
+      nats: queues.natsPids,
+      dispatcher: () => [dispatcher.proc.pid],
+      workers: () => ws.map((w) => w.proc.pid),
+      sink: () => [sink.proc.pid],
+    });
     const want = params.count * alerts;
+    meter.start();
     const start = performance.now();
     const created = runHarness(
       [
@@ -106,6 +174,7 @@ subjectMain(async (params) => {
       await Bun.sleep(10);
     }
     const seconds = since(start);
+    const cpu = cpuPerItem(meter.read(), params.count);
     const c = await created;
     if (c.code !== 0) throw new Error(`task create exited ${c.code}: ${c.stderr}`);
     const [t] = await sql`
@@ -125,11 +194,13 @@ subjectMain(async (params) => {
         rss_worker_mib: workerRss,
         rss_sink_mib: rss.sink ?? Number.NaN,
         rss_max_mib: Math.max(...Object.values(rss)),
+        ...cpu,
       },
     };
   } finally {
     await Promise.allSettled(roles.map((r) => r.stop("SIGTERM")));
     await sql.end({ timeout: 1 });
+    await queues.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

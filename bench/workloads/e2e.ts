@@ -1,9 +1,12 @@
-import type { Check, Detail, Subject, Workload } from "./types";
+import type { Check, Detail, Reference, Subject, Workload } from "./types";
 
 /**
  * Workload 5: K tasks through dispatcher + workers + sink as separate
- * processes, from `task create` to the last row committed. No reference
- * runs beside it: its targets are absolute (tasks/s, peak RSS per role).
+ * processes, from `task create` to the last row committed. Its targets are
+ * absolute (tasks/s, peak RSS per role). Beside it, for scale, the same run
+ * with the queues on NATS JetStream; both report the CPU each process spent
+ * per task (the table's "CPU per task" part): what moving the queues off
+ * PostgreSQL does to PostgreSQL's own CPU.
  */
 
 const WORKERS = 2;
@@ -24,17 +27,30 @@ const rss: Check = {
   limit: 150,
 };
 
+const options = (alerts: number, nats: 0 | 1) => ({
+  alerts,
+  workers: WORKERS,
+  concurrency: CONCURRENCY,
+  sinkConcurrency: SINK_CONCURRENCY,
+  nats,
+});
+
 const ours = (alerts: number): Subject => ({
   id: "ours",
-  label: `${WORKERS} workers × concurrency ${CONCURRENCY}, sink concurrency ${SINK_CONCURRENCY}`,
+  label: `pgqueue, ${WORKERS} workers × concurrency ${CONCURRENCY}, sink concurrency ${SINK_CONCURRENCY}`,
   script: "subjects/e2e.ts",
   database: "state",
-  options: {
-    alerts,
-    workers: WORKERS,
-    concurrency: CONCURRENCY,
-    sinkConcurrency: SINK_CONCURRENCY,
-  },
+  options: options(alerts, 0),
+});
+
+/** The same pipeline, the queues on NATS (BENCH_NATS_URL, default the local nats-server). */
+const onNats = (alerts: number): Reference => ({
+  id: "nats",
+  label: "the same with the queues on NATS JetStream",
+  script: "subjects/e2e.ts",
+  database: "state",
+  options: options(alerts, 1),
+  target: 0,
 });
 
 export const e2eSmall: Workload = {
@@ -47,7 +63,7 @@ export const e2eSmall: Workload = {
   quickCount: 500,
   details,
   ours: ours(10),
-  references: [],
+  references: [onNats(10)],
   checks: [{ key: "rate", label: "tasks/s", unit: "tasks/s", bound: "min", limit: 500 }, rss],
 };
 
@@ -61,6 +77,6 @@ export const e2eLarge: Workload = {
   quickCount: 200,
   details,
   ours: ours(100),
-  references: [],
+  references: [onNats(100)],
   checks: [rss],
 };
