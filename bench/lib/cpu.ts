@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import type { Sql } from "../../src/db/connect";
 
 /**
  * CPU time per task, from the kernel's own accounting (FACTS.md, "Measuring
@@ -9,14 +10,13 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
  * noise, so it says what a change costs.
  *
  * A meter follows named groups of processes ("postgres", "dispatcher",
- * "workers"…). A group is a list of root processes; each root counts with
- * its live children and with the children it has already reaped (fields 16
- * and 17, cutime and cstime), so a PostgreSQL backend that exits mid-run
- * (a short-lived client's) is not lost: the postmaster's cutime takes it
- * over. Read a meter before stopping the processes it follows.
+ * "workers"…), each process with the children it has reaped (fields 16 and
+ * 17, cutime and cstime) and, if asked, its live ones. A group's members are
+ * looked up again as the run goes (PostgreSQL's backends come and go; see
+ * postgresMembers). Read a meter before stopping the processes it follows.
  *
- *   const meter = new CpuMeter({ postgres: () => [postmaster], sink: () => [sink.pid] });
- *   meter.start();  … run …;  const ms = meter.read();  // CPU ms per group since start
+ *   const meter = new CpuMeter({ sink: { members: () => [sink.pid] }, … });
+ *   await meter.start();  … run …;  const ms = await meter.read();  // CPU ms per group
  */
 
 /** Clock ticks per second (`getconf CLK_TCK`; 100 on Linux x64). */
@@ -85,11 +85,6 @@ export function pidsOfComm(comm: string): number[] {
     .map((p) => p.pid);
 }
 
-/** The parent of a process (a PostgreSQL backend's is its postmaster). */
-export function parentOf(pid: number): number | undefined {
-  return procStat(pid)?.ppid;
-}
-
 /** The pids of processes listening on TCP `port` (IPv4 or IPv6), from /proc/net and each one's fds. */
 export function pidsListening(port: number): number[] {
   const hex = port.toString(16).toUpperCase().padStart(4, "0");
@@ -130,48 +125,83 @@ export function pidsListening(port: number): number[] {
   return pids;
 }
 
-/**
- * The CPU a process tree has used so far, in ticks: each root with what it
- * reaped, plus its live children with what they reaped. Monotonic while the
- * roots live: a child that exits moves from "live" to its parent's "reaped".
- */
-export function treeTicks(roots: readonly number[], all = allProcesses()): number {
-  const rootSet = new Set(roots);
-  let ticks = 0;
+/** CPU ticks of `pid` so far: its own and its reaped children's, and with `children` its live children's too. */
+function ticksOf(pid: number, all: readonly ProcStat[], children: boolean): number | undefined {
+  let ticks: number | undefined;
   for (const p of all) {
-    if (rootSet.has(p.pid) || rootSet.has(p.ppid)) ticks += p.self + p.reaped;
+    if (p.pid === pid || (children && p.ppid === pid)) ticks = (ticks ?? 0) + p.self + p.reaped;
   }
   return ticks;
 }
 
-/** Where a group's root processes are, asked at start and again at the end. */
-export type Roots = () => readonly number[];
+/** The processes of a group, asked again at every sample (a group's members may come and go). */
+export type Members = () => readonly number[] | Promise<readonly number[]>;
 
+export interface CpuGroup {
+  members: Members;
+  /** Count each member's live children with it (a role that runs task programs). */
+  children?: boolean;
+}
+
+interface Seen {
+  first: number;
+  last: number;
+}
+
+/**
+ * CPU per group of processes between `start` and `read`. Members are looked
+ * up again every `sampleMs`, so a process that joins mid-run (a new
+ * PostgreSQL backend) counts from its first tick, and one that exits counts
+ * up to its last sample.
+ */
 export class CpuMeter {
-  private started: Map<string, number> | undefined;
+  private readonly seen = new Map<string, Map<number, Seen>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+  private started = false;
 
-  constructor(private readonly groups: Readonly<Record<string, Roots>>) {}
+  constructor(
+    private readonly groups: Readonly<Record<string, CpuGroup>>,
+    private readonly sampleMs = 250,
+  ) {}
 
-  private ticks(): Map<string, number> {
-    const all = allProcesses();
-    return new Map(
-      Object.entries(this.groups).map(([name, roots]) => [name, treeTicks(roots(), all)]),
+  private async sample(): Promise<void> {
+    const members = await Promise.all(
+      Object.entries(this.groups).map(async ([name, g]) => [name, g, await g.members()] as const),
     );
+    const all = allProcesses();
+    for (const [name, group, pids] of members) {
+      const seen = this.seen.get(name) ?? new Map<number, Seen>();
+      this.seen.set(name, seen);
+      for (const pid of pids) {
+        const ticks = ticksOf(pid, all, group.children === true);
+        if (ticks === undefined) continue;
+        const s = seen.get(pid);
+        if (s === undefined) seen.set(pid, { first: this.started ? 0 : ticks, last: ticks });
+        else s.last = ticks;
+      }
+    }
   }
 
-  start(): void {
-    this.started = this.ticks();
+  async start(): Promise<void> {
+    await this.sample();
+    this.started = true;
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample()).catch(() => {});
+    }, this.sampleMs);
   }
 
-  /** CPU milliseconds each group used since `start`; NaN for a group with no process. */
-  read(): Record<string, number> {
-    const begin = this.started;
-    if (begin === undefined) throw new Error("CpuMeter.read before start");
-    const end = this.ticks();
+  /** CPU milliseconds each group used since `start`; NaN for a group that never had a process. */
+  async read(): Promise<Record<string, number>> {
+    if (!this.started) throw new Error("CpuMeter.read before start");
+    clearInterval(this.timer);
+    await this.sampling;
+    await this.sample();
     const out: Record<string, number> = {};
-    for (const [name, roots] of Object.entries(this.groups)) {
-      const used = (end.get(name) ?? 0) - (begin.get(name) ?? 0);
-      out[name] = roots().length === 0 ? Number.NaN : (used * 1000) / CLOCK_TICKS;
+    for (const name of Object.keys(this.groups)) {
+      const seen = [...(this.seen.get(name)?.values() ?? [])];
+      const ticks = seen.reduce((n, s) => n + s.last - s.first, 0);
+      out[name] = seen.length === 0 ? Number.NaN : (ticks * 1000) / CLOCK_TICKS;
     }
     return out;
   }
@@ -209,4 +239,21 @@ export async function waitCpuQuiet(
     if (Date.now() > deadline) throw new Error(`processes still busy after ${o.timeoutMs} ms`);
     before = now;
   }
+}
+
+/**
+ * The PostgreSQL processes a run costs: every backend of the database `sql`
+ * is connected to (the run's roles and clients; not `sql`'s own pool, named
+ * `ownApplication`) and the server's background processes (WAL writer,
+ * checkpointer, autovacuum…, which work for every database of the server).
+ * Backends of other databases on the same server, other runs', are left out.
+ */
+export function postgresMembers(sql: Sql, ownApplication: string): Members {
+  return async () => {
+    const rows = await sql`
+      SELECT pid FROM pg_stat_activity
+      WHERE (datname = current_database() OR datname IS NULL)
+        AND coalesce(application_name, '') <> ${ownApplication}`;
+    return rows.map((r) => Number(r.pid));
+  };
 }

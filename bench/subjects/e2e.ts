@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type Sql } from "../../src/db/connect";
 import { NatsQueue } from "../../src/queue/nats/backend";
-import { CpuMeter, cpuPerItem, parentOf, pidsListening, waitCpuQuiet } from "../lib/cpu";
+import { CpuMeter, cpuPerItem, pidsListening, postgresMembers, waitCpuQuiet } from "../lib/cpu";
 import { option, since, subjectMain } from "../lib/protocol";
 import {
   freePort,
@@ -55,13 +55,6 @@ async function openQueues(nats: boolean): Promise<{
   };
 }
 
-/** The PostgreSQL server's postmaster: the parent of this connection's backend. */
-async function postmasterOf(sql: Sql): Promise<number[]> {
-  const [r] = await sql`SELECT pg_backend_pid() AS pid`;
-  const parent = parentOf(Number(r?.pid));
-  return parent === undefined ? [] : [parent];
-}
-
 async function progress(sql: Sql): Promise<{ rows: number; succeeded: number }> {
   const [r] = await sql`
     SELECT (SELECT coalesce(sum(rows_inserted), 0)::int FROM data.sink_batches) AS rows,
@@ -97,6 +90,9 @@ function alive(roles: readonly Role[]): void {
   }
 }
 
+/** This subject's own sessions (its progress polls): not the pipeline's cost. */
+const BENCH_APP = "harness-bench-e2e";
+
 subjectMain(async (params) => {
   const nats = (params.options.nats ?? 0) === 1;
   const alerts = option(params, "alerts");
@@ -112,6 +108,7 @@ subjectMain(async (params) => {
     ...queues.env,
   };
   const sql = connect(params.url, { name: "bench-e2e", max: 2 });
+  // connect() names the pool's sessions "harness-<name>": the meter leaves them out.
   const roles: Role[] = [];
   try {
     const dispatcher = spawnHarness("dispatcher", ["dispatcher"], env);
@@ -136,16 +133,15 @@ subjectMain(async (params) => {
       { quietMs: 300, timeoutMs: 30_000 },
     );
 
-    const postmaster = await postmasterOf(sql);
     const meter = new CpuMeter({
-      postgres: () => postmaster,
-      nats: queues.natsPids,
-      dispatcher: () => [dispatcher.proc.pid],
-      workers: () => ws.map((w) => w.proc.pid),
-      sink: () => [sink.proc.pid],
+      postgres: { members: postgresMembers(sql, BENCH_APP) },
+      nats: { members: queues.natsPids },
+      dispatcher: { members: () => [dispatcher.proc.pid] },
+      workers: { members: () => ws.map((w) => w.proc.pid) },
+      sink: { members: () => [sink.proc.pid] },
     });
     const want = params.count * alerts;
-    meter.start();
+    await meter.start();
     const start = performance.now();
     const created = runHarness(
       [
@@ -174,7 +170,7 @@ subjectMain(async (params) => {
       await Bun.sleep(10);
     }
     const seconds = since(start);
-    const cpu = cpuPerItem(meter.read(), params.count);
+    const cpu = cpuPerItem(await meter.read(), params.count);
     const c = await created;
     if (c.code !== 0) throw new Error(`task create exited ${c.code}: ${c.stderr}`);
     const [t] = await sql`

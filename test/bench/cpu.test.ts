@@ -14,9 +14,10 @@ afterAll(() => {
   for (const p of spawned) p.kill(9);
 });
 
-/** A bun process that burns `ms` of its own CPU, then exits (CPU, not wall time: a busy machine only slows it). */
-const burn = (ms: number) =>
-  `${process.execPath} -e 'const s = process.cpuUsage(); for (;;) { const u = process.cpuUsage(s); if (u.user + u.system >= ${ms * 1000}) break; }'`;
+/** Bun code that burns `ms` of its own CPU, then exits (CPU, not wall time: a busy machine only slows it). */
+const burning = (ms: number) =>
+  `const s = process.cpuUsage(); for (;;) { const u = process.cpuUsage(s); if (u.user + u.system >= ${ms * 1000}) break; }`;
+const burn = (ms: number) => `${process.execPath} -e '${burning(ms)}'`;
 
 describe("bench CPU meter", () => {
   test("parses a stat line whose command name holds spaces and parentheses", () => {
@@ -38,15 +39,35 @@ describe("bench CPU meter", () => {
     });
     const idle = Bun.spawn(["sleep", "60"]);
     spawned.push(parent, idle);
-    const meter = new CpuMeter({ parent: () => [parent.pid], idle: () => [idle.pid] });
-    meter.start();
+    const meter = new CpuMeter({
+      parent: { members: () => [parent.pid] },
+      idle: { members: () => [idle.pid] },
+    });
+    await meter.start();
     // Once the shell exec'd sleep, the burner has exited and the shell reaped it.
     await waitFor(() => procStat(parent.pid)?.comm === "sleep", {
       what: "the burning child to exit",
       timeoutMs: 60_000,
     });
-    const used = meter.read();
+    const used = await meter.read();
     expect(used.parent).toBeGreaterThanOrEqual(250);
     expect(used.idle).toBeLessThanOrEqual(20);
+  }, 90_000);
+
+  test("a member that joins after the start and exits before the end counts up to its last sample", async () => {
+    const members: number[] = [];
+    const meter = new CpuMeter({ comers: { members: () => members } }, 20);
+    await meter.start();
+    const comer = Bun.spawn([process.execPath, "-e", burning(300)], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    spawned.push(comer);
+    members.push(comer.pid);
+    await comer.exited;
+    const used = await meter.read();
+    // Whatever it burned after the last sample (at most 20 ms of wall time) is lost.
+    expect(used.comers).toBeGreaterThanOrEqual(200);
+    expect(used.comers).toBeLessThanOrEqual(600);
   }, 90_000);
 });
