@@ -34,6 +34,7 @@ const Compose = v.looseObject({
   services: v.record(v.string(), Service),
   volumes: v.optional(v.record(v.string(), v.nullable(v.object({})))),
 });
+type Compose = v.InferOutput<typeof Compose>;
 const read = (file: string) =>
   v.parse(Compose, Bun.YAML.parse(readFileSync(join(ROOT, file), "utf8")));
 
@@ -121,6 +122,20 @@ describe("compose.nats.yaml", () => {
       expect(s?.depends_on?.nats?.condition).toBe("service_healthy");
     }
   });
+});
+
+test("the worker loads no database credentials and the sink drops the state URL; otherwise their commands are compose.yaml's", () => {
+  const command = (c: Compose, name: string) => (c.services[name]?.command ?? []).join(" ");
+  expect(command(overlay, "worker")).toBe(
+    command(base, "worker").replace(". /run/harness/db.env && ", ""),
+  );
+  expect(command(overlay, "worker")).not.toContain("db.env");
+  expect(command(overlay, "sink")).toBe(
+    command(base, "sink").replace(" && exec ", " && unset STATE_DATABASE_URL && exec "),
+  );
+  // The dispatcher and migrate keep theirs.
+  expect(overlay.services.dispatcher?.command).toBeUndefined();
+  expect(overlay.services.migrate?.command).toBeUndefined();
 });
 
 describe("compose.nats.yaml's URLs on a broker with the deployed users", () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NatsQueue } from "../../src/queue/nats/backend";
 import { describeNatsUrl } from "../../src/queue/nats/connect";
+import { EXCESS_LOG } from "../../src/users/excess";
 import { type TestDatabase, useFreshDatabase } from "../support/db";
 import { TEST_NATS_URL, uniqueNamespace } from "../support/nats";
 import { runHarness } from "../support/processes";
@@ -69,6 +70,12 @@ describe("harness up on NATS", () => {
     );
     expect(await wakeupStream(namespace)).toEqual({ published: 5, left: 0 });
     expect(await pgqueueUsed(db())).toBe(false);
+    // Each role only what it needs: on NATS the worker holds no database, the sink only DATA.
+    for (const role of ["worker-1", "sink"]) {
+      const log = readFileSync(join(cwd, ".harness", "logs", `${role}.log`), "utf8");
+      expect(log).toContain('"queue":"nats"');
+      expect({ role, warned: log.includes(EXCESS_LOG.warning) }).toEqual({ role, warned: false });
+    }
     const env = readFileSync(join(cwd, ".harness", "env"), "utf8");
     expect(env).toContain(`export QUEUE_URL='${TEST_NATS_URL}'\n`);
     expect(env).toContain(`export QUEUE_NAMESPACE='${namespace}'\n`);
