@@ -23,17 +23,30 @@ export function durationFlag(name: string, value: string): number {
   return ms;
 }
 
-function faultKinds(text: string | undefined, embedded: boolean): FaultKind[] {
-  if (text === undefined) return FAULT_KINDS.filter((k) => k !== "postgres-restart" || embedded);
+/** The servers of verify's own, which only they may restart or kill. */
+interface Own {
+  embedded: boolean;
+  natsCluster: boolean;
+}
+
+function faultKinds(text: string | undefined, own: Own): FaultKind[] {
+  if (text === undefined)
+    return FAULT_KINDS.filter(
+      (k) => (k !== "postgres-restart" || own.embedded) && (k !== "broker-kill" || own.natsCluster),
+    );
   let kinds: FaultKind[];
   try {
     kinds = parseFaultKinds(text);
   } catch (err) {
     throw new UsageError(`--faults: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (kinds.includes("postgres-restart") && !embedded)
+  if (kinds.includes("postgres-restart") && !own.embedded)
     throw new UsageError(
       "--faults postgres-restart needs --embedded (verify restarts only its own PostgreSQL)",
+    );
+  if (kinds.includes("broker-kill") && !own.natsCluster)
+    throw new UsageError(
+      "--faults broker-kill needs --nats-cluster (verify kills only its own broker nodes)",
     );
   return kinds;
 }
@@ -85,6 +98,12 @@ export default harnessCommand({
         "run on verify's own embedded PostgreSQL (no URL needed; the schedule may restart it)",
       default: false,
     },
+    "nats-cluster": {
+      type: "boolean",
+      description:
+        "the queues on three nats-server processes of verify's own (loopback, routes, R3 streams); the schedule may kill -9 a node",
+      default: false,
+    },
     duration: {
       type: "string",
       description:
@@ -107,6 +126,8 @@ export default harnessCommand({
   async run({ args }) {
     const cfg = config();
     const embedded = args.embedded === true;
+    const natsCluster = args["nats-cluster"] === true;
+    const faults = faultKinds(args.faults, { embedded, natsCluster });
     // Its own PostgreSQL needs no check; the configured databases must be there and migrated.
     const urls = embedded ? undefined : await checkedDatabases(cfg);
     // The workers run elsewhere: a relative program path is made absolute here.
@@ -128,8 +149,9 @@ export default harnessCommand({
       workers: intFlag("workers", args.workers, 1, 64),
       exec,
       chaos: args.chaos === undefined ? undefined : intFlag("chaos", args.chaos, 0, 2 ** 31),
-      faults: faultKinds(args.faults, embedded),
+      faults,
       embedded,
+      natsCluster,
       durationMs: args.duration === undefined ? undefined : durationFlag("duration", args.duration),
       rate: intFlag("rate", args.rate, 1, 10_000),
       timeoutMs: intFlag("timeout", args.timeout, 1, 86_400) * 1000,

@@ -6,7 +6,14 @@ import * as v from "valibot";
  * lengths, so a failing run can be replayed.
  */
 
-export const FAULT_KINDS = ["kill", "duplicate", "pause", "network", "postgres-restart"] as const;
+export const FAULT_KINDS = [
+  "kill",
+  "duplicate",
+  "pause",
+  "network",
+  "postgres-restart",
+  "broker-kill",
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const at = { atMs: v.pipe(v.number(), v.integer(), v.minValue(0)) };
@@ -34,6 +41,13 @@ export const ChaosEvent = v.variant("kind", [
   v.strictObject({ ...at, kind: v.literal("pause"), role, ms }),
   NetworkEvent,
   v.strictObject({ ...at, kind: v.literal("postgres_restart"), mode: RestartMode, downMs: ms }),
+  v.strictObject({
+    ...at,
+    kind: v.literal("broker_kill"),
+    /** A node by index, or whichever leads the task_wakeup stream when the kill comes. */
+    target: v.union([v.literal("leader"), ms]),
+    downMs: ms,
+  }),
 ]);
 export type ChaosEvent = v.InferOutput<typeof ChaosEvent>;
 
@@ -60,6 +74,8 @@ export interface ScheduleParams {
   events: number;
   /** Pauses and black holes run from under a lease to several leases long. */
   leaseMs: number;
+  /** Nodes of a broker cluster of verify's own (`--nats-cluster`) that broker-kill may pick. */
+  brokerNodes?: number;
 }
 
 /** How often each kind is drawn, relative to the others chosen. */
@@ -69,6 +85,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   pause: 2,
   network: 3,
   "postgres-restart": 1,
+  "broker-kill": 1,
 };
 
 type Draw = {
@@ -125,6 +142,13 @@ function eventOf(kind: FaultKind, atMs: number, d: Draw, p: ScheduleParams): Cha
         mode: d.next() < 0.5 ? "fast" : "immediate",
         downMs: d.between(200, 1.5 * L),
       };
+    case "broker-kill":
+      return {
+        atMs,
+        kind: "broker_kill",
+        target: d.next() < 0.5 ? "leader" : Math.floor(d.next() * (p.brokerNodes ?? 1)),
+        downMs: d.between(L / 2, 3 * L),
+      };
   }
 }
 
@@ -135,7 +159,10 @@ function eventOf(kind: FaultKind, atMs: number, d: Draw, p: ScheduleParams): Cha
 export function chaosSchedule(p: ScheduleParams): ChaosEvent[] {
   const d = draw(p.seed);
   const kinds = FAULT_KINDS.filter(
-    (k) => p.kinds.includes(k) && (k !== "network" || p.links.length > 0),
+    (k) =>
+      p.kinds.includes(k) &&
+      (k !== "network" || p.links.length > 0) &&
+      (k !== "broker-kill" || (p.brokerNodes ?? 0) > 0),
   );
   if (kinds.length === 0) return [];
   const total = kinds.reduce((n, k) => n + WEIGHTS[k], 0);
@@ -177,6 +204,13 @@ export function describeEvent(e: ChaosEvent): string {
     }
     case "postgres_restart":
       return `${at} restart PostgreSQL (${e.mode} stop, down ${e.downMs}ms)`;
+    case "broker_kill": {
+      const which =
+        e.target === "leader"
+          ? "the broker node leading task_wakeup"
+          : `broker node ${e.target + 1}`;
+      return `${at} kill -9 ${which}, down ${e.downMs}ms`;
+    }
   }
 }
 

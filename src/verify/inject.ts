@@ -7,6 +7,7 @@ import type { RoleProcess } from "../platform/supervisor";
 import type { QueuePublisher } from "../queue/seam";
 import { auditSentBufferPayloads } from "../reads/audit";
 import { sleep } from "../sleep";
+import type { VerifyBroker } from "./broker";
 import { type ChaosEvent, describeEvent } from "./chaos";
 import type { FaultNet } from "./net";
 import { Pauser } from "./pause";
@@ -29,6 +30,8 @@ export interface Injected {
   pauses: number;
   networkFaults: number;
   postgresRestarts: number;
+  /** Nodes of verify's own broker cluster killed with -9 (and started again). */
+  brokerKills: number;
 }
 
 export type Evidence = Record<string, string | number | boolean>;
@@ -53,6 +56,8 @@ export interface FaultTargets {
   roles: ReadonlyMap<string, RoleProcess>;
   net: FaultNet | undefined;
   postgres: VerifyPostgres | undefined;
+  /** verify's own broker cluster (`--nats-cluster`), whose nodes broker-kill kills. */
+  broker: VerifyBroker | undefined;
   /** The tasks created so far (duplicates pick among them). */
   taskIds(): readonly string[];
 }
@@ -65,10 +70,12 @@ export class Injector {
     pauses: 0,
     networkFaults: 0,
     postgresRestarts: 0,
+    brokerKills: 0,
   };
   readonly played: PlayedEvent[] = [];
   private readonly pauser = new Pauser();
   private restarting: Promise<void> = Promise.resolve();
+  private brokerKilling: Promise<void> = Promise.resolve();
   private networkEndsAt = 0;
 
   constructor(private readonly t: FaultTargets) {}
@@ -87,9 +94,9 @@ export class Injector {
     }
   }
 
-  /** Waits until every pause, network fault and restart has ended. */
+  /** Waits until every pause, network fault, restart and broker node kill has ended. */
   async settle(): Promise<void> {
-    await this.restarting;
+    await Promise.all([this.restarting, this.brokerKilling]);
     const until = Math.max(this.pauser.endsAt, this.networkEndsAt);
     await sleep(until - Date.now());
   }
@@ -113,6 +120,8 @@ export class Injector {
         return this.network(e);
       case "postgres_restart":
         return this.restart(e, entry);
+      case "broker_kill":
+        return this.brokerKill(e, entry);
     }
   }
 
@@ -188,5 +197,29 @@ export class Injector {
       }
     });
     return { detail: "restarting" };
+  }
+
+  /**
+   * One broker node at a time, in the background: kill -9, down for
+   * `downMs`, started again on its port and store. A node still down when
+   * the next kill is due waits for it, so a cluster of three keeps its
+   * quorum.
+   */
+  private brokerKill(e: Extract<ChaosEvent, { kind: "broker_kill" }>, entry: PlayedEvent) {
+    const broker = this.t.broker;
+    if (broker === undefined || broker.nodes === 0)
+      return { detail: "no broker cluster of verify's own: skipped" };
+    this.brokerKilling = this.brokerKilling.then(async () => {
+      try {
+        const r = await broker.killNode(e.target, e.downMs);
+        entry.evidence = { ...r };
+        entry.detail = `${r.node} pid ${r.pidBefore} killed${r.wasLeader ? " (the stream leader)" : ""}, back as pid ${r.pidAfter}`;
+        this.injected.brokerKills++;
+      } catch (err) {
+        entry.detail = `failed: ${describeError(err)}`;
+        log.error("killing a broker node failed", { err });
+      }
+    });
+    return { detail: "killing" };
   }
 }

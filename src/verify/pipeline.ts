@@ -18,7 +18,8 @@ const log = createLogger("verify");
  * verify's pipeline: two dispatchers, W workers and a sink, each a child
  * process restarted when it dies, with the short leases and visibility
  * timeouts that let faults play out in seconds. With `proxied`, every role
- * reaches PostgreSQL and the dispatchers through verify's fault proxy.
+ * reaches PostgreSQL, the dispatchers and a single broker through verify's
+ * fault proxy.
  */
 
 export interface PipelineOptions {
@@ -57,6 +58,8 @@ function roleEnv(cfg: Config, urls: { state: string; data: string }, o: Pipeline
     MAX_ATTEMPTS: process.env.MAX_ATTEMPTS ?? "10",
     MAX_RECEIVES: process.env.MAX_RECEIVES ?? "50",
     QUEUE_URL: cfg.queue.url,
+    // A broker's run has a namespace of its own (./broker.ts); pgqueue ignores it.
+    QUEUE_NAMESPACE: cfg.queue.namespace,
     // At least info: the supervisor learns from a role's "started" line that it is up.
     LOG_LEVEL: process.env.LOG_LEVEL === "debug" ? "debug" : "info",
   };

@@ -3,7 +3,7 @@ import type { VerifyReport } from "./run";
 /** The human-readable report of `harness verify`. */
 
 function injectedLine(i: VerifyReport["injected"]): string {
-  return `injected: ${i.kills} kill -9, ${i.duplicateWakeups} duplicate wakeups, ${i.duplicateBuffers} duplicate buffer messages, ${i.pauses} pauses, ${i.networkFaults} network faults, ${i.postgresRestarts} PostgreSQL restarts`;
+  return `injected: ${i.kills} kill -9, ${i.duplicateWakeups} duplicate wakeups, ${i.duplicateBuffers} duplicate buffer messages, ${i.pauses} pauses, ${i.networkFaults} network faults, ${i.postgresRestarts} PostgreSQL restarts, ${i.brokerKills} broker node kills`;
 }
 
 function resourceLines(r: VerifyReport["resources"]): string[] {
@@ -23,6 +23,7 @@ export function formatReport(r: VerifyReport): string {
   ].join("");
   const lines = [
     `harness verify — org ${r.orgId}${how}`,
+    `queues: ${r.queues}`,
     `tasks: ${c.tasks.total} total, ${c.tasks.succeeded} succeeded, ${c.tasks.failed} failed, ${c.tasks.running} running, ${c.tasks.queued} queued (max attempt ${c.attempts.max}, ${c.attempts.retried} retried)`,
     `rows: expected ${c.rows.expected}, found ${c.rows.found}, missing ${c.rows.missing}, unexpected ${c.rows.unexpected}, wrong org ${c.rows.wrongOrg}`,
     `stale outbox rows: ${c.outbox.staleRows}; stale lease renewals: ${c.fencing.staleRenewals} of ${c.fencing.renewalsSeen} seen; pending outbox rows: ${c.outbox.pending}; dead letters: ${JSON.stringify(c.deadLetters)}`,

@@ -7,6 +7,7 @@ import { createLogger } from "../log";
 import type { ProcResources } from "../platform/procfs";
 import type { RoleProcess } from "../platform/supervisor";
 import { sleep } from "../sleep";
+import { openVerifyBroker, type VerifyBroker } from "./broker";
 import { type ChaosEvent, chaosSchedule, describeEvent, type FaultKind } from "./chaos";
 import { type CheckReport, checkInvariants, type Invariant } from "./checker";
 import { claimDatabase } from "./exclusive";
@@ -19,8 +20,11 @@ import { startVerifyPostgres, type VerifyPostgres } from "./postgres";
  * `harness verify`: seeds K tasks of N alerts under a fresh org (or, for a
  * soak, keeps creating them at a steady rate), runs the pipeline
  * (./pipeline.ts), plays a seeded fault schedule on it (./inject.ts), waits
- * until quiet, and checks every invariant from the databases. With
- * `embedded` it brings its own PostgreSQL, which the schedule may restart.
+ * until quiet, and checks every invariant from the databases and the
+ * queues. With `embedded` it brings its own PostgreSQL, which the schedule
+ * may restart; on a broker (QUEUE_URL, or `natsCluster`: three nodes of its
+ * own, which the schedule may kill) the run has a namespace of its own
+ * (./broker.ts).
  */
 
 const log = createLogger("verify");
@@ -40,6 +44,8 @@ export interface VerifyOptions {
   /** The fault kinds the schedule draws from. */
   faults: readonly FaultKind[];
   embedded: boolean;
+  /** The queues on three nats-server processes of verify's own (R3 streams). */
+  natsCluster: boolean;
   /** A soak: create tasks at `rate` a second for this long, with faults throughout. */
   durationMs: number | undefined;
   rate: number;
@@ -54,6 +60,8 @@ export interface VerifyReport {
   seed: number | null;
   faults: FaultKind[];
   embedded: boolean;
+  /** Where the queues were: "pgqueue", or the broker and the run's namespace. */
+  queues: string;
   durationMs: number | null;
   /** The schedule as planned: a function of the seed and the pipeline's shape. */
   schedule: string[];
@@ -86,7 +94,12 @@ export async function runVerify(
       privateStore: cfg.objectStoreUrl === undefined,
     });
     try {
-      return await runClaimed(cfg, dbs, o, { started, pg });
+      const broker = await openVerifyBroker(cfg, { cluster: o.natsCluster, started });
+      try {
+        return await runClaimed(broker?.cfg ?? cfg, dbs, o, { started, pg, broker });
+      } finally {
+        await broker?.close();
+      }
     } finally {
       await release().catch(() => {});
     }
@@ -109,7 +122,14 @@ const windowOf = (o: VerifyOptions) =>
   o.durationMs ??
   (o.schedule === undefined ? 8_000 : Math.max(1_000, ...o.schedule.map((e) => e.atMs)));
 
-function scheduleFor(o: VerifyOptions, p: Pipeline): ChaosEvent[] {
+/** What a run has beside its pipeline: when it began, and the servers of its own. */
+interface RunContext {
+  started: number;
+  pg: VerifyPostgres | undefined;
+  broker: VerifyBroker | undefined;
+}
+
+function scheduleFor(o: VerifyOptions, p: Pipeline, run: RunContext): ChaosEvent[] {
   if (o.schedule !== undefined) return [...o.schedule];
   if (o.chaos === undefined) return [];
   const windowMs = windowOf(o);
@@ -123,6 +143,7 @@ function scheduleFor(o: VerifyOptions, p: Pipeline): ChaosEvent[] {
     windowMs,
     events: o.durationMs === undefined ? 12 : Math.max(12, Math.round(windowMs / 3_000)),
     leaseMs: p.leaseMs,
+    brokerNodes: run.broker?.nodes ?? 0,
   });
 }
 
@@ -130,7 +151,7 @@ async function runClaimed(
   cfg: Config,
   urls: { state: string; data: string },
   o: VerifyOptions,
-  run: { started: number; pg: VerifyPostgres | undefined },
+  run: RunContext,
 ): Promise<VerifyReport> {
   const how = o.schedule !== undefined ? "replay" : (o.chaos ?? "calm");
   const orgId = `verify-${how}-${run.started.toString(36)}`;
@@ -148,6 +169,7 @@ async function runClaimed(
       seed: o.chaos ?? null,
       faults: [...o.faults],
       embedded: o.embedded,
+      queues: run.broker?.where ?? "pgqueue",
       durationMs: o.durationMs ?? null,
       schedule: r.schedule.map(describeEvent),
       events: r.schedule,
@@ -169,9 +191,9 @@ async function runClaimed(
 async function playAndWait(
   p: Pipeline,
   o: VerifyOptions,
-  run: { orgId: string; logDir: string; started: number; pg: VerifyPostgres | undefined },
+  run: RunContext & { orgId: string; logDir: string },
 ) {
-  const schedule = scheduleFor(o, p);
+  const schedule = scheduleFor(o, p, run);
   const payload = o.workMs > 0 ? { alerts: o.alerts, work_ms: o.workMs } : { alerts: o.alerts };
   const feed = new TaskFeed(p.state, run.orgId, payload);
   // Once the roles have warmed up (code loaded, pools filled): 2 s, or a tenth of a soak up to 30 s.
@@ -179,7 +201,10 @@ async function playAndWait(
   const startSample = sleep(warmUpMs).then(() => sampleResources(p));
   startSample.catch(() => {});
   const publisher = p.queue.publisher();
-  const targets = { state: p.state, publisher, roles: p.roles, net: p.net, postgres: run.pg };
+  const targets = {
+    ...{ state: p.state, publisher, roles: p.roles, net: p.net },
+    ...{ postgres: run.pg, broker: run.broker },
+  };
   const faults = new Injector({ ...targets, taskIds: () => feed.ids });
   let timedOut = true;
   let end: Record<string, ProcResources | null> = {};

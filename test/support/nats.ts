@@ -83,9 +83,14 @@ export async function ownNatsCluster(tag: string): Promise<NatsCluster> {
   return cluster;
 }
 
-afterAll(async () => {
+/** Stops every nats-server the tests started and removes their folders. */
+export async function stopOwnedNats(): Promise<void> {
   await Promise.all([...owned].map((s) => s.stop().catch(() => undefined)));
   owned.clear();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   dirs.clear();
-});
+}
+
+// This module is loaded once per run, so this hook belongs to the first file that imports it;
+// test/support/preload.ts stops what later files started, at the end of the run.
+afterAll(stopOwnedNats);

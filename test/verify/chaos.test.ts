@@ -20,6 +20,7 @@ const base: ScheduleParams = {
   windowMs: 8_000,
   events: 12,
   leaseMs: 2_000,
+  brokerNodes: 3,
 };
 
 const kindOf = (e: ChaosEvent): FaultKind =>
@@ -27,7 +28,9 @@ const kindOf = (e: ChaosEvent): FaultKind =>
     ? "duplicate"
     : e.kind === "postgres_restart"
       ? "postgres-restart"
-      : e.kind;
+      : e.kind === "broker_kill"
+        ? "broker-kill"
+        : e.kind;
 
 describe("chaos schedule", () => {
   test("the same seed gives the same schedule; another seed another", () => {
@@ -63,6 +66,22 @@ describe("chaos schedule", () => {
     const noLinks = chaosSchedule({ ...base, kinds: ["network", "kill"], links: [], events: 10 });
     expect(new Set(noLinks.map(kindOf))).toEqual(new Set(["kill"]));
     expect(chaosSchedule({ ...base, kinds: [] })).toEqual([]);
+    // broker-kill needs a cluster of verify's own, and picks one of its nodes.
+    const noBroker = chaosSchedule({ ...base, kinds: ["broker-kill", "kill"], brokerNodes: 0 });
+    expect(new Set(noBroker.map(kindOf))).toEqual(new Set(["kill"]));
+    const targets = chaosSchedule({ ...base, kinds: ["broker-kill"], events: 40 }).flatMap((e) =>
+      e.kind === "broker_kill" ? [e.target] : [],
+    );
+    expect(new Set(targets)).toEqual(new Set(["leader", 0, 1, 2]));
+  });
+
+  test("adding broker-kill to the kinds leaves every schedule without a cluster as it was", () => {
+    const { brokerNodes: _, ...without } = base;
+    const kinds = FAULT_KINDS.filter((k) => k !== "broker-kill");
+    for (let seed = 1; seed <= 5; seed++)
+      expect(chaosSchedule({ ...without, seed })).toEqual(
+        chaosSchedule({ ...without, kinds, seed }),
+      );
   });
 
   test("pauses run from under a lease to several leases", () => {
