@@ -47,6 +47,7 @@ describe("harness verify", () => {
     const injected =
       typeof report === "object" && report !== null && "injected" in report ? report.injected : {};
     expect(Object.keys(injected ?? {}).sort()).toEqual([
+      "brokerKills",
       "duplicateBuffers",
       "duplicateWakeups",
       "kills",
