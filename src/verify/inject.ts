@@ -1,10 +1,10 @@
 import * as v from "valibot";
-import { BufferMessage } from "../contracts/queue";
+import { BufferMessage, type QueueName } from "../contracts/queue";
 import type { Sql } from "../db/connect";
 import { describeError } from "../describe-error";
 import { createLogger } from "../log";
 import type { RoleProcess } from "../platform/supervisor";
-import type { QueuePublisher } from "../queue/seam";
+import type { Outgoing, QueuePublisher } from "../queue/seam";
 import { auditSentBufferPayloads } from "../reads/audit";
 import { sleep } from "../sleep";
 import type { VerifyBroker } from "./broker";
@@ -22,6 +22,9 @@ import type { VerifyPostgres } from "./postgres";
  */
 
 const log = createLogger("verify");
+
+/** How long a duplicate's publish is retried through an outage of the queues. */
+const PUBLISH_RETRY_MS = 15_000;
 
 export interface Injected {
   kills: number;
@@ -147,13 +150,31 @@ export class Injector {
     return { detail: `pid ${r.pid} stopped: /proc state ${r.state}`, evidence: r };
   }
 
+  /**
+   * Publishes a duplicate, trying again for a while when the queues cannot
+   * take it now (a broker node failing over, PostgreSQL restarting): the
+   * schedule's own faults must not keep its duplicates out.
+   */
+  private async publish<Q extends QueueName>(queue: Q, messages: Outgoing<Q>[]): Promise<void> {
+    const deadline = Date.now() + PUBLISH_RETRY_MS;
+    for (;;) {
+      try {
+        await this.t.publisher.publish(queue, messages);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(250);
+      }
+    }
+  }
+
   private async duplicateWakeups(indexes: readonly number[]): Promise<Outcome> {
     const ids = this.t.taskIds();
     const payloads = indexes.flatMap((i) => {
       const id = ids[i % Math.max(1, ids.length)];
       return id === undefined ? [] : [{ task_id: id }];
     });
-    await this.t.publisher.publish(
+    await this.publish(
       "task_wakeup",
       payloads.map((payload) => ({ payload })),
     );
@@ -165,7 +186,7 @@ export class Injector {
     const sent = await auditSentBufferPayloads(this.t.state, { taskIds: this.t.taskIds() });
     const parsed = v.safeParse(BufferMessage, sent[pick % Math.max(1, sent.length)]);
     if (!parsed.success) return { detail: "no buffer message sent yet: skipped" };
-    await this.t.publisher.publish("buffer_queue", [{ payload: parsed.output }]);
+    await this.publish("buffer_queue", [{ payload: parsed.output }]);
     this.injected.duplicateBuffers++;
     const { task_id, attempt } = parsed.output;
     return { detail: `buffer message of task ${task_id} attempt ${attempt} published again` };

@@ -44,7 +44,7 @@ export class NatsPublisher implements QueuePublisher {
       );
     } catch (cause) {
       const why = noStream(cause)
-        ? `no stream takes ${q.ready} (namespace ${this.names.namespace}): run harness migrate with this QUEUE_URL and QUEUE_NAMESPACE`
+        ? `no stream answered for ${q.ready} (namespace ${this.names.namespace}): the broker may be failing over, or the streams are missing (run harness migrate with this QUEUE_URL and QUEUE_NAMESPACE)`
         : `publishing ${messages.length} message(s) to ${queue}`;
       throw new Error(why, { cause });
     }
