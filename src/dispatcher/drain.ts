@@ -20,9 +20,9 @@ import type { Metrics } from "./metrics";
  * One round of the outbox drainer (invariant 4). In one transaction: lock a
  * batch of pending rows (SKIP LOCKED, so several dispatchers drain side by
  * side), publish them through the queue seam (each row's outboxDedupeId as
- * its dedupe id, its `available_at` as when it becomes visible), then mark them sent. A
- * crash before commit leaves them pending for the next round or another
- * dispatcher: at least once.
+ * its dedupe id, its `available_at` as when it becomes visible), then mark
+ * them sent. A crash before commit leaves them pending for the next round
+ * or another dispatcher: at least once.
  *
  * A row that can never be published is marked `rejected` with the reason
  * and logged, so it never holds back the rows behind it: one that breaks its
