@@ -115,7 +115,17 @@ export class FaultNet {
     const tap = watched ? new LeaseTap() : undefined;
     if (tap !== undefined) this.taps.push(tap);
     const [host, port] = hostPort(url).split(":");
-    const proxy = new FaultProxy(name, { host: host ?? "127.0.0.1", port: Number(port) }, tap);
+    const upstream = { host: host ?? "127.0.0.1", port: Number(port) };
+    // A proxy listens on a port the kernel picks; it must not be one an upstream was
+    // given and has yet to take (a dispatcher not started yet): that one would then fail.
+    const taken = new Set([...this.targets.keys()].map((hp) => Number(hp.split(":")[1])));
+    const refused: FaultProxy[] = [];
+    let proxy = new FaultProxy(name, upstream, tap);
+    while (taken.has(proxy.port)) {
+      refused.push(proxy);
+      proxy = new FaultProxy(name, upstream, tap);
+    }
+    for (const r of refused) r.stop();
     this.proxies.set(name, proxy);
     return proxy;
   }
