@@ -2,8 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { NatsQueue } from "../../src/queue/nats/backend";
 import type { NatsConsumer } from "../../src/queue/nats/consumer";
-import { ownNatsCluster, ownNatsServer } from "../support/nats";
+import { ownNatsCluster, ownNatsServer, useOwnNats } from "../support/nats";
 import { waitFor } from "../support/wait";
+
+useOwnNats();
 
 /**
  * The NATS backend when the broker goes away: a server restarted under a

@@ -14,8 +14,10 @@ import { NatsQueue } from "../../src/queue/nats/backend";
 import { namesFor } from "../../src/queue/nats/names";
 import { NATS_USERS, ROLES, type Role, renderAccounts } from "../../src/queue/nats/permissions";
 import type { Message } from "../../src/queue/seam";
-import { ownNatsServer, tempDir } from "../support/nats";
+import { ownNatsServer, tempDir, useOwnNats } from "../support/nats";
 import { waitFor } from "../support/wait";
+
+useOwnNats();
 
 /**
  * Least privilege on the broker (invariant 9): deploy/nats/accounts.conf on

@@ -8,7 +8,9 @@ import type { NatsServerProcess } from "../../src/platform/nats-server";
 import { NatsQueue } from "../../src/queue/nats/backend";
 import { parseNatsUrl } from "../../src/queue/nats/connect";
 import { NATS_USERS, ROLES } from "../../src/queue/nats/permissions";
-import { ownNatsServer, tempDir } from "../support/nats";
+import { ownNatsServer, tempDir, useOwnNats } from "../support/nats";
+
+useOwnNats();
 
 /**
  * compose.nats.yaml, the layer that puts a compose deployment's queues on

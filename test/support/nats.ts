@@ -68,7 +68,7 @@ export function tempDir(tag: string): string {
   return dir;
 }
 
-/** A nats-server of the test's own, stopped (and its folder removed) after the file. */
+/** A nats-server of the test's own, stopped (and its folder removed) after the file (useOwnNats). */
 export async function ownNatsServer(
   o: Omit<NatsServerOptions, "dir"> & { dir?: string },
 ): Promise<NatsServerProcess> {
@@ -91,6 +91,13 @@ export async function stopOwnedNats(): Promise<void> {
   dirs.clear();
 }
 
-// This module is loaded once per run, so this hook belongs to the first file that imports it;
-// test/support/preload.ts stops what later files started, at the end of the run.
-afterAll(stopOwnedNats);
+/**
+ * Call at the top of a test file that starts servers of its own
+ * (ownNatsServer, ownNatsCluster, tempDir): they are stopped after the file.
+ * (This module is loaded once per run, so a hook of its own would belong to
+ * the first file that imports it only; test/support/preload.ts stops any
+ * left at the end of the run.)
+ */
+export function useOwnNats(): void {
+  afterAll(stopOwnedNats);
+}
