@@ -6,7 +6,7 @@ import {
   requireStateDatabase,
 } from "../config";
 import { connect, type Sql } from "../db/connect";
-import { createLogger } from "../log";
+import { createLogger, type Logger } from "../log";
 import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
 import { runDrainer } from "./drainer";
@@ -31,6 +31,24 @@ export interface RunningDispatcher {
   port: number;
   /** Stops taking requests, ends the loops, closes the pool. */
   stop(): Promise<void>;
+}
+
+function serve(
+  port: number,
+  routes: Record<string, (req: Request) => Response | Promise<Response>>,
+  fallback: (req: Request) => Response | Promise<Response>,
+  log: Logger,
+): Server<undefined> {
+  return Bun.serve({
+    port,
+    maxRequestBodySize: HARD_BODY_BYTES,
+    routes,
+    fetch: fallback,
+    error: (err) => {
+      log.error("unhandled request error", { err });
+      return problem(500, "internal", "internal error");
+    },
+  });
 }
 
 export async function startDispatcher(cfg: Config, port = cfg.port): Promise<RunningDispatcher> {
@@ -82,16 +100,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   const routes = Object.fromEntries(Object.entries(routeTable(d)).map(([p, h]) => [p, cap(h)]));
   let server: Server<undefined>;
   try {
-    server = Bun.serve({
-      port,
-      maxRequestBodySize: HARD_BODY_BYTES,
-      routes,
-      fetch: cap(notFound),
-      error: (err) => {
-        log.error("unhandled request error", { err });
-        return problem(500, "internal", "internal error");
-      },
-    });
+    server = serve(port, routes, cap(notFound), log);
   } catch (cause) {
     abort.abort();
     await Promise.allSettled(loops);

@@ -141,6 +141,7 @@ export const DeadLetterView = v.object({
   receive_count: Int,
   created_at: Iso,
 });
+export type DeadLetterView = v.InferOutput<typeof DeadLetterView>;
 
 export const DlqGroup = v.object({
   queue: v.string(),

@@ -1,4 +1,4 @@
-import { Dlq, type DlqGroup, RedriveResult } from "../../contract";
+import { type DeadLetterView, Dlq, type DlqGroup, RedriveResult } from "../../contract";
 import { getJson, postJson } from "../lib/api";
 import { h, mount } from "../lib/dom";
 import { num, shortId, when } from "../lib/format";
@@ -34,41 +34,96 @@ async function redrive(
   await load(ctx, notice);
 }
 
-function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
-  const letters = g.letters.map((l) =>
+function letterRow(
+  ctx: PageContext,
+  notice: HTMLElement,
+  g: DlqGroup,
+  l: DeadLetterView,
+  at: string,
+) {
+  return h(
+    "tr",
+    { "data-letter": l.id },
+    h("td", { class: "num" }, l.id),
     h(
-      "tr",
-      { "data-letter": l.id },
-      h("td", { class: "num" }, l.id),
+      "td",
+      {},
+      l.task_id
+        ? h(
+            "a",
+            { href: `/tasks/${l.task_id}`, "data-link": true, class: "mono", title: l.task_id },
+            shortId(l.task_id),
+          )
+        : "—",
+    ),
+    h("td", { class: "num" }, num(l.receive_count)),
+    h("td", {}, when(l.created_at, at)),
+    h(
+      "td",
+      { class: "num" },
       h(
-        "td",
-        {},
-        l.task_id
-          ? h(
-              "a",
-              { href: `/tasks/${l.task_id}`, "data-link": true, class: "mono", title: l.task_id },
-              shortId(l.task_id),
-            )
-          : "—",
-      ),
-      h("td", { class: "num" }, num(l.receive_count)),
-      h("td", {}, when(l.created_at, at)),
-      h(
-        "td",
-        { class: "num" },
-        h(
-          "button",
-          {
-            class: "small",
-            "data-redrive": l.id,
-            onclick: () =>
-              void redrive(ctx, notice, { queue: g.queue, id: l.id }, `message ${l.id}`),
-          },
-          "Redrive",
-        ),
+        "button",
+        {
+          class: "small",
+          "data-redrive": l.id,
+          onclick: () => void redrive(ctx, notice, { queue: g.queue, id: l.id }, `message ${l.id}`),
+        },
+        "Redrive",
       ),
     ),
   );
+}
+
+function groupHead(ctx: PageContext, notice: HTMLElement, g: DlqGroup) {
+  return h(
+    "div",
+    { class: "group-head" },
+    h("span", { class: "pill dead" }, g.queue),
+    h("span", { class: "reason" }, g.reason),
+    h(
+      "button",
+      {
+        class: "primary",
+        "data-redrive-group": g.queue,
+        onclick: () =>
+          void redrive(
+            ctx,
+            notice,
+            { queue: g.queue, reason: g.reason },
+            `${num(g.count)} message${g.count === 1 ? "" : "s"} of this group`,
+          ),
+      },
+      `Redrive ${num(g.count)}`,
+    ),
+  );
+}
+
+function lettersTable(rows: HTMLTableRowElement[]) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { class: "num" }, "Id"),
+          h("th", {}, "Task"),
+          h("th", { class: "num" }, "Receives"),
+          h("th", {}, "Dead since"),
+          h("th", {}),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
   const receives =
     g.receives.min === g.receives.max
       ? num(g.receives.min)
@@ -76,27 +131,7 @@ function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
   return h(
     "article",
     { class: "group", "data-group": g.queue },
-    h(
-      "div",
-      { class: "group-head" },
-      h("span", { class: "pill dead" }, g.queue),
-      h("span", { class: "reason" }, g.reason),
-      h(
-        "button",
-        {
-          class: "primary",
-          "data-redrive-group": g.queue,
-          onclick: () =>
-            void redrive(
-              ctx,
-              notice,
-              { queue: g.queue, reason: g.reason },
-              `${num(g.count)} message${g.count === 1 ? "" : "s"} of this group`,
-            ),
-        },
-        `Redrive ${num(g.count)}`,
-      ),
-    ),
+    groupHead(ctx, notice, g),
     h(
       "p",
       { class: "group-meta" },
@@ -113,28 +148,7 @@ function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
       "details",
       { open: g.count <= 5 },
       h("summary", {}, `Letters (${num(g.count)})`),
-      h(
-        "div",
-        { class: "table-wrap" },
-        h(
-          "table",
-          {},
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              h("th", { class: "num" }, "Id"),
-              h("th", {}, "Task"),
-              h("th", { class: "num" }, "Receives"),
-              h("th", {}, "Dead since"),
-              h("th", {}),
-            ),
-          ),
-          h("tbody", {}, letters),
-        ),
-      ),
+      lettersTable(g.letters.map((l) => letterRow(ctx, notice, g, l, at))),
     ),
   );
 }
