@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dedupeKey } from "../../../src/worker/alerts";
@@ -37,11 +37,34 @@ function batchLines(s: TestStore): Array<Record<string, unknown>> {
 }
 
 /** The program and everything it started are gone (zombies count as gone). */
+const aliveBelow = () => {
+  const all = descendants(process.pid);
+  const pids = new Set(alivePids(all));
+  return all.filter((p) => pids.has(p.pid));
+};
+const key = (p: { pid: number; start: number }) => `${p.pid}@${p.start}`;
+/**
+ * What ran below this process before the test (the suite's own embedded
+ * PostgreSQL, when no TEST_DATABASE_URL is given): not the test's leftovers.
+ */
+let before = new Set<string>();
+beforeEach(() => {
+  before = new Set(aliveBelow().map(key));
+});
+
 async function noneLeft(): Promise<void> {
-  await waitFor(() => alivePids(descendants(process.pid)).length === 0, {
-    what: "no process left below the test",
-    timeoutMs: 10_000,
-  });
+  const left = () =>
+    aliveBelow()
+      .filter((p) => !before.has(key(p)))
+      .map((p) => `${p.comm}[${p.pid}←${p.ppid}]`);
+  await waitFor(
+    () => {
+      const now = left();
+      if (now.length === 0) return true;
+      throw new Error(`left: ${now.join(", ")}`);
+    },
+    { what: "no process left below the test", timeoutMs: 10_000 },
+  );
 }
 
 describe("a program that exits 0", () => {
