@@ -3,6 +3,7 @@ import { startDispatcher } from "../dispatcher/server";
 import { createLogger } from "../log";
 import { warnExcessPrivilege } from "../users/excess";
 import { harnessCommand, intFlag } from "./_command";
+import { stopOnSignal } from "./_until-signal";
 
 export default harnessCommand({
   name: "dispatcher",
@@ -17,19 +18,6 @@ export default harnessCommand({
     const port = args.port === undefined ? cfg.port : intFlag("port", args.port, 1, 65_535);
     await warnExcessPrivilege("dispatcher", cfg, process.env, createLogger("dispatcher"));
     const running = await startDispatcher(cfg, port);
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = () => {
-        if (stopping) return;
-        stopping = true;
-        running.stop().then(resolve, (err) => {
-          process.stderr.write(`harness dispatcher: stopping: ${String(err)}\n`);
-          process.exit(1);
-        });
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    });
-    process.exit(0);
+    await stopOnSignal("dispatcher", running);
   },
 });

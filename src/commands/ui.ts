@@ -1,6 +1,7 @@
 import { config } from "../config";
 import { startUi } from "../ui/server";
 import { harnessCommand, intFlag } from "./_command";
+import { stopOnSignal } from "./_until-signal";
 
 export default harnessCommand({
   name: "ui",
@@ -20,19 +21,6 @@ export default harnessCommand({
     const port = args.port === undefined ? cfg.ui.port : intFlag("port", args.port, 1, 65_535);
     const running = await startUi(cfg, { port, hostname: String(args.host) });
     process.stdout.write(`harness ui: dashboard on ${running.url}\n`);
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = () => {
-        if (stopping) return;
-        stopping = true;
-        running.stop().then(resolve, (err) => {
-          process.stderr.write(`harness ui: stopping: ${String(err)}\n`);
-          process.exit(1);
-        });
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    });
-    process.exit(0);
+    await stopOnSignal("ui", running);
   },
 });

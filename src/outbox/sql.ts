@@ -29,6 +29,18 @@ export interface OutboxRow<Q extends QueueName = QueueName> {
   stampNow?: keyof QueuePayload<Q> & string;
 }
 
+/** A `task_wakeup` row for each task (reaped or swept), carrying the attempt it wakes for. */
+export function wakeupRows(
+  tasks: readonly { id: string; attempt: number }[],
+): OutboxRow<"task_wakeup">[] {
+  return tasks.map((t) => ({
+    queue: "task_wakeup",
+    payload: { task_id: t.id },
+    taskId: t.id,
+    attempt: t.attempt,
+  }));
+}
+
 /** An outbox row of any queue (a union, so each row's payload matches its own queue). */
 export type AnyOutboxRow = { [Q in QueueName]: OutboxRow<Q> }[QueueName];
 

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Db } from "../db/connect";
-import type { QueueAdmin } from "../queue/seam";
+import type { QueueAdmin, QueueDepth } from "../queue/seam";
 
 /**
  * What `harness status` reports (and `harness up` sums up): read-only
@@ -87,6 +87,17 @@ export async function alertTotals(db: Db): Promise<StatusReport["alerts"]> {
   return v.parse(Totals, row);
 }
 
+/** A queue's depths as `status --json` and the dashboard show them (snake_case). */
+export function depthView(q: QueueDepth) {
+  return {
+    queue: q.queue,
+    ready: q.ready,
+    in_flight: q.inFlight,
+    delayed: q.delayed,
+    dead: q.dead,
+  };
+}
+
 /** One snapshot of both databases (not one transaction: they may be different servers). */
 export async function collectStatus(p: {
   state: Db;
@@ -102,13 +113,7 @@ export async function collectStatus(p: {
   ]);
   return {
     tasks,
-    queues: queues.map((q) => ({
-      queue: q.queue,
-      ready: q.ready,
-      in_flight: q.inFlight,
-      delayed: q.delayed,
-      dead: q.dead,
-    })),
+    queues: queues.map(depthView),
     outbox,
     alerts,
     failures,

@@ -2,6 +2,7 @@ import type { Db } from "../db/connect";
 import type { QueueAdmin } from "../queue/seam";
 import { alertRowsCapped, outboxPendingCapped, taskCountsCapped } from "../reads/counts";
 import { rolesConnected } from "../reads/roles";
+import { depthView } from "../reads/status";
 import { dbNow, rowsIngestedBuckets, tasksFinishedBuckets } from "../reads/throughput";
 import type { Overview } from "./contract";
 import { SealedSeries, type SeriesOptions } from "./throughput";
@@ -53,13 +54,7 @@ export async function readOverview(s: OverviewSource): Promise<Overview> {
   return {
     at: new Date().toISOString(),
     tasks,
-    queues: queues.map((q) => ({
-      queue: q.queue,
-      ready: q.ready,
-      in_flight: q.inFlight,
-      delayed: q.delayed,
-      dead: q.dead,
-    })),
+    queues: queues.map(depthView),
     outbox: { pending },
     alerts: { rows },
     throughput: { bucket_seconds: THROUGHPUT.bucketSeconds, finished, rows: ingested },

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Sql } from "../../db/connect";
-import { type OutboxRow, outboxInsert } from "../../outbox/sql";
+import { outboxInsert, wakeupRows } from "../../outbox/sql";
 
 const Reaped = v.array(v.object({ id: v.string(), attempt: v.number() }));
 
@@ -24,14 +24,7 @@ export async function leaseReapExpired(sql: Sql, p: { limit: number }): Promise<
       UPDATE state.tasks t SET reaped_expiry = t.lease_expires_at
       FROM due WHERE t.id = due.id
       RETURNING t.id::text AS id, t.attempt`;
-    const rows = v.parse(Reaped, [...marked]).map(
-      (r): OutboxRow<"task_wakeup"> => ({
-        queue: "task_wakeup",
-        payload: { task_id: r.id },
-        taskId: r.id,
-        attempt: r.attempt,
-      }),
-    );
+    const rows = wakeupRows(v.parse(Reaped, [...marked]));
     await outboxInsert(tx, { rows, notify: true });
     return rows.length;
   });

@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import * as v from "valibot";
 import type { Db, Sql } from "../../db/connect";
-import { type OutboxRow, outboxInsert } from "../../outbox/sql";
+import { outboxInsert, wakeupRows } from "../../outbox/sql";
 
 /**
  * The sweep of `queued` tasks (invariant 8, against invariant 9's worker): a
@@ -80,14 +80,7 @@ export async function taskSweep(
       UPDATE state.tasks t SET swept_at = now()
       WHERE t.id = ANY(ARRAY(SELECT id FROM due))
       RETURNING t.id::text AS id, t.attempt`;
-    const rows = v.parse(Swept, [...marked]).map(
-      (r): OutboxRow<"task_wakeup"> => ({
-        queue: "task_wakeup",
-        payload: { task_id: r.id },
-        taskId: r.id,
-        attempt: r.attempt,
-      }),
-    );
+    const rows = wakeupRows(v.parse(Swept, [...marked]));
     await outboxInsert(tx, { rows, notify: true });
     return rows.length;
   });
