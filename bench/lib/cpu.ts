@@ -247,13 +247,21 @@ export async function waitCpuQuiet(
  * `ownApplication`) and the server's background processes (WAL writer,
  * checkpointer, autovacuum…, which work for every database of the server).
  * Backends of other databases on the same server, other runs', are left out.
+ * `counted`: tallies each look-up, one statement on that database (see pgstats.ts).
  */
-export function postgresMembers(sql: Sql, ownApplication: string): Members {
+export function postgresMembers(
+  sql: Sql,
+  ownApplication: string,
+  counted?: { run<T>(q: () => Promise<T>): Promise<T> },
+): Members {
+  const run = counted === undefined ? <T>(q: () => Promise<T>) => q() : counted.run.bind(counted);
   return async () => {
-    const rows = await sql`
+    const rows = await run(
+      () => sql`
       SELECT pid FROM pg_stat_activity
       WHERE (datname = current_database() OR datname IS NULL)
-        AND coalesce(application_name, '') <> ${ownApplication}`;
+        AND coalesce(application_name, '') <> ${ownApplication}`,
+    );
     return rows.map((r) => Number(r.pid));
   };
 }

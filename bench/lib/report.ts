@@ -260,15 +260,29 @@ export function cpuTable(results: readonly WorkloadResult[]): string[] {
     const v = d[`cpu_${g}_ms`];
     return v === undefined || !Number.isFinite(v) ? "—" : fmt(v, 2);
   };
+  const heads = [...groups, "total", "statements", "commits"];
   return [
     "",
-    "CPU per task, in ms (utime + stime from /proc over the timed span; each group with its children):",
+    "CPU per task, in ms (utime + stime from /proc over the timed span; each group with its children);" +
+      " statements (pg_stat_statements calls, BEGIN/COMMIT included) and commits (pg_stat_database.xact_commit)" +
+      " of the run's database per task, the bench's own polls taken off:",
     "",
-    `| figure | subject | ${[...groups, "total"].join(" | ")} |`,
-    `|---|---|${[...groups, "total"].map(() => "---:").join("|")}|`,
+    `| figure | subject | ${heads.join(" | ")} |`,
+    `|---|---|${heads.map(() => "---:").join("|")}|`,
     ...measured.map(
       (row) =>
-        `| ${row.title} | ${row.label} | ${[...groups, "total"].map((g) => value(row.details, g)).join(" | ")} |`,
+        `| ${row.title} | ${row.label} | ${[...groups, "total"].map((g) => value(row.details, g)).join(" | ")} | ` +
+        `${statementsCell(row.details)} | ${perTask(row.details.commits_per_task)} |`,
     ),
   ];
+}
+
+const perTask = (v: number | undefined) =>
+  v === undefined || !Number.isFinite(v) ? "—" : fmt(v, 1);
+
+/** Statements per task, or why not: no pg_stat_statements on the server, or it evicted entries meanwhile. */
+function statementsCell(d: Record<string, number>): string {
+  if (d.pg_stat_statements === 0) return "— (no pg_stat_statements)";
+  if ((d.pg_stat_statements_evicted ?? 0) > 0) return "— (pg_stat_statements evicted entries)";
+  return perTask(d.statements_per_task);
 }

@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type Sql } from "../../src/db/connect";
 import { NatsQueue } from "../../src/queue/nats/backend";
-import { CpuMeter, cpuPerItem, pidsListening, postgresMembers, waitCpuQuiet } from "../lib/cpu";
-import { option, since, subjectMain } from "../lib/protocol";
+import { pidsListening, waitCpuQuiet } from "../lib/cpu";
+import { PgCounter } from "../lib/pgstats";
+import { measurePipeline } from "../lib/pipeline";
+import { option, subjectMain } from "../lib/protocol";
 import {
   freePort,
   peakRssMiB,
@@ -55,11 +57,9 @@ async function openQueues(nats: boolean): Promise<{
   };
 }
 
-async function progress(sql: Sql): Promise<{ rows: number; succeeded: number }> {
-  const [r] = await sql`
-    SELECT (SELECT coalesce(sum(rows_inserted), 0)::int FROM data.sink_batches) AS rows,
-           (SELECT count(*)::int FROM state.tasks WHERE status = 'succeeded') AS succeeded`;
-  return { rows: Number(r?.rows ?? 0), succeeded: Number(r?.succeeded ?? 0) };
+async function succeededTasks(sql: Sql): Promise<number> {
+  const [r] = await sql`SELECT count(*)::int AS n FROM state.tasks WHERE status = 'succeeded'`;
+  return Number(r?.n ?? 0);
 }
 
 async function listeners(sql: Sql, app: string): Promise<number> {
@@ -107,10 +107,15 @@ subjectMain(async (params) => {
     ...roleEnv({ url: params.url, storeDir: dir, port, leaseMs: 30_000 }),
     ...queues.env,
   };
-  const sql = connect(params.url, { name: "bench-e2e", max: 2 });
   // connect() names the pool's sessions "harness-<name>": the meter leaves them out.
+  const sql = connect(params.url, { name: "bench-e2e", max: 1 });
   const roles: Role[] = [];
+  let counter: PgCounter | undefined;
   try {
+    // Connected (postgres.js's first statement, its type look-up, done) before the first snapshot.
+    await sql`SELECT 1`;
+    counter = await PgCounter.open(params.url);
+    const own = counter;
     const dispatcher = spawnHarness("dispatcher", ["dispatcher"], env);
     roles.push(dispatcher);
     await waitHttp(env.DISPATCHER_URL ?? "", "/readyz", dispatcher);
@@ -122,7 +127,7 @@ subjectMain(async (params) => {
     roles.push(...ws);
     // Ready: each worker and the sink hold their state connection (LISTEN is taken first).
     const deadline = Date.now() + 30_000;
-    while (!(await rolesUp(sql, { workers, nats }))) {
+    while (!(await own.run(() => rolesUp(sql, { workers, nats })))) {
       alive(roles);
       if (Date.now() > deadline) throw new Error("roles did not connect within 30 s");
       await Bun.sleep(20);
@@ -133,69 +138,63 @@ subjectMain(async (params) => {
       { quietMs: 300, timeoutMs: 30_000 },
     );
 
-    const meter = new CpuMeter({
-      postgres: { members: postgresMembers(sql, BENCH_APP) },
-      nats: { members: queues.natsPids },
-      dispatcher: { members: () => [dispatcher.proc.pid] },
-      workers: { members: () => ws.map((w) => w.proc.pid) },
-      sink: { members: () => [sink.proc.pid] },
+    const run = await measurePipeline({
+      sql,
+      ownApplication: BENCH_APP,
+      counter: own,
+      tasks: params.count,
+      rows: params.count * alerts,
+      groups: {
+        nats: { members: queues.natsPids },
+        dispatcher: { members: () => [dispatcher.proc.pid] },
+        workers: { members: () => ws.map((w) => w.proc.pid) },
+        sink: { members: () => [sink.proc.pid] },
+      },
+      begin: () =>
+        runHarness(
+          [
+            "task",
+            "create",
+            "--org",
+            "bench",
+            "--alerts",
+            String(alerts),
+            "--count",
+            String(params.count),
+          ],
+          env,
+        ),
+      succeeded: succeededTasks,
+      alive: () => alive(roles),
     });
-    const want = params.count * alerts;
-    await meter.start();
-    const start = performance.now();
-    const created = runHarness(
-      [
-        "task",
-        "create",
-        "--org",
-        "bench",
-        "--alerts",
-        String(alerts),
-        "--count",
-        String(params.count),
-      ],
-      env,
-    );
-    let createSeconds = Number.NaN;
-    void created.then(() => {
-      createSeconds = since(start);
-    });
-    // When the last task succeeded (dispatcher + workers) vs the last row (sink): who lags.
-    let tasksSeconds = Number.NaN;
-    for (;;) {
-      const p = await progress(sql);
-      if (Number.isNaN(tasksSeconds) && p.succeeded >= params.count) tasksSeconds = since(start);
-      if (p.rows >= want) break;
-      alive(roles);
-      await Bun.sleep(10);
-    }
-    const seconds = since(start);
-    const cpu = cpuPerItem(await meter.read(), params.count);
-    const c = await created;
+    const c = await run.begun;
     if (c.code !== 0) throw new Error(`task create exited ${c.code}: ${c.stderr}`);
-    const [t] = await sql`
-      SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok, count(*)::int AS n
-      FROM state.tasks`;
+    const [t] = await own.run(
+      () => sql`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok FROM state.tasks`,
+    );
     const rss = Object.fromEntries(roles.map((r) => [r.name, peakRssMiB(r.proc.pid)]));
     const workerRss = Math.max(...ws.map((w) => rss[w.name] ?? 0));
+    // Every session on the database ended before the last snapshot.
+    await Promise.all(roles.map((r) => r.stop("SIGTERM")));
+    await sql.end({ timeout: 5 });
+    const pg = await own.finish(params.count);
     return {
       items: params.count,
-      seconds,
+      seconds: run.seconds,
       extra: {
-        rows_per_s: want / seconds,
+        ...run.extra,
+        ...pg,
         succeeded_at_end: Number(t?.ok ?? 0),
-        task_create_s: createSeconds,
-        tasks_succeeded_s: tasksSeconds,
         rss_dispatcher_mib: rss.dispatcher ?? Number.NaN,
         rss_worker_mib: workerRss,
         rss_sink_mib: rss.sink ?? Number.NaN,
         rss_max_mib: Math.max(...Object.values(rss)),
-        ...cpu,
       },
     };
   } finally {
     await Promise.allSettled(roles.map((r) => r.stop("SIGTERM")));
     await sql.end({ timeout: 1 });
+    await counter?.close();
     await queues.drop();
     rmSync(dir, { recursive: true, force: true });
   }
