@@ -19,7 +19,9 @@ import { option, since, subjectMain } from "../lib/protocol";
  * validate whole, one INSERT … unnest ON CONFLICT DO NOTHING per batch with
  * its sink_batches row, ack) with `concurrency` writes in flight, until the
  * queue is empty. Timed: the loop. With `duplicates` 1 the same messages are
- * ingested once untimed and the timed run finds every row present.
+ * ingested once untimed and the timed run finds every row present. Also
+ * `sink_js_ms_per_1000_rows`: this process's CPU over the loop (the sink's
+ * JavaScript: fetch, validation, statements, queue; not PostgreSQL's).
  */
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
@@ -71,6 +73,7 @@ subjectMain(async (params) => {
       await state.publisher().publish("buffer_queue", messages);
       const metrics = newSinkMetrics();
       const start = performance.now();
+      const cpu0 = process.cpuUsage();
       await runSinkLoop(
         {
           queue,
@@ -88,15 +91,23 @@ subjectMain(async (params) => {
           stop: new AbortController().signal,
         },
       );
-      return { seconds: since(start), metrics };
+      const cpu = process.cpuUsage(cpu0);
+      return { seconds: since(start), metrics, cpuMs: (cpu.user + cpu.system) / 1000 };
     };
     if (duplicates) await ingest();
-    const { seconds, metrics } = await ingest();
+    const { seconds, metrics, cpuMs } = await ingest();
     const want = duplicates ? metrics.rowsSkipped : metrics.rowsInserted;
     if (want !== params.count || metrics.deadLetters > 0) {
       throw new Error(`unexpected sink counts ${JSON.stringify(metrics)}`);
     }
-    return { items: params.count, seconds, extra: { validate_only_rows_per_s: validatePerS } };
+    return {
+      items: params.count,
+      seconds,
+      extra: {
+        validate_only_rows_per_s: validatePerS,
+        sink_js_ms_per_1000_rows: (cpuMs * 1000) / params.count,
+      },
+    };
   } finally {
     await Promise.allSettled([state.close(), data.end({ timeout: 1 })]);
     rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,10 @@ export const sinkIngest: Workload = {
   items: "rows",
   count: COUNT,
   quickCount: QUICK_COUNT,
-  details: [{ key: "validate_only_rows_per_s", label: "validation alone", unit: "rows/s" }],
+  details: [
+    { key: "validate_only_rows_per_s", label: "validation alone", unit: "rows/s" },
+    { key: "sink_js_ms_per_1000_rows", label: "sink JS CPU", unit: "ms/1,000 rows", digits: 1 },
+  ],
   ours: {
     id: "ours",
     label: "harness sink loop (fetch, validate, upsert, ack)",
@@ -58,6 +61,9 @@ export const sinkDuplicates: Workload = {
   items: "rows",
   count: COUNT,
   quickCount: QUICK_COUNT,
+  details: [
+    { key: "sink_js_ms_per_1000_rows", label: "sink JS CPU", unit: "ms/1,000 rows", digits: 1 },
+  ],
   ours: { ...sinkIngest.ours, options: dups },
   references: [
     {

@@ -8,7 +8,7 @@ import {
   readMismatch,
   sizeMismatch,
 } from "./failure";
-import type { AlertRows } from "./rows";
+import type { AlertList, AlertRows } from "./rows";
 import { BatchValidator } from "./validate";
 
 /**
@@ -21,7 +21,7 @@ import { BatchValidator } from "./validate";
  * retried: src/sink/failure.ts.
  */
 
-export type Fetched = { kind: "ok"; rows: AlertRows } | Failure;
+export type Fetched = { kind: "ok"; rows: AlertRows | AlertList } | Failure;
 
 /** The object key of the message's batch, or why it is refused. */
 export function batchKey(store: ObjectStore, m: BufferMessage): { key: string } | Failure {
@@ -61,7 +61,7 @@ export async function fetchBatch(
       await opened.stream.cancel();
       return sizeMismatch(opened.size, m.batch_size_bytes);
     }
-    const validator = new BatchValidator(m.org_id);
+    const validator = new BatchValidator(m.org_id, m.batch_size_bytes);
     const streamed = await validateStream(opened.stream, validator, m.batch_size_bytes);
     if (typeof streamed !== "number") return streamed;
     if (streamed !== m.batch_size_bytes) return readMismatch(streamed, m.batch_size_bytes);

@@ -169,6 +169,45 @@ export class AlertRows {
   }
 }
 
+/**
+ * The validated rows of a batch small enough for one statement, as the
+ * alerts themselves: their columns are taken straight from them, never
+ * packed and unpacked (the round trip AlertRows makes to hold a large batch
+ * in little memory). A batch of at most ONE_STATEMENT_BYTES takes a few
+ * times that in memory this way.
+ */
+export class AlertList {
+  private readonly alerts: AlertLine[] = [];
+  /** The dedupe keys, in line order: all a batch of stored rows needs (src/sink/sql.ts). */
+  readonly keys: string[] = [];
+
+  get count(): number {
+    return this.alerts.length;
+  }
+
+  append(alert: AlertLine): void {
+    this.alerts.push(alert);
+    this.keys.push(alert.dedupe_key);
+  }
+
+  /** Every row as columns, in line order. */
+  columns(): AlertColumns {
+    const c = emptyColumns();
+    c.dedupeKeys = this.keys;
+    for (const a of this.alerts) {
+      c.sources.push(a.source);
+      c.severities.push(a.severity);
+      c.titles.push(a.title);
+      c.occurredAts.push(a.occurred_at);
+      c.attributes.push(a.attributes === undefined ? "{}" : JSON.stringify(a.attributes));
+    }
+    return c;
+  }
+}
+
+/** A batch of at most this many bytes is held as an AlertList and written in one statement. */
+export const ONE_STATEMENT_BYTES = 1024 * 1024;
+
 export function emptyColumns(): AlertColumns {
   return {
     dedupeKeys: [],

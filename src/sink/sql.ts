@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Db, Sql } from "../db/connect";
-import { type AlertColumns, type AlertRows, emptyColumns } from "./rows";
+import { type AlertColumns, AlertList, type AlertRows, emptyColumns } from "./rows";
 
 /**
  * The sink's SQL on the DATA database, one named function per operation.
@@ -14,7 +14,7 @@ export interface BatchInsertParams {
   orgId: string;
   attempt: number;
   batchUri: string;
-  rows: AlertRows;
+  rows: AlertRows | AlertList;
 }
 
 const Counts = v.object({ rows_inserted: v.number(), rows_skipped: v.number() });
@@ -22,6 +22,13 @@ export type BatchCounts = { rowsInserted: number; rowsSkipped: number };
 
 /** Rows per statement: a batch of more goes in several statements of one transaction. */
 const CHUNK_ROWS = 5_000;
+/**
+ * A batch of at least this many rows has its keys looked up first
+ * (sinkBatchesInsertIfAllStored): one more statement for a new batch, worth
+ * it when a redelivered one then skips casting its rows. A smaller batch
+ * costs more in the statement than in its rows.
+ */
+const LOOK_UP_FIRST_ROWS = 256;
 /** About this many bytes of rows per statement (their serialized parameters are about as large). */
 const CHUNK_BYTES = 1024 * 1024;
 
@@ -34,8 +41,8 @@ interface ChunkParams {
 
 /**
  * One chunk, in key order ("C" collation: UTF-8 bytes), then the order of its
- * arrays (WITH ORDINALITY), skipping keys its org already has. The last chunk records the batch in `data.sink_batches`
- * in the same statement.
+ * arrays (WITH ORDINALITY), skipping keys its org already has. The last chunk
+ * records the batch in `data.sink_batches` in the same statement.
  */
 async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Promise<number> {
   const rows = await db`
@@ -65,6 +72,35 @@ async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Prom
 }
 
 /**
+ * A batch whose every key its org has already (a redelivered batch, another
+ * attempt of a task) inserts no row: then only its `data.sink_batches` row
+ * is written, by a statement that is sent the keys alone and looks each up
+ * on the primary key, rather than casting every row for ON CONFLICT to skip
+ * it (the bare insert's cost, and most of the sink's, on such a batch).
+ * Undefined (and nothing written) when a key is missing: the look-ups stop
+ * at the first, and the batch goes the ordinary way. No row of
+ * data.alert_events is ever deleted, so a key found stays stored, and the
+ * counts are the ones the insert would have made: 0 inserted, all skipped.
+ */
+async function sinkBatchesInsertIfAllStored(
+  db: Db,
+  p: BatchInsertParams,
+  keys: string[],
+): Promise<BatchCounts | undefined> {
+  const rows = await db`
+    INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)
+    SELECT ${p.taskId}::uuid, ${p.orgId}, ${p.attempt}, ${p.batchUri}, 0, ${keys.length}::int
+    WHERE NOT EXISTS (
+      SELECT FROM unnest(${keys}::text[]) AS k(dedupe_key)
+      WHERE (SELECT true FROM data.alert_events e
+             WHERE e.org_id = ${p.orgId} AND e.dedupe_key = k.dedupe_key) IS NULL)
+    RETURNING rows_inserted, rows_skipped`;
+  if (rows.length === 0) return undefined;
+  const c = v.parse(Counts, rows[0]);
+  return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
+}
+
+/**
  * Inserts a validated batch `ON CONFLICT (org_id, dedupe_key) DO NOTHING`
  * (duplicates inside the batch are skipped the same way) and records it in
  * `data.sink_batches`, in one transaction. A dedupe key is scoped to its
@@ -79,15 +115,24 @@ async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Prom
  */
 export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Promise<BatchCounts> {
   const total = p.rows.count;
-  // One chunk: the statement orders its rows itself. Several: sorted here, so
-  // that the chunks follow each other in key order too.
-  const one = total <= CHUNK_ROWS && p.rows.bytes <= CHUNK_BYTES;
-  const order = one ? p.rows.lineOrder() : p.rows.keyOrder();
-  const chunks = p.rows.columns(order, CHUNK_ROWS, CHUNK_BYTES);
   const counted = (inserted: number): BatchCounts => ({
     rowsInserted: inserted,
     rowsSkipped: total - inserted,
   });
+  if (p.rows instanceof AlertList) {
+    if (total >= LOOK_UP_FIRST_ROWS) {
+      const stored = await sinkBatchesInsertIfAllStored(db, p, p.rows.keys);
+      if (stored !== undefined) return stored;
+    }
+    const c = p.rows.columns();
+    return counted(await alertEventsInsertChunk(db, { p, c, last: { inserted: 0, total } }));
+  }
+  // One chunk: the statement orders its rows itself. Several: sorted here, so
+  // that the chunks follow each other in key order too.
+  const packed = p.rows;
+  const one = total <= CHUNK_ROWS && packed.bytes <= CHUNK_BYTES;
+  const order = one ? packed.lineOrder() : packed.keyOrder();
+  const chunks = packed.columns(order, CHUNK_ROWS, CHUNK_BYTES);
   const first = chunks.next();
   let current = first.done === true ? emptyColumns() : first.value;
   let next = chunks.next();

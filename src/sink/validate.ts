@@ -1,7 +1,7 @@
 import { MAX_LINE_BYTES } from "../contracts/alert";
 import { type Failure, invalidBatch, invalidLine } from "./failure";
 import { parseLine } from "./line";
-import { AlertRows } from "./rows";
+import { AlertList, AlertRows, ONE_STATEMENT_BYTES } from "./rows";
 
 /**
  * Batch validation, line by line as the bytes stream in: a batch is checked
@@ -16,7 +16,9 @@ import { AlertRows } from "./rows";
  * a line may say: src/sink/line.ts and the AlertLine contract.
  */
 
-export type BatchCheck = { ok: true; rows: AlertRows } | { ok: false; failure: Failure };
+export type BatchCheck =
+  | { ok: true; rows: AlertRows | AlertList }
+  | { ok: false; failure: Failure };
 
 const NEWLINE = 0x0a;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -35,10 +37,11 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
 /**
  * Validates a batch for the task's org as its chunks arrive: `push` each
  * chunk, then `end`. Either returns the failure once one is found (later
- * calls are not needed).
+ * calls are not needed). `bytes`, the batch's size, picks how its rows are
+ * held: as they are up to ONE_STATEMENT_BYTES, packed beyond.
  */
 export class BatchValidator {
-  private readonly rows = new AlertRows();
+  private readonly rows: AlertRows | AlertList;
   /** The pieces of the line not yet ended, and their length. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -46,8 +49,11 @@ export class BatchValidator {
 
   constructor(
     private readonly orgId: string,
+    bytes: number,
     private readonly maxLineBytes = MAX_LINE_BYTES,
-  ) {}
+  ) {
+    this.rows = bytes <= ONE_STATEMENT_BYTES ? new AlertList() : new AlertRows();
+  }
 
   push(chunk: Uint8Array): Failure | undefined {
     let start = 0;
@@ -99,7 +105,7 @@ export class BatchValidator {
 
 /** Validates a whole batch held in memory (tests and benchmarks): the same rules, one chunk. */
 export function checkBatch(bytes: Uint8Array, orgId: string): BatchCheck {
-  const v = new BatchValidator(orgId);
+  const v = new BatchValidator(orgId, bytes.byteLength);
   const failure = v.push(bytes);
   return failure === undefined ? v.end() : { ok: false, failure };
 }

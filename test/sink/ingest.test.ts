@@ -24,6 +24,13 @@ const db = useFreshDatabase();
 const store = useTempStore();
 clearBeforeEach(() => db().sql);
 
+/** Puts one batch of `lines` for `org`, publishes it and runs the sink until idle. */
+async function putAndIngest(lines: readonly unknown[], org: string) {
+  const b = await putBatch(store().store, jsonl(lines), { org });
+  await publishBatchMessage(db().queue(), b);
+  return sinkUntilIdle(db(), store().store);
+}
+
 describe("sink ingest (loop in-process, real database)", () => {
   test("a valid 1,000-line batch inserts 1,000 rows with the task's org; again adds none", async () => {
     const sql = db().sql;
@@ -74,6 +81,28 @@ describe("sink ingest (loop in-process, real database)", () => {
       inserted: 1000,
       skipped: 2000,
     });
+  }, 30_000);
+
+  test("a large batch whose keys are stored but one (or stored for another org) inserts exactly the missing", async () => {
+    const sql = db().sql;
+    // Every key but the last stored for acme, and every key stored for another org.
+    const lines = goodLines("acme", "m", 600);
+    await putAndIngest(lines.slice(0, 599), "acme");
+    await putAndIngest(goodLines("other", "m", 600), "other");
+    const m = await putAndIngest(lines, "acme");
+    expect(m).toMatchObject({ batches: 1, rowsInserted: 1, rowsSkipped: 599, deadLetters: 0 });
+    // The first key missing: the batch is new, nothing to look up first.
+    const fresh = goodLines("acme", "n", 600);
+    await putAndIngest(fresh.slice(1), "acme");
+    const m2 = await putAndIngest(fresh, "acme");
+    expect(m2).toMatchObject({ batches: 1, rowsInserted: 1, rowsSkipped: 599 });
+    const [n] = await sql`
+      SELECT count(*) FILTER (WHERE org_id = 'acme')::int AS acme,
+             count(*) FILTER (WHERE org_id = 'other')::int AS other FROM data.alert_events`;
+    expect(n).toEqual({ acme: 1200, other: 600 });
+    const [last] = await sql`
+      SELECT rows_inserted, rows_skipped FROM data.sink_batches ORDER BY id DESC LIMIT 1`;
+    expect(last).toEqual({ rows_inserted: 1, rows_skipped: 599 });
   }, 30_000);
 
   test("duplicate dedupe keys inside one batch are skipped without error", async () => {
