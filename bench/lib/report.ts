@@ -280,9 +280,17 @@ export function cpuTable(results: readonly WorkloadResult[]): string[] {
 const perTask = (v: number | undefined) =>
   v === undefined || !Number.isFinite(v) ? "—" : fmt(v, 1);
 
-/** Statements per task, or why not: no pg_stat_statements on the server, or it evicted entries meanwhile. */
+/**
+ * Statements per task (the median of the rounds that have it), or why not: no
+ * pg_stat_statements on the server, or it evicted entries during every
+ * round (a shared server's other databases fill it up); flagged when it did
+ * so in some rounds.
+ */
 function statementsCell(d: Record<string, number>): string {
   if (d.pg_stat_statements === 0) return "— (no pg_stat_statements)";
-  if ((d.pg_stat_statements_evicted ?? 0) > 0) return "— (pg_stat_statements evicted entries)";
-  return perTask(d.statements_per_task);
+  const v = d.statements_per_task;
+  if (v === undefined || !Number.isFinite(v)) return "— (pg_stat_statements evicted entries)";
+  return (d.pg_stat_statements_evicted ?? 0) > 0
+    ? `${perTask(v)} (some rounds evicted)`
+    : perTask(v);
 }
