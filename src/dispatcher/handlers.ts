@@ -18,6 +18,7 @@ import type { Logger } from "../log";
 import { backlogCounts } from "../reads/backlog";
 import type { BatchRules } from "./batch";
 import { authorise, issueCapability, type Verifier } from "./capability";
+import type { Claimer } from "./claims";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
 import type { KeyRing } from "./keys";
 import {
@@ -49,6 +50,8 @@ export interface Deps {
   internalAuth: (req: Request) => boolean;
   /** After a call committed outbox rows: this dispatcher's drainer publishes them now. */
   wakeDrainer: () => void;
+  /** Merges concurrent claims into shared statements (./claims.ts); unset: one statement each. */
+  claimer?: Claimer;
 }
 
 function refuse(d: Deps, endpoint: string, status: number, code: string, msg: string): Response {
@@ -67,7 +70,7 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
   const body = await readBody(req, ClaimRequest);
   if (!body.ok) return body.response;
   const taskId = body.value.task_id;
-  const r = await claimTask(d.sql, { taskId, ...d.lease });
+  const r = await claimTask(d.sql, { taskId, ...d.lease }, d.claimer);
   d.metrics.claims.inc({ outcome: r.kind });
   switch (r.kind) {
     case "claimed": {

@@ -5,6 +5,7 @@ import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import { failpoint, failswitch } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
+import type { Claimer } from "./claims";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
 import {
@@ -59,14 +60,16 @@ export type ClaimResult =
  * Claims a task. A stored payload that breaks the task payload contract can
  * never be worked: the claimed attempt fails the task at once, through the
  * same fenced fail as `POST /v1/task/fail`, rather than every attempt failing
- * until MAX_ATTEMPTS.
+ * until MAX_ATTEMPTS. With a `claimer` (./claims.ts) the claim's statement
+ * may carry concurrent claims of other tasks too.
  */
 export async function claimTask(
   sql: Sql,
   p: { taskId: string } & LeaseRules,
+  claimer?: Claimer,
 ): Promise<ClaimResult> {
   try {
-    const r = await taskClaim(sql, p);
+    const r = await (claimer === undefined ? taskClaim(sql, p) : claimer(p.taskId));
     if (r.kind !== "claimed") return r;
     const parsed = v.safeParse(TaskPayload, r.payload);
     if (parsed.success) return { ...r, payload: parsed.output };

@@ -9,6 +9,7 @@ import { connect, type Sql } from "../db/connect";
 import { createLogger, type Logger } from "../log";
 import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
+import { claimBatcher } from "./claims";
 import { runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
 import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
@@ -77,6 +78,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     capabilityTtlMs,
     internalAuth: bearerCheck(internalToken),
     wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
+    claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
   };
   const abort = new AbortController();
   const loops = [
