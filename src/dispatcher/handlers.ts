@@ -19,6 +19,7 @@ import { backlogCounts } from "../reads/backlog";
 import type { BatchRules } from "./batch";
 import { authorise, issueCapability, type Verifier } from "./capability";
 import type { Claimer } from "./claims";
+import type { Completer } from "./completes";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
 import type { KeyRing } from "./keys";
 import {
@@ -31,6 +32,7 @@ import {
   renewLease,
 } from "./lease";
 import type { Metrics } from "./metrics";
+import type { BatchPublisher } from "./publishes";
 
 /**
  * The task endpoints. Each parses, authorises, calls one domain function
@@ -52,6 +54,10 @@ export interface Deps {
   wakeDrainer: () => void;
   /** Merges concurrent claims into shared statements (./claims.ts); unset: one statement each. */
   claimer?: Claimer;
+  /** Merges concurrent completes into shared statements (./completes.ts); unset: one each. */
+  completer?: Completer;
+  /** Merges concurrent buffer-publishes into shared statements (./publishes.ts); unset: one each. */
+  publisher?: BatchPublisher;
 }
 
 function refuse(d: Deps, endpoint: string, status: number, code: string, msg: string): Response {
@@ -183,13 +189,17 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
   const a = await authorised(d, req, endpoint, SCOPES.bufferPublish, BufferPublishRequest);
   if (!a.ok) return a.response;
   const b = a.body;
-  const r = await publishBuffer(d.sql, {
-    ...fence(b, a.claims),
-    batchUri: b.batch_uri,
-    contentType: b.content_type,
-    batchSizeBytes: b.batch_size_bytes,
-    rules: d.batch,
-  });
+  const r = await publishBuffer(
+    d.sql,
+    {
+      ...fence(b, a.claims),
+      batchUri: b.batch_uri,
+      contentType: b.content_type,
+      batchSizeBytes: b.batch_size_bytes,
+      rules: d.batch,
+    },
+    d.publisher,
+  );
   if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
   if (r.kind === "too_many_batches") {
     const msg = `an attempt may publish at most ${r.max} batches (MAX_BATCHES_PER_ATTEMPT)`;
@@ -211,7 +221,7 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
 export async function handleComplete(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "complete", SCOPES.complete, CompleteRequest);
   if (!a.ok) return a.response;
-  const r = await completeTask(d.sql, fence(a.body, a.claims));
+  const r = await completeTask(d.sql, fence(a.body, a.claims), d.completer);
   if (r.kind !== "completed") return refused(d, "complete", r);
   if (!r.repeated) {
     d.wakeDrainer();

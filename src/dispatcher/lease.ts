@@ -6,6 +6,8 @@ import type { Sql } from "../db/connect";
 import { failpoint, failswitch } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
 import type { Claimer } from "./claims";
+import type { Completer } from "./completes";
+import type { BatchPublisher } from "./publishes";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
 import {
@@ -111,11 +113,13 @@ export type PublishResult =
  * Checks the batch against the task's org and id, then writes its
  * `buffer_queue` outbox row carrying the org the fence compared with the
  * task row, never the body's. A refused batch is still fenced first: a stale
- * attempt gets 409 whatever it sends.
+ * attempt gets 409 whatever it sends. With a `publisher` (./publishes.ts) the
+ * statement may carry concurrent publishes of other tasks too.
  */
 export async function publishBuffer(
   sql: Sql,
   p: Fence & BatchRef & { rules: BatchRules },
+  publisher?: BatchPublisher,
 ): Promise<PublishResult> {
   let result: PublishResult;
   try {
@@ -133,7 +137,8 @@ export async function publishBuffer(
       batch_size_bytes: p.batchSizeBytes,
     };
     const maxBatches = p.rules.maxBatchesPerAttempt;
-    const r = await taskPublishBatch(sql, { ...p, message, maxBatches });
+    const call = { ...p, message, maxBatches };
+    const r = await (publisher === undefined ? taskPublishBatch(sql, call) : publisher(call));
     if (!r.held) return await refusalOf(sql, p);
     if (!r.accepted) return { kind: "too_many_batches", max: maxBatches };
     result = { kind: "accepted", repeat: !r.inserted };
@@ -149,11 +154,16 @@ export type CompleteResult = { kind: "completed"; repeated: boolean } | Refused;
 /**
  * Marks the task succeeded and writes one `task_completed` outbox row. A
  * repeat by the attempt and token that completed it answers the same and
- * writes nothing.
+ * writes nothing. With a `completer` (./completes.ts) the statement may carry
+ * concurrent completes of other tasks too.
  */
-export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> {
+export async function completeTask(
+  sql: Sql,
+  p: Fence,
+  completer?: Completer,
+): Promise<CompleteResult> {
   try {
-    if (!(await taskComplete(sql, p))) {
+    if (!(await (completer === undefined ? taskComplete(sql, p) : completer(p)))) {
       const why = classifyFence(await taskFenceRead(sql, p));
       if (why === "completed") return { kind: "completed", repeated: true };
       return { kind: why };

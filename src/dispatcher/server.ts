@@ -10,12 +10,14 @@ import { createLogger, type Logger } from "../log";
 import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
 import { claimBatcher } from "./claims";
+import { completeBatcher } from "./completes";
 import { runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
 import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
 import { DISPATCHER_LOG } from "./logs";
 import { createMetrics } from "./metrics";
+import { publishBatcher } from "./publishes";
 import { runReaper, sweepPeriodMs, wakeupsWaiting } from "./reaper";
 import { notFound, routeTable } from "./routes";
 
@@ -79,6 +81,8 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     internalAuth: bearerCheck(internalToken),
     wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
     claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
+    completer: completeBatcher(sql),
+    publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
   };
   const abort = new AbortController();
   const loops = [
