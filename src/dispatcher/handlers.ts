@@ -33,6 +33,7 @@ import {
 } from "./lease";
 import type { Metrics } from "./metrics";
 import type { BatchPublisher } from "./publishes";
+import type { Renewer } from "./renewals";
 
 /**
  * The task endpoints. Each parses, authorises, calls one domain function
@@ -58,6 +59,8 @@ export interface Deps {
   completer?: Completer;
   /** Merges concurrent buffer-publishes into shared statements (./publishes.ts); unset: one each. */
   publisher?: BatchPublisher;
+  /** Merges concurrent heartbeats into shared statements (./renewals.ts); unset: one each. */
+  renewer?: Renewer;
 }
 
 function refuse(d: Deps, endpoint: string, status: number, code: string, msg: string): Response {
@@ -178,7 +181,8 @@ function refused(d: Deps, endpoint: string, r: Refused): Response {
 export async function handleHeartbeat(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "heartbeat", SCOPES.heartbeat, HeartbeatRequest);
   if (!a.ok) return a.response;
-  const r = await renewLease(d.sql, { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs });
+  const lease = { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs };
+  const r = await renewLease(d.sql, lease, d.renewer);
   if (r.kind !== "renewed") return refused(d, "heartbeat", r);
   const res: HeartbeatResponse = { lease_expires_at: r.leaseExpiresAt.toISOString() };
   return json(200, res);

@@ -8,6 +8,7 @@ import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
 import type { Claimer } from "./claims";
 import type { Completer } from "./completes";
 import type { BatchPublisher } from "./publishes";
+import type { Renewer } from "./renewals";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
 import {
@@ -91,11 +92,22 @@ export async function claimTask(
 
 export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | Refused;
 
-export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
+/**
+ * Renews the lease `p` holds. A `renewer` (./renewals.ts, made for this
+ * dispatcher's one lease length) may carry concurrent heartbeats of other
+ * tasks in the same statement.
+ */
+export async function renewLease(
+  sql: Sql,
+  p: Fence & { leaseMs: number },
+  renewer?: Renewer,
+): Promise<RenewResult> {
   try {
     const at = await (failswitch("dispatcher.unfenced_heartbeat")
-      ? leaseRenewUnfenced
-      : leaseRenew)(sql, p);
+      ? leaseRenewUnfenced(sql, p)
+      : renewer === undefined
+        ? leaseRenew(sql, p)
+        : renewer(p));
     if (at !== null) return { kind: "renewed", leaseExpiresAt: at };
     return await refusalOf(sql, p);
   } catch (cause) {

@@ -19,6 +19,7 @@ import { DISPATCHER_LOG } from "./logs";
 import { createMetrics } from "./metrics";
 import { publishBatcher } from "./publishes";
 import { runReaper, sweepPeriodMs, wakeupsWaiting } from "./reaper";
+import { renewBatcher } from "./renewals";
 import { notFound, routeTable } from "./routes";
 
 /**
@@ -83,6 +84,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
     completer: completeBatcher(sql),
     publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
+    renewer: renewBatcher(sql, cfg.leaseDurationMs),
   };
   const abort = new AbortController();
   const loops = [

@@ -3,16 +3,21 @@ import { randomUUID } from "node:crypto";
 import { claimBatcher } from "../../src/dispatcher/claims";
 import { completeBatcher } from "../../src/dispatcher/completes";
 import { publishBatcher } from "../../src/dispatcher/publishes";
+import { renewBatcher } from "../../src/dispatcher/renewals";
 import { taskClaimMany } from "../../src/dispatcher/sql/claim";
 import type { Fence } from "../../src/dispatcher/sql/fence";
-import { taskCompleteMany, taskPublishBatchMany } from "../../src/dispatcher/sql/tasks";
+import {
+  leaseRenewMany,
+  taskCompleteMany,
+  taskPublishBatchMany,
+} from "../../src/dispatcher/sql/tasks";
 import { useFreshDatabase } from "../support/db";
 import { newTask } from "./_client";
 import { expireLease } from "./_inprocess";
 
 /**
- * Claims, buffer-publishes and completes merged into one statement (src/dispatcher/merge.ts,
- * `taskClaimMany`, `taskPublishBatchMany`, `taskCompleteMany`): each call's outcome is the one it
+ * Claims, heartbeats, buffer-publishes and completes merged into one statement (src/dispatcher/merge.ts,
+ * `taskClaimMany`, `leaseRenewMany`, `taskPublishBatchMany`, `taskCompleteMany`): each call's outcome is the one it
  * would get alone, each fenced against its own row; a task is never claimed
  * or completed twice, however the calls on it are merged.
  */
@@ -221,5 +226,47 @@ describe("publishBatcher", () => {
       expect(mine.filter((o) => o.held && !o.accepted)).toHaveLength(1);
       expect(await bufferRows(f.taskId)).toHaveLength(2);
     }
+  });
+});
+
+async function leaseEndOf(taskId: string): Promise<Date> {
+  const [t] = await db().sql`SELECT lease_expires_at FROM state.tasks WHERE id = ${taskId}`;
+  if (!(t?.lease_expires_at instanceof Date)) throw new Error("no lease");
+  return t.lease_expires_at;
+}
+
+describe("leaseRenewMany", () => {
+  test("each heartbeat fenced against its own row: only the holders' leases move", async () => {
+    const good = await claimedFence();
+    const stale = await claimedFence();
+    const foreign = await claimedFence();
+    const expired = await claimedFence();
+    await expireLease(db().sql, expired.taskId);
+    const before = await Promise.all([stale, foreign, expired].map((f) => leaseEndOf(f.taskId)));
+    const got = await leaseRenewMany(db().sql, {
+      fences: [
+        good,
+        { ...stale, leaseToken: randomUUID() },
+        { ...foreign, orgId: "globex" },
+        expired,
+      ],
+      leaseMs: 90_000,
+    });
+    expect(got[0]).toEqual(await leaseEndOf(good.taskId));
+    expect((got[0]?.getTime() ?? 0) - Date.now()).toBeGreaterThan(60_000);
+    expect(got.slice(1)).toEqual([null, null, null]);
+    const after = await Promise.all([stale, foreign, expired].map((f) => leaseEndOf(f.taskId)));
+    expect(after).toEqual(before);
+  });
+
+  test("renewBatcher: concurrent heartbeats, each task's three times, all renewed, each its own answer", async () => {
+    const fences = await Promise.all(Array.from({ length: 8 }, () => claimedFence()));
+    const renew = renewBatcher(db().sql, 90_000);
+    const [first] = fences;
+    if (first === undefined) throw new Error("no task");
+    const calls = [...fences, ...fences, { ...first, leaseToken: randomUUID() }, ...fences];
+    const got = await Promise.all(calls.map((f) => renew(f)));
+    expect(got.filter((at) => at === null)).toHaveLength(1);
+    expect(got[fences.length * 2]).toBeNull();
   });
 });

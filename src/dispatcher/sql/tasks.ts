@@ -14,12 +14,41 @@ import { type Fence, fenceOf, fenceSql, leaseEnd, msFromNow } from "./fence";
 
 /** Extends the lease held by `f`; the new expiry, or null. */
 export async function leaseRenew(db: Db, p: Fence & { leaseMs: number }): Promise<Date | null> {
-  const rows = await db`
-    UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
-    WHERE ${fenceSql(db, p)}
-    RETURNING t.lease_expires_at`;
-  const at = rows[0]?.lease_expires_at;
-  return at instanceof Date ? at : null;
+  const [at] = await leaseRenewMany(db, { fences: [p], leaseMs: p.leaseMs });
+  return at ?? null;
+}
+
+const RenewedRow = v.object({ lease_expires_at: v.nullable(v.date()) });
+
+/**
+ * `leaseRenew` for several heartbeats on distinct tasks in one statement
+ * (merged by ../renewals.ts): each fenced against its own row of `r` by the
+ * same fence, each with its own new expiry (or null), in order.
+ */
+export async function leaseRenewMany(
+  db: Db,
+  p: { fences: readonly Fence[]; leaseMs: number },
+): Promise<Array<Date | null>> {
+  const f = p.fences;
+  if (f.length === 0) return [];
+  const raw = await db`
+    WITH r AS (
+      SELECT * FROM unnest(${f.map((x) => x.taskId)}::uuid[], ${f.map((x) => x.attempt)}::int[],
+                           ${f.map((x) => x.leaseToken)}::uuid[], ${f.map((x) => x.orgId)}::text[])
+        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
+    ), locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+    ), renewed AS (
+      UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
+      FROM r JOIN locked l ON l.id = r.id
+      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      RETURNING t.id, t.lease_expires_at
+    )
+    SELECT x.lease_expires_at FROM r LEFT JOIN renewed x ON x.id = r.id ORDER BY r.n`;
+  const rows = v.parse(v.array(RenewedRow), [...raw]);
+  if (rows.length !== f.length)
+    throw new Error(`renewing ${f.length} leases returned ${rows.length} rows`);
+  return rows.map((row) => row.lease_expires_at);
 }
 
 /**
