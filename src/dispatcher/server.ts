@@ -55,6 +55,16 @@ function serve(
   });
 }
 
+/** Concurrent task calls of each kind merged into shared statements (./merge.ts). */
+function mergedCalls(sql: Sql, cfg: Config) {
+  return {
+    claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
+    completer: completeBatcher(sql),
+    publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
+    renewer: renewBatcher(sql, cfg.leaseDurationMs),
+  };
+}
+
 export async function startDispatcher(cfg: Config, port = cfg.port): Promise<RunningDispatcher> {
   const internalToken = requireInternalAuthToken(cfg);
   const objectStoreUrl = requireObjectStore(cfg);
@@ -81,10 +91,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     capabilityTtlMs,
     internalAuth: bearerCheck(internalToken),
     wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
-    claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
-    completer: completeBatcher(sql),
-    publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
-    renewer: renewBatcher(sql, cfg.leaseDurationMs),
+    ...mergedCalls(sql, cfg),
   };
   const abort = new AbortController();
   const loops = [
