@@ -17,7 +17,7 @@ import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
 import { backlogCounts } from "../reads/backlog";
 import type { BatchRules } from "./batch";
-import { authorise, issueCapability, type Verifier } from "./capability";
+import { authorise, signCapability, type Verifier } from "./capability";
 import type { Claimer } from "./claims";
 import type { Completer } from "./completes";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
@@ -85,7 +85,8 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
     case "claimed": {
       const payload = r.payload;
       const ttlMs = d.capabilityTtlMs;
-      const token = await issueCapability(d.ring, { ...r, taskId, ttlMs });
+      const { token, claims } = await signCapability(d.ring, { ...r, taskId, ttlMs });
+      d.verifier.remember(token, claims);
       d.log.debug("claimed", { task_id: taskId, attempt: r.attempt });
       const res: ClaimResponse = {
         task_id: taskId,
