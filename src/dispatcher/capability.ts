@@ -19,7 +19,8 @@ import { ALG, type KeyRing } from "./keys";
  * dispatcher would issue: `iat` in the future past the leeway, or a lifetime
  * (`exp - iat`) longer than the configured one. A verified token's claims
  * are cached by its exact string until it expires, so a heartbeat costs one
- * verify per token, not per call.
+ * verify per token, not per call; a token this dispatcher issues is cached
+ * as it is signed, so its own tokens cost no verify at all.
  */
 
 export const CLOCK_LEEWAY_S = 5;
@@ -31,22 +32,32 @@ export async function issueCapability(
   ring: KeyRing,
   p: { orgId: string; taskId: string; attempt: number; ttlMs: number; scope?: string },
 ): Promise<string> {
+  return (await signCapability(ring, p)).token;
+}
+
+/** A new capability token and the claims it carries (what verifying it gives). */
+export async function signCapability(
+  ring: KeyRing,
+  p: { orgId: string; taskId: string; attempt: number; ttlMs: number; scope?: string },
+): Promise<{ token: string; claims: CapabilityClaims }> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({
+  const claims: CapabilityClaims = {
+    iss: CAPABILITY_ISSUER,
+    aud: CAPABILITY_AUDIENCE,
+    sub: `task/${p.taskId}/attempt/${p.attempt}`,
+    iat: now,
+    nbf: now,
+    exp: now + Math.ceil(p.ttlMs / 1000),
+    jti: randomUUID(),
     org_id: p.orgId,
     task_id: p.taskId,
     attempt: p.attempt,
     scope: p.scope ?? ALL_SCOPES,
-  })
+  };
+  const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: ALG, typ: CAPABILITY_TYP, kid: ring.signing.kid })
-    .setIssuer(CAPABILITY_ISSUER)
-    .setAudience(CAPABILITY_AUDIENCE)
-    .setSubject(`task/${p.taskId}/attempt/${p.attempt}`)
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(now + Math.ceil(p.ttlMs / 1000))
-    .setJti(randomUUID())
     .sign(ring.signing.key);
+  return { token, claims };
 }
 
 export type Verified = { ok: true; claims: CapabilityClaims } | { ok: false; reason: string };
@@ -74,6 +85,12 @@ function reasonOf(err: unknown): string {
 
 export interface Verifier {
   verify(token: string): Promise<Verified>;
+  /**
+   * A token this dispatcher has just signed, with its claims: verifying it
+   * later finds them without checking the signature again (its expiry is
+   * still checked). Never call it with a token from anywhere else.
+   */
+  remember(token: string, claims: CapabilityClaims): void;
 }
 
 export interface VerifierRules {
@@ -102,6 +119,10 @@ export function createVerifier(ring: KeyRing, rules: VerifierRules): Verifier {
     clockTolerance: CLOCK_LEEWAY_S,
     requiredClaims: REQUIRED,
   };
+  const remember = (token: string, claims: CapabilityClaims) => {
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(token, { claims, expMs: claims.exp * 1000 });
+  };
   const slow = async (token: string): Promise<Verified> => {
     let header: unknown;
     try {
@@ -123,11 +144,11 @@ export function createVerifier(ring: KeyRing, rules: VerifierRules): Verifier {
     if (!c.success) return { ok: false, reason: `bad claims: ${v.summarize(c.issues)}` };
     const refused = insane(c.output, rules);
     if (refused !== undefined) return { ok: false, reason: refused };
-    if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(token, { claims: c.output, expMs: c.output.exp * 1000 });
+    remember(token, c.output);
     return { ok: true, claims: c.output };
   };
   return {
+    remember,
     verify(token) {
       const hit = cache.get(token);
       if (hit === undefined) return slow(token);

@@ -17,7 +17,9 @@ import type { Sql } from "../db/connect";
 import type { Logger } from "../log";
 import { backlogCounts } from "../reads/backlog";
 import type { BatchRules } from "./batch";
-import { authorise, issueCapability, type Verifier } from "./capability";
+import { authorise, signCapability, type Verifier } from "./capability";
+import type { Claimer } from "./claims";
+import type { Completer } from "./completes";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
 import type { KeyRing } from "./keys";
 import {
@@ -30,6 +32,8 @@ import {
   renewLease,
 } from "./lease";
 import type { Metrics } from "./metrics";
+import type { BatchPublisher } from "./publishes";
+import type { Renewer } from "./renewals";
 
 /**
  * The task endpoints. Each parses, authorises, calls one domain function
@@ -49,6 +53,14 @@ export interface Deps {
   internalAuth: (req: Request) => boolean;
   /** After a call committed outbox rows: this dispatcher's drainer publishes them now. */
   wakeDrainer: () => void;
+  /** Merges concurrent claims into shared statements (./claims.ts); unset: one statement each. */
+  claimer?: Claimer;
+  /** Merges concurrent completes into shared statements (./completes.ts); unset: one each. */
+  completer?: Completer;
+  /** Merges concurrent buffer-publishes into shared statements (./publishes.ts); unset: one each. */
+  publisher?: BatchPublisher;
+  /** Merges concurrent heartbeats into shared statements (./renewals.ts); unset: one each. */
+  renewer?: Renewer;
 }
 
 function refuse(d: Deps, endpoint: string, status: number, code: string, msg: string): Response {
@@ -67,13 +79,14 @@ export async function handleClaim(d: Deps, req: Request): Promise<Response> {
   const body = await readBody(req, ClaimRequest);
   if (!body.ok) return body.response;
   const taskId = body.value.task_id;
-  const r = await claimTask(d.sql, { taskId, ...d.lease });
+  const r = await claimTask(d.sql, { taskId, ...d.lease }, d.claimer);
   d.metrics.claims.inc({ outcome: r.kind });
   switch (r.kind) {
     case "claimed": {
       const payload = r.payload;
       const ttlMs = d.capabilityTtlMs;
-      const token = await issueCapability(d.ring, { ...r, taskId, ttlMs });
+      const { token, claims } = await signCapability(d.ring, { ...r, taskId, ttlMs });
+      d.verifier.remember(token, claims);
       d.log.debug("claimed", { task_id: taskId, attempt: r.attempt });
       const res: ClaimResponse = {
         task_id: taskId,
@@ -169,7 +182,8 @@ function refused(d: Deps, endpoint: string, r: Refused): Response {
 export async function handleHeartbeat(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "heartbeat", SCOPES.heartbeat, HeartbeatRequest);
   if (!a.ok) return a.response;
-  const r = await renewLease(d.sql, { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs });
+  const lease = { ...fence(a.body, a.claims), leaseMs: d.lease.leaseMs };
+  const r = await renewLease(d.sql, lease, d.renewer);
   if (r.kind !== "renewed") return refused(d, "heartbeat", r);
   const res: HeartbeatResponse = { lease_expires_at: r.leaseExpiresAt.toISOString() };
   return json(200, res);
@@ -180,13 +194,17 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
   const a = await authorised(d, req, endpoint, SCOPES.bufferPublish, BufferPublishRequest);
   if (!a.ok) return a.response;
   const b = a.body;
-  const r = await publishBuffer(d.sql, {
-    ...fence(b, a.claims),
-    batchUri: b.batch_uri,
-    contentType: b.content_type,
-    batchSizeBytes: b.batch_size_bytes,
-    rules: d.batch,
-  });
+  const r = await publishBuffer(
+    d.sql,
+    {
+      ...fence(b, a.claims),
+      batchUri: b.batch_uri,
+      contentType: b.content_type,
+      batchSizeBytes: b.batch_size_bytes,
+      rules: d.batch,
+    },
+    d.publisher,
+  );
   if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
   if (r.kind === "too_many_batches") {
     const msg = `an attempt may publish at most ${r.max} batches (MAX_BATCHES_PER_ATTEMPT)`;
@@ -208,7 +226,7 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
 export async function handleComplete(d: Deps, req: Request): Promise<Response> {
   const a = await authorised(d, req, "complete", SCOPES.complete, CompleteRequest);
   if (!a.ok) return a.response;
-  const r = await completeTask(d.sql, fence(a.body, a.claims));
+  const r = await completeTask(d.sql, fence(a.body, a.claims), d.completer);
   if (r.kind !== "completed") return refused(d, "complete", r);
   if (!r.repeated) {
     d.wakeDrainer();

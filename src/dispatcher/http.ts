@@ -32,8 +32,13 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response
  * beyond the cap, whatever it declares or however long it runs.
  */
 async function bodyBytes(req: Request): Promise<Uint8Array | "too_large"> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
+  const length = req.headers.get("content-length");
+  const declared = Number(length ?? "0");
   if (declared > MAX_BODY_BYTES) return "too_large";
+  // A body framed by its Content-Length alone is exactly that long: read it in
+  // one go, without the per-chunk stream machinery (the common case, and the
+  // cheap one). Chunked bodies are counted as they stream.
+  if (length !== null && req.headers.get("transfer-encoding") === null) return req.bytes();
   if (req.body === null) return new Uint8Array();
   const parts: Uint8Array[] = [];
   let total = 0;

@@ -5,6 +5,10 @@ import { TaskPayload } from "../contracts/task";
 import type { Sql } from "../db/connect";
 import { failpoint, failswitch } from "../failpoints";
 import { type BatchRef, type BatchRules, batchRefusal } from "./batch";
+import type { Claimer } from "./claims";
+import type { Completer } from "./completes";
+import type { BatchPublisher } from "./publishes";
+import type { Renewer } from "./renewals";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
 import {
@@ -59,14 +63,16 @@ export type ClaimResult =
  * Claims a task. A stored payload that breaks the task payload contract can
  * never be worked: the claimed attempt fails the task at once, through the
  * same fenced fail as `POST /v1/task/fail`, rather than every attempt failing
- * until MAX_ATTEMPTS.
+ * until MAX_ATTEMPTS. With a `claimer` (./claims.ts) the claim's statement
+ * may carry concurrent claims of other tasks too.
  */
 export async function claimTask(
   sql: Sql,
   p: { taskId: string } & LeaseRules,
+  claimer?: Claimer,
 ): Promise<ClaimResult> {
   try {
-    const r = await taskClaim(sql, p);
+    const r = await (claimer === undefined ? taskClaim(sql, p) : claimer(p.taskId));
     if (r.kind !== "claimed") return r;
     const parsed = v.safeParse(TaskPayload, r.payload);
     if (parsed.success) return { ...r, payload: parsed.output };
@@ -86,11 +92,22 @@ export async function claimTask(
 
 export type RenewResult = { kind: "renewed"; leaseExpiresAt: Date } | Refused;
 
-export async function renewLease(sql: Sql, p: Fence & { leaseMs: number }): Promise<RenewResult> {
+/**
+ * Renews the lease `p` holds. A `renewer` (./renewals.ts, made for this
+ * dispatcher's one lease length) may carry concurrent heartbeats of other
+ * tasks in the same statement.
+ */
+export async function renewLease(
+  sql: Sql,
+  p: Fence & { leaseMs: number },
+  renewer?: Renewer,
+): Promise<RenewResult> {
   try {
     const at = await (failswitch("dispatcher.unfenced_heartbeat")
-      ? leaseRenewUnfenced
-      : leaseRenew)(sql, p);
+      ? leaseRenewUnfenced(sql, p)
+      : renewer === undefined
+        ? leaseRenew(sql, p)
+        : renewer(p));
     if (at !== null) return { kind: "renewed", leaseExpiresAt: at };
     return await refusalOf(sql, p);
   } catch (cause) {
@@ -108,11 +125,13 @@ export type PublishResult =
  * Checks the batch against the task's org and id, then writes its
  * `buffer_queue` outbox row carrying the org the fence compared with the
  * task row, never the body's. A refused batch is still fenced first: a stale
- * attempt gets 409 whatever it sends.
+ * attempt gets 409 whatever it sends. With a `publisher` (./publishes.ts) the
+ * statement may carry concurrent publishes of other tasks too.
  */
 export async function publishBuffer(
   sql: Sql,
   p: Fence & BatchRef & { rules: BatchRules },
+  publisher?: BatchPublisher,
 ): Promise<PublishResult> {
   let result: PublishResult;
   try {
@@ -130,7 +149,8 @@ export async function publishBuffer(
       batch_size_bytes: p.batchSizeBytes,
     };
     const maxBatches = p.rules.maxBatchesPerAttempt;
-    const r = await taskPublishBatch(sql, { ...p, message, maxBatches });
+    const call = { ...p, message, maxBatches };
+    const r = await (publisher === undefined ? taskPublishBatch(sql, call) : publisher(call));
     if (!r.held) return await refusalOf(sql, p);
     if (!r.accepted) return { kind: "too_many_batches", max: maxBatches };
     result = { kind: "accepted", repeat: !r.inserted };
@@ -146,11 +166,16 @@ export type CompleteResult = { kind: "completed"; repeated: boolean } | Refused;
 /**
  * Marks the task succeeded and writes one `task_completed` outbox row. A
  * repeat by the attempt and token that completed it answers the same and
- * writes nothing.
+ * writes nothing. With a `completer` (./completes.ts) the statement may carry
+ * concurrent completes of other tasks too.
  */
-export async function completeTask(sql: Sql, p: Fence): Promise<CompleteResult> {
+export async function completeTask(
+  sql: Sql,
+  p: Fence,
+  completer?: Completer,
+): Promise<CompleteResult> {
   try {
-    if (!(await taskComplete(sql, p))) {
+    if (!(await (completer === undefined ? taskComplete(sql, p) : completer(p)))) {
       const why = classifyFence(await taskFenceRead(sql, p));
       if (why === "completed") return { kind: "completed", repeated: true };
       return { kind: why };

@@ -9,13 +9,17 @@ import { connect, type Sql } from "../db/connect";
 import { createLogger, type Logger } from "../log";
 import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
+import { claimBatcher } from "./claims";
+import { completeBatcher } from "./completes";
 import { runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
 import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
 import { DISPATCHER_LOG } from "./logs";
 import { createMetrics } from "./metrics";
+import { publishBatcher } from "./publishes";
 import { runReaper, sweepPeriodMs, wakeupsWaiting } from "./reaper";
+import { renewBatcher } from "./renewals";
 import { notFound, routeTable } from "./routes";
 
 /**
@@ -51,6 +55,16 @@ function serve(
   });
 }
 
+/** Concurrent task calls of each kind merged into shared statements (./merge.ts). */
+function mergedCalls(sql: Sql, cfg: Config) {
+  return {
+    claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
+    completer: completeBatcher(sql),
+    publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
+    renewer: renewBatcher(sql, cfg.leaseDurationMs),
+  };
+}
+
 export async function startDispatcher(cfg: Config, port = cfg.port): Promise<RunningDispatcher> {
   const internalToken = requireInternalAuthToken(cfg);
   const objectStoreUrl = requireObjectStore(cfg);
@@ -77,6 +91,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     capabilityTtlMs,
     internalAuth: bearerCheck(internalToken),
     wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
+    ...mergedCalls(sql, cfg),
   };
   const abort = new AbortController();
   const loops = [

@@ -82,7 +82,7 @@ export function outboxInsertSql(
                 ${attempts}::int[], ${delays}::float8[], ${stamps}::text[]) AS u(q, p, t, a, d, s)
     WHERE ${p.when ?? db`true`}
     ON CONFLICT DO NOTHING
-    RETURNING id::text AS id, available_at`;
+    RETURNING id::text AS id, available_at, task_id`;
 }
 
 /**

@@ -30,6 +30,20 @@ export function heartbeatInterval(leaseDurationMs: number): number {
   return Math.max(50, Math.floor(leaseDurationMs / 3));
 }
 
+/**
+ * Right after the claim, the wakeup's receive already hides it until about
+ * when the new lease ends: a lease starts a few ms after the receive. Moving
+ * the wakeup by less than this (a tenth of the lease, at most 2 s) is not
+ * worth a statement per task: if the attempt dies, the wakeup reappears at
+ * most this much before the lease ends, its claim is refused `lease_active`
+ * and hides it another lease, and the reaper wakes the task once the lease
+ * has expired (invariant 8). Heartbeat renewals move it by a third of the
+ * lease, past this margin, so they always extend.
+ */
+export function hideMarginMs(leaseDurationMs: number): number {
+  return Math.min(2_000, Math.floor(leaseDurationMs / 10));
+}
+
 export class Attempt<P> {
   readonly fenced = new AbortController();
   refusal: Refusal | undefined;
@@ -52,9 +66,12 @@ export class Attempt<P> {
     this.fenced.abort();
   }
 
-  /** Keeps the wakeup hidden while the lease holds, so it reappears only once it could be claimed. */
-  async keepHidden(until: Date): Promise<void> {
-    if (this.fenced.signal.aborted || until.getTime() <= this.hiddenUntil) return;
+  /**
+   * Keeps the wakeup hidden while the lease holds, so it reappears only once
+   * it could be claimed; a move by no more than `marginMs` is skipped.
+   */
+  async keepHidden(until: Date, marginMs = 0): Promise<void> {
+    if (this.fenced.signal.aborted || until.getTime() <= this.hiddenUntil + marginMs) return;
     try {
       await this.ctx.queue.extendVisibility(this.msg, until);
       this.hiddenUntil = until.getTime();
@@ -81,7 +98,7 @@ export async function runClaimed<P>(
   const log = parent.child({ attempt: task.attempt });
   const a = new Attempt(ctx, wakeup.msg, task, log, wakeup.hiddenUntil);
   const signal = AbortSignal.any([abandon, a.fenced.signal]);
-  await a.keepHidden(new Date(task.lease_expires_at));
+  await a.keepHidden(new Date(task.lease_expires_at), hideMarginMs(ctx.leaseDurationMs));
   const heartbeat = heartbeatFor(a, signal);
   let result: TaskResult;
   try {

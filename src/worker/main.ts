@@ -19,6 +19,8 @@ import type { WorkerStats } from "./stats";
  * why, for the command's one line.
  */
 
+const WORKER_QUEUE_CONNECTIONS = 4;
+
 export interface WorkerFlags {
   concurrency: number;
   /** `--until-idle`: how long the pipeline must stay done, and how long an outage is waited out. */
@@ -45,9 +47,12 @@ export async function runWorker(
           maxBatches: cfg.maxBatchesPerAttempt,
         };
   const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
+  // A few connections carry every slot's queue calls: receives and acks are
+  // merged (src/queue/pg/consumer.ts) and the rest pipeline, so a larger pool
+  // only costs the database a backend per connection.
   const backend = await openQueue(cfg, {
     name: "worker",
-    connections: Math.min(flags.concurrency + 2, 40),
+    connections: Math.min(flags.concurrency + 2, WORKER_QUEUE_CONNECTIONS),
   });
   try {
     const queue = await backend.consumer("task_wakeup", {

@@ -23,7 +23,8 @@ export async function syntheticWork(
   const { ctx, task } = a;
   const startedAt = Date.now();
   const body = toJsonl(alertsFor(task.org_id, task.task_id, task.payload));
-  await sleep(startedAt + (task.payload.work_ms ?? 0) - Date.now(), signal);
+  const workLeftMs = startedAt + (task.payload.work_ms ?? 0) - Date.now();
+  if (workLeftMs > 0) await sleep(workLeftMs, signal);
   if (signal.aborted) return ended(a);
   if (!(await confirmLease(a, signal))) return ended(a);
   // A task of zero alerts has no batch to publish (an empty one is refused): it just completes.

@@ -129,6 +129,48 @@ describe("Coalescer", () => {
     expect(runs).toEqual([[1], [3, 2], [9]]);
   });
 
+  test("with a linger, calls one at a time within it share one statement; maxWeight cuts it short", async () => {
+    const runs: number[][] = [];
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        runs.push(inputs);
+        return inputs.map((n) => n * 10);
+      },
+      weight: () => 1,
+      maxWeight: 3,
+      maxInFlight: 2,
+      lingerMs: 10_000,
+    });
+    const first = [coalescer.submit(1)];
+    await Promise.resolve();
+    first.push(coalescer.submit(2));
+    expect(runs).toEqual([]);
+    // The third call reaches maxWeight: all three run now, not after the linger.
+    first.push(coalescer.submit(3));
+    expect(await Promise.all(first)).toEqual([10, 20, 30]);
+    expect(runs).toEqual([[1, 2, 3]]);
+  });
+
+  test("a lingering call runs once its linger is over", async () => {
+    const runs: number[][] = [];
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        runs.push(inputs);
+        return inputs;
+      },
+      weight: () => 1,
+      maxWeight: 100,
+      maxInFlight: 1,
+      lingerMs: 20,
+    });
+    const started = performance.now();
+    const outs = [coalescer.submit(1), coalescer.submit(2)];
+    expect(runs).toEqual([]);
+    expect(await Promise.all(outs)).toEqual([1, 2]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(15);
+    expect(runs).toEqual([[1, 2]]);
+  });
+
   test("a failed statement fails every call merged into it, and only those", async () => {
     let calls = 0;
     const coalescer = new Coalescer<number, number>({

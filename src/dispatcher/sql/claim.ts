@@ -4,8 +4,8 @@ import { leaseEnd } from "./fence";
 
 /**
  * The claim (DESIGN.md "Claim"): one statement, decided by the database
- * clock. The row lock of its UPDATE serialises two claimers: the second
- * re-checks the WHERE clause against the first's result.
+ * clock, for one task or several. The row lock serialises two claimers of a
+ * task: the second re-checks the WHERE clause against the first's result.
  */
 
 const ClaimRow = v.object({
@@ -50,48 +50,77 @@ export async function taskClaim(
   db: Db,
   p: { taskId: string; leaseMs: number; maxAttempts: number },
 ): Promise<ClaimOutcome> {
+  const [outcome] = await taskClaimMany(db, { ...p, taskIds: [p.taskId] });
+  if (outcome === undefined) throw new Error(`claim of ${p.taskId} returned no row`);
+  return outcome;
+}
+
+/**
+ * `taskClaim` for several distinct tasks in one statement (concurrent claims
+ * merged by the dispatcher, ../claims.ts): one outcome per id, in order, each
+ * decided exactly as a claim of its own would be. The task rows are locked in
+ * id order first, so two such statements never deadlock over the same rows.
+ * Ids must be distinct: a task listed twice would be claimed for both.
+ */
+export async function taskClaimMany(
+  db: Db,
+  p: { taskIds: readonly string[]; leaseMs: number; maxAttempts: number },
+): Promise<ClaimOutcome[]> {
+  if (p.taskIds.length === 0) return [];
   const claimable = db`(
-    (status = 'queued' AND (retry_at IS NULL OR retry_at <= now()))
-    OR (status = 'running' AND lease_expires_at <= now()))`;
-  const [raw] = await db`
-    WITH claimed AS (
-      UPDATE state.tasks
-      SET status = 'running', attempt = attempt + 1, lease_token = gen_random_uuid(),
+    (t.status = 'queued' AND (t.retry_at IS NULL OR t.retry_at <= now()))
+    OR (t.status = 'running' AND t.lease_expires_at <= now()))`;
+  const raw = await db`
+    WITH req AS (
+      SELECT r.id, r.n FROM unnest(${p.taskIds}::uuid[]) WITH ORDINALITY AS r(id, n)
+    ), locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM req) ORDER BY t.id FOR UPDATE
+    ), claimed AS (
+      UPDATE state.tasks t
+      SET status = 'running', attempt = t.attempt + 1, lease_token = gen_random_uuid(),
           lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}',
           retry_at = NULL
-      WHERE id = ${p.taskId} AND attempt < ${p.maxAttempts} AND ${claimable}
-      RETURNING org_id, attempt, lease_token::text AS lease_token, lease_expires_at, payload
+      FROM locked l
+      WHERE t.id = l.id AND t.attempt < ${p.maxAttempts} AND ${claimable}
+      RETURNING t.id, t.org_id, t.attempt, t.lease_token::text AS lease_token, t.lease_expires_at, t.payload
     ), recorded AS (
       INSERT INTO state.task_attempts (task_id, attempt, lease_token)
-      SELECT ${p.taskId}, attempt, lease_token::uuid FROM claimed
+      SELECT c.id, c.attempt, c.lease_token::uuid FROM claimed c
     ), superseded AS (
       UPDATE state.task_attempts a
       SET ended_at = now(), outcome = 'fenced',
           reason = 'lease expired; attempt ' || c.attempt || ' claimed'
       FROM claimed c
-      WHERE a.task_id = ${p.taskId} AND a.attempt = c.attempt - 1 AND a.ended_at IS NULL
+      WHERE a.task_id = c.id AND a.attempt = c.attempt - 1 AND a.ended_at IS NULL
     ), exhausted AS (
-      UPDATE state.tasks
+      UPDATE state.tasks t
       SET status = 'failed', finished_at = now(), updated_at = now(),
-          last_error = 'attempt ' || attempt || ' ended without completing; MAX_ATTEMPTS ' || ${p.maxAttempts} || ' reached'
-      WHERE id = ${p.taskId} AND attempt >= ${p.maxAttempts} AND ${claimable}
-      RETURNING attempt, last_error
+          last_error = 'attempt ' || t.attempt || ' ended without completing; MAX_ATTEMPTS ' || ${p.maxAttempts} || ' reached'
+      FROM locked l
+      WHERE t.id = l.id AND t.attempt >= ${p.maxAttempts} AND ${claimable}
+      RETURNING t.id, t.attempt, t.last_error
     ), expired AS (
       UPDATE state.task_attempts a
       SET ended_at = now(), outcome = 'expired', reason = x.last_error
       FROM exhausted x
-      WHERE a.task_id = ${p.taskId} AND a.attempt = x.attempt AND a.ended_at IS NULL
+      WHERE a.task_id = x.id AND a.attempt = x.attempt AND a.ended_at IS NULL
     )
     SELECT c.org_id, c.attempt, c.lease_token, c.lease_expires_at, c.payload,
-           (SELECT attempt FROM exhausted) AS exhausted_attempt,
+           x.attempt AS exhausted_attempt,
            t.status::text AS seen_status,
            CASE WHEN t.status = 'queued' AND t.retry_at > now() THEN t.retry_at END AS retry_at,
            CASE WHEN t.status = 'queued' AND t.retry_at > now()
              THEN (extract(epoch FROM t.retry_at - now()) * 1000)::float8 END AS retry_in_ms
-    FROM (SELECT 1) AS one
-    LEFT JOIN claimed c ON true
-    LEFT JOIN state.tasks t ON t.id = ${p.taskId}`;
-  return claimOutcomeOf(v.parse(ClaimRow, raw), p.taskId);
+    FROM req
+    LEFT JOIN claimed c ON c.id = req.id
+    LEFT JOIN exhausted x ON x.id = req.id
+    LEFT JOIN state.tasks t ON t.id = req.id
+    ORDER BY req.n`;
+  const rows = v.parse(v.array(ClaimRow), [...raw]);
+  if (rows.length !== p.taskIds.length) {
+    throw new Error(`a claim of ${p.taskIds.length} tasks returned ${rows.length} rows`);
+  }
+  return rows.map((row, i) => claimOutcomeOf(row, p.taskIds[i] ?? ""));
 }
 
 function claimOutcomeOf(row: v.InferOutput<typeof ClaimRow>, taskId: string): ClaimOutcome {

@@ -20,6 +20,21 @@ export interface Fence {
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
+/**
+ * What the fence compares the task row with: one call's values, or the
+ * columns of a row source when one statement fences several calls, each
+ * against its own row (`fenceOf(db, "r")`, for merged completes).
+ */
+export type FenceSource = { [K in keyof Fence]: Fence[K] | Fragment };
+
+/** The fence values of each call, as the columns `id, attempt, lease_token, org_id` of `alias`. */
+export const fenceOf = (db: Db, alias: string): FenceSource => ({
+  taskId: db`${db(alias)}.id`,
+  attempt: db`${db(alias)}.attempt`,
+  leaseToken: db`${db(alias)}.lease_token`,
+  orgId: db`${db(alias)}.org_id`,
+});
+
 /** `ms` after the statement's now(), by the database clock. */
 export const msFromNow = (db: Db, ms: number): Fragment =>
   db`now() + make_interval(secs => ${ms}::double precision / 1000)`;
@@ -28,12 +43,12 @@ export const msFromNow = (db: Db, ms: number): Fragment =>
 export const leaseEnd = msFromNow;
 
 /** This attempt and token of this task, for this org (whatever the task's status). */
-const attemptSql = (db: Db, f: Fence): Fragment =>
+const attemptSql = (db: Db, f: FenceSource): Fragment =>
   db`t.id = ${f.taskId} AND t.attempt = ${f.attempt} AND t.lease_token = ${f.leaseToken}
      AND t.org_id = ${f.orgId}`;
 
 /** THE fence: the attempt is the current one, running, and its lease is live by the database clock. */
-export const fenceSql = (db: Db, f: Fence): Fragment =>
+export const fenceSql = (db: Db, f: FenceSource): Fragment =>
   db`(${attemptSql(db, f)} AND t.status = 'running' AND t.lease_expires_at > now())`;
 
 const FenceRow = v.object({ same_org: v.boolean(), completed: v.boolean(), holds: v.boolean() });

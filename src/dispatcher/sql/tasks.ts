@@ -2,7 +2,7 @@ import * as v from "valibot";
 import type { BufferMessage } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { outboxInsertSql } from "../../outbox/sql";
-import { type Fence, fenceSql, leaseEnd, msFromNow } from "./fence";
+import { type Fence, fenceOf, fenceSql, leaseEnd, msFromNow } from "./fence";
 
 /**
  * The fenced statements on `state.tasks`: one statement each, whose WHERE
@@ -14,12 +14,41 @@ import { type Fence, fenceSql, leaseEnd, msFromNow } from "./fence";
 
 /** Extends the lease held by `f`; the new expiry, or null. */
 export async function leaseRenew(db: Db, p: Fence & { leaseMs: number }): Promise<Date | null> {
-  const rows = await db`
-    UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
-    WHERE ${fenceSql(db, p)}
-    RETURNING t.lease_expires_at`;
-  const at = rows[0]?.lease_expires_at;
-  return at instanceof Date ? at : null;
+  const [at] = await leaseRenewMany(db, { fences: [p], leaseMs: p.leaseMs });
+  return at ?? null;
+}
+
+const RenewedRow = v.object({ lease_expires_at: v.nullable(v.date()) });
+
+/**
+ * `leaseRenew` for several heartbeats on distinct tasks in one statement
+ * (merged by ../renewals.ts): each fenced against its own row of `r` by the
+ * same fence, each with its own new expiry (or null), in order.
+ */
+export async function leaseRenewMany(
+  db: Db,
+  p: { fences: readonly Fence[]; leaseMs: number },
+): Promise<Array<Date | null>> {
+  const f = p.fences;
+  if (f.length === 0) return [];
+  const raw = await db`
+    WITH r AS (
+      SELECT * FROM unnest(${f.map((x) => x.taskId)}::uuid[], ${f.map((x) => x.attempt)}::int[],
+                           ${f.map((x) => x.leaseToken)}::uuid[], ${f.map((x) => x.orgId)}::text[])
+        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
+    ), locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+    ), renewed AS (
+      UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
+      FROM r JOIN locked l ON l.id = r.id
+      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      RETURNING t.id, t.lease_expires_at
+    )
+    SELECT x.lease_expires_at FROM r LEFT JOIN renewed x ON x.id = r.id ORDER BY r.n`;
+  const rows = v.parse(v.array(RenewedRow), [...raw]);
+  if (rows.length !== f.length)
+    throw new Error(`renewing ${f.length} leases returned ${rows.length} rows`);
+  return rows.map((row) => row.lease_expires_at);
 }
 
 /**
@@ -56,26 +85,64 @@ export async function taskPublishBatch(
   db: Db,
   p: Fence & { message: BufferMessage; maxBatches: number },
 ): Promise<PublishOutcome> {
-  const key = db`md5(${p.message.batch_uri})::uuid`;
-  const row = { queue: "buffer_queue" as const, payload: p.message, taskId: p.taskId };
-  const [raw] = await db`
-    WITH counted AS (
+  const [outcome] = await taskPublishBatchMany(db, { calls: [p], maxBatches: p.maxBatches });
+  if (outcome === undefined) throw new Error(`publishing a batch of ${p.taskId} returned no row`);
+  return outcome;
+}
+
+/**
+ * `taskPublishBatch` for several calls on distinct tasks in one statement
+ * (merged by ../publishes.ts): each call fenced against its own row of `r`
+ * by the same fence and capped on its own task row, each with its own
+ * outcome, in order. Rows are locked in id order first, so two such
+ * statements never deadlock over the same tasks.
+ */
+export async function taskPublishBatchMany(
+  db: Db,
+  p: { calls: readonly (Fence & { message: BufferMessage })[]; maxBatches: number },
+): Promise<PublishOutcome[]> {
+  const calls = p.calls;
+  if (calls.length === 0) return [];
+  const rows = calls.map((c) => ({
+    queue: "buffer_queue" as const,
+    payload: c.message,
+    taskId: c.taskId,
+    attempt: c.attempt,
+  }));
+  const key = db`md5(r.batch_uri)::uuid`;
+  const raw = await db`
+    WITH r AS (
+      SELECT * FROM unnest(${calls.map((c) => c.taskId)}::uuid[], ${calls.map((c) => c.attempt)}::int[],
+                           ${calls.map((c) => c.leaseToken)}::uuid[], ${calls.map((c) => c.orgId)}::text[],
+                           ${calls.map((c) => c.message.batch_uri)}::text[])
+        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, batch_uri, n)
+    ), locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+    ), counted AS (
       UPDATE state.tasks t
       SET attempt_batches = CASE
         WHEN ${key} = ANY(t.attempt_batches) OR cardinality(t.attempt_batches) >= ${p.maxBatches}
         THEN t.attempt_batches
         ELSE t.attempt_batches || ${key} END
-      WHERE ${fenceSql(db, p)}
-      RETURNING ${key} = ANY(t.attempt_batches) AS accepted
+      FROM r JOIN locked l ON l.id = r.id
+      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      RETURNING t.id, ${key} = ANY(t.attempt_batches) AS accepted
     ), inserted AS (${outboxInsertSql(db, {
-      rows: [{ ...row, attempt: p.attempt }],
-      when: db`EXISTS (SELECT 1 FROM counted WHERE accepted)`,
+      rows,
+      when: db`u.t IN (SELECT c.id FROM counted c WHERE c.accepted)`,
     })})
-    SELECT c.accepted, (SELECT count(*) FROM inserted)::int AS inserted
-    FROM (SELECT 1) AS one LEFT JOIN counted c ON true`;
-  const r = v.parse(PublishRow, raw);
-  if (r.accepted === null) return { held: false };
-  return { held: true, accepted: r.accepted, inserted: r.inserted > 0 };
+    SELECT c.accepted, (SELECT count(*) FROM inserted i WHERE i.task_id = r.id)::int AS inserted
+    FROM r LEFT JOIN counted c ON c.id = r.id
+    ORDER BY r.n`;
+  const got = v.parse(v.array(PublishRow), [...raw]);
+  if (got.length !== calls.length) {
+    throw new Error(`publishing ${calls.length} batches returned ${got.length} rows`);
+  }
+  return got.map((r) =>
+    r.accepted === null
+      ? { held: false }
+      : { held: true, accepted: r.accepted, inserted: r.inserted > 0 },
+  );
 }
 
 /**
@@ -84,34 +151,57 @@ export async function taskPublishBatch(
  * (the task's `finished_at`). `orgId` is the task row's: the fence compared it.
  */
 export async function taskComplete(db: Db, p: Fence): Promise<boolean> {
-  const payload = {
-    task_id: p.taskId,
-    org_id: p.orgId,
+  const [done] = await taskCompleteMany(db, [p]);
+  return done === true;
+}
+
+const CompletedRow = v.object({ done: v.boolean() });
+
+/**
+ * `taskComplete` for several calls on distinct tasks in one statement (merged
+ * by ../completes.ts): each call fenced against its own row of `r` by the
+ * same fence, each with its own outcome, in order. Rows are locked in id
+ * order first, so two such statements never deadlock over the same tasks.
+ */
+export async function taskCompleteMany(db: Db, fences: readonly Fence[]): Promise<boolean[]> {
+  if (fences.length === 0) return [];
+  const rows = fences.map((p) => ({
+    queue: "task_completed" as const,
+    payload: {
+      task_id: p.taskId,
+      org_id: p.orgId,
+      attempt: p.attempt,
+      completed_at: new Date().toISOString(),
+    },
+    taskId: p.taskId,
     attempt: p.attempt,
-    completed_at: new Date().toISOString(),
-  };
-  const [row] = await db`
-    WITH done AS (
+    stampNow: "completed_at" as const,
+  }));
+  const raw = await db`
+    WITH r AS (
+      SELECT * FROM unnest(${fences.map((f) => f.taskId)}::uuid[], ${fences.map((f) => f.attempt)}::int[],
+                           ${fences.map((f) => f.leaseToken)}::uuid[], ${fences.map((f) => f.orgId)}::text[])
+        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
+    ), locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+    ), done AS (
       UPDATE state.tasks t SET status = 'succeeded', finished_at = now(), updated_at = now()
-      WHERE ${fenceSql(db, p)}
-      RETURNING t.id
+      FROM r JOIN locked l ON l.id = r.id
+      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      RETURNING t.id, t.attempt
     ), ended AS (
       UPDATE state.task_attempts a SET ended_at = now(), outcome = 'completed'
-      FROM done WHERE a.task_id = done.id AND a.attempt = ${p.attempt}
+      FROM done WHERE a.task_id = done.id AND a.attempt = done.attempt
     ), inserted AS (${outboxInsertSql(db, {
-      rows: [
-        {
-          queue: "task_completed",
-          payload,
-          taskId: p.taskId,
-          attempt: p.attempt,
-          stampNow: "completed_at",
-        },
-      ],
-      when: db`EXISTS (SELECT 1 FROM done)`,
+      rows,
+      when: db`(u.t, u.a) IN (SELECT d.id, d.attempt FROM done d)`,
     })})
-    SELECT (SELECT count(*) FROM done)::int AS done`;
-  return Number(row?.done) === 1;
+    SELECT d.id IS NOT NULL AS done FROM r LEFT JOIN done d ON d.id = r.id ORDER BY r.n`;
+  const got = v.parse(v.array(CompletedRow), [...raw]);
+  if (got.length !== fences.length) {
+    throw new Error(`completing ${fences.length} tasks returned ${got.length} rows`);
+  }
+  return got.map((row) => row.done);
 }
 
 const FailRow = v.object({ failed: v.number(), retry_at: v.nullable(v.date()) });

@@ -2,9 +2,11 @@
  * Natural batching of concurrent calls on one pgqueue backend: a call made
  * while `maxInFlight` statements of its kind are already running waits and is
  * merged with the others that arrived meanwhile into the next statement. A
- * lone call runs at once; nothing ever waits on a timer. Under load this turns
- * N one-message receives (or acks) into one statement and one commit, which
- * is what the commit-bound one-at-a-time path needs.
+ * lone call runs at once, unless the kind has a `lingerMs`: then the first
+ * call of an idle moment waits that long for company (or until `maxWeight`
+ * is reached), for calls that come one at a time but need no haste — acks.
+ * Under load this turns N one-message receives (or acks) into one statement
+ * and one commit, which is what the commit-bound one-at-a-time path needs.
  */
 
 interface Waiting<In, Out> {
@@ -22,22 +24,38 @@ export interface CoalescerOptions<In, Out> {
   /** A merged statement takes inputs up to this total weight (at least one input). */
   maxWeight: number;
   maxInFlight: number;
+  /** How long a call waits for others to merge with before it runs (default 0: at once). */
+  lingerMs?: number;
 }
 
 export class Coalescer<In, Out> {
   readonly #waiting: Waiting<In, Out>[] = [];
+  #waitingWeight = 0;
   #inFlight = 0;
+  #linger: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly options: CoalescerOptions<In, Out>) {}
 
   submit(input: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
-      this.#waiting.push({ input, weight: this.options.weight(input), resolve, reject });
-      this.#pump();
+      const weight = this.options.weight(input);
+      this.#waiting.push({ input, weight, resolve, reject });
+      this.#waitingWeight += weight;
+      const lingerMs = this.options.lingerMs ?? 0;
+      if (lingerMs <= 0 || this.#waitingWeight >= this.options.maxWeight) this.#pump();
+      else
+        this.#linger ??= setTimeout(() => {
+          this.#linger = undefined;
+          this.#pump();
+        }, lingerMs);
     });
   }
 
   #pump(): void {
+    if (this.#linger !== undefined) {
+      clearTimeout(this.#linger);
+      this.#linger = undefined;
+    }
     while (this.#inFlight < this.options.maxInFlight && this.#waiting.length > 0) {
       const batch: Waiting<In, Out>[] = [];
       let weight = 0;
@@ -46,6 +64,7 @@ export class Coalescer<In, Out> {
         if (next === undefined) break;
         if (batch.length > 0 && weight + next.weight > this.options.maxWeight) break;
         this.#waiting.shift();
+        this.#waitingWeight -= next.weight;
         batch.push(next);
         weight += next.weight;
       }

@@ -19,7 +19,10 @@ import {
  * receives are merged into one statement while another is in flight
  * (./coalesce.ts): the same SKIP LOCKED receive, its rows handed out in id
  * order, each caller getting at most its `max`. Acks are merged the same way,
- * by the queue's deleter, which the backend shares among that queue's consumers.
+ * by the queue's deleter, which the backend shares among that queue's consumers;
+ * an ack also lingers a few ms for others to merge with: acks come one at a
+ * time as tasks end, an ack in hand is already safe (the message stays hidden
+ * until it goes), and one DELETE and one commit for several is what pays.
  * Every call is one of the queue's SQL functions, for this queue only.
  */
 
@@ -27,6 +30,7 @@ const RECEIVE_IN_FLIGHT = 2;
 const RECEIVE_MERGED_MAX = 500;
 const DELETE_IN_FLIGHT = 2;
 const DELETE_MERGED_MAX = 1000;
+const DELETE_LINGER_MS = 10;
 
 export type Deleter = Coalescer<readonly string[], number>;
 
@@ -44,6 +48,7 @@ export function newDeleter(db: Db, queue: QueueName): Deleter {
     weight: (list) => list.length,
     maxWeight: DELETE_MERGED_MAX,
     maxInFlight: DELETE_IN_FLIGHT,
+    lingerMs: DELETE_LINGER_MS,
   });
 }
 
