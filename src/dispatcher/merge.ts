@@ -1,9 +1,12 @@
-import { Coalescer } from "../queue/pg/coalesce";
+import { Coalescer } from "../coalesce";
+import { createLogger } from "../log";
+
+const log = createLogger("dispatcher");
 
 /**
  * Concurrent calls of one kind on tasks (claims, completes) merged into one
  * statement: a call made while another statement of its kind runs waits for
- * it and goes with the others that came meanwhile (src/queue/pg/coalesce.ts).
+ * it and goes with the others that came meanwhile (src/coalesce.ts).
  * Each call keeps its own outcome, decided as by a statement of its own:
  *   - one statement holds each task once: a repeat (the same task id, in
  *     any case) goes in a statement after it, and sees what the first did;
@@ -38,7 +41,8 @@ async function each<In, Out>(o: MergeOptions<In, Out>, inputs: In[]): Promise<Ou
   if (inputs.length === 1 && first !== undefined) return [await o.one(first)];
   try {
     return await o.many(inputs);
-  } catch {
+  } catch (err) {
+    log.warn("a merged statement failed; its calls run one by one", { calls: inputs.length, err });
     return Promise.all(inputs.map(o.one));
   }
 }

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { Coalescer } from "../../src/queue/pg/coalesce";
+import { Coalescer } from "../../src/coalesce";
 import { useFreshDatabase } from "../support/db";
 import { waitFor } from "../support/wait";
 
 /**
  * pgqueue merges concurrent receives and acks of one backend into shared
- * statements (src/queue/pg/coalesce.ts): the invariants still hold per caller.
+ * statements (src/coalesce.ts): the invariants still hold per caller.
  */
 const db = useFreshDatabase();
 const opts = { visibilityTimeoutMs: 30_000, maxReceives: 5 };

@@ -1,8 +1,8 @@
+import { Coalescer } from "../../coalesce";
 import type { QueueName } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { checkIncoming } from "../contract";
 import type { ConsumerOptions, Depth, Message, QueueConsumer } from "../seam";
-import { Coalescer } from "./coalesce";
 import type { QueueSignal } from "./signal";
 import {
   type MessageRow,
