@@ -24,6 +24,7 @@ export function formatReport(r: VerifyReport): string {
   const lines = [
     `harness verify — org ${r.orgId}${how}`,
     `queues: ${r.queues}`,
+    `work: ${r.exec === null ? "synthetic (the worker makes the alerts)" : `the task program ${r.exec.join(" ")}`}`,
     `tasks: ${c.tasks.total} total, ${c.tasks.succeeded} succeeded, ${c.tasks.failed} failed, ${c.tasks.running} running, ${c.tasks.queued} queued (max attempt ${c.attempts.max}, ${c.attempts.retried} retried)`,
     `rows: expected ${c.rows.expected}, found ${c.rows.found}, missing ${c.rows.missing}, unexpected ${c.rows.unexpected}, wrong org ${c.rows.wrongOrg}`,
     `stale outbox rows: ${c.outbox.staleRows}; stale lease renewals: ${c.fencing.staleRenewals} of ${c.fencing.renewalsSeen} seen; pending outbox rows: ${c.outbox.pending}; dead letters: ${JSON.stringify(c.deadLetters)}`,

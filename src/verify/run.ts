@@ -62,6 +62,8 @@ export interface VerifyReport {
   embedded: boolean;
   /** Where the queues were: "pgqueue", or the broker and the run's namespace. */
   queues: string;
+  /** What the workers ran: the `--exec` program and its arguments, or null for the synthetic work. */
+  exec: string[] | null;
   durationMs: number | null;
   /** The schedule as planned: a function of the seed and the pipeline's shape. */
   schedule: string[];
@@ -170,6 +172,7 @@ async function runClaimed(
       faults: [...o.faults],
       embedded: o.embedded,
       queues: run.broker?.where ?? "pgqueue",
+      exec: o.exec ?? null,
       durationMs: o.durationMs ?? null,
       schedule: r.schedule.map(describeEvent),
       events: r.schedule,

@@ -40,6 +40,7 @@ test("verify --exec examples/synthetic.sh --chaos 1: every invariant holds, the 
     });
     expect(JSON.parse(r.stdout)).toMatchObject({
       seed: 1,
+      exec: [SYNTHETIC],
       timedOut: false,
       check: { ok: true, tasks: { total: 20, succeeded: 20 }, rows: { expected: 100, found: 100 } },
     });
