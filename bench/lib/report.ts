@@ -81,11 +81,24 @@ export function summarize(workload: Workload, runs: SubjectRun[]): WorkloadResul
   });
   const oursValue = median(ours.map((r) => r.perSecond));
   const oursDetails = medianExtras(ours);
+  const figure = (r: SubjectRun, key: string) =>
+    key === "rate" ? r.perSecond : (r.extra?.[key] ?? Number.NaN);
   const checks = (workload.checks ?? []).map((c) => {
-    const value = c.key === "rate" ? oursValue : (oursDetails[c.key] ?? Number.NaN);
+    const relative = c.relativeTo;
+    const value =
+      relative === undefined
+        ? c.key === "rate"
+          ? oursValue
+          : (oursDetails[c.key] ?? Number.NaN)
+        : median(
+            of(relative).flatMap((r) => {
+              const mine = ours.find((o) => o.round === r.round);
+              return mine === undefined ? [] : [figure(mine, c.key) / figure(r, c.key)];
+            }),
+          );
     return {
       label: c.label,
-      unit: c.unit,
+      unit: relative === undefined ? c.unit : "×",
       bound: c.bound,
       limit: c.limit,
       value,
@@ -180,6 +193,9 @@ const fmt = (n: number, digits = 0) =>
     ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
     : "n/a";
 
+/** Decimal places of a check's figure, by unit (a ratio to a reference: "×"). */
+const CHECK_DIGITS: Record<string, number> = { ms: 1, "×": 2 };
+
 /** "12,345 req/s (p50 1.2 ms, p99 4.0 ms)". */
 function cell(
   value: number,
@@ -226,8 +242,8 @@ export function markdown(results: readonly WorkloadResult[], env: Environment, r
     if (r.comparisons.length === 0) lines.push(`| ${title} | ${ours} | — | — | — |`);
     for (const k of r.checks) {
       lines.push(
-        `| ${title}: ${k.label} | ${fmt(k.value, k.unit === "ms" ? 1 : 0)} ${k.unit} | — | — | ` +
-          `${k.bound === "max" ? "≤" : "≥"} ${fmt(k.limit)} ${k.unit} ${k.met ? "met" : "**missed**"} |`,
+        `| ${title}: ${k.label} | ${fmt(k.value, CHECK_DIGITS[k.unit] ?? 0)} ${k.unit} | — | — | ` +
+          `${k.bound === "max" ? "≤" : "≥"} ${fmt(k.limit, k.unit === "×" ? 1 : 0)} ${k.unit} ${k.met ? "met" : "**missed**"} |`,
       );
     }
   }

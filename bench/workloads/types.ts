@@ -31,6 +31,11 @@ export interface Check {
   /** "max": the median must be at most `limit`; "min": at least. */
   bound: "max" | "min";
   limit: number;
+  /**
+   * A reference's id: the figure is then the median of the per-round ratios
+   * ours / that reference (same key, same round), and `limit` a ratio.
+   */
+  relativeTo?: string;
 }
 
 /** An `extra` figure shown next to a subject's rate in the table. */
