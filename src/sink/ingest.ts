@@ -1,3 +1,4 @@
+import type { Background } from "../background";
 import type { Sql } from "../db/connect";
 import { isMissingMigration, isTransientDbError } from "../db/errors";
 import { failpoint } from "../failpoints";
@@ -33,6 +34,11 @@ export interface SinkDeps {
   writes?: Slots;
   /** Caps the batch bytes in hand, from fetch to write (weight: the claimed size). */
   memory?: Slots;
+  /**
+   * Where a committed batch's ack goes, so its place in hand is free at once
+   * (the loop waits for them before it returns); without it, acks are awaited.
+   */
+  acks?: Background;
   /** Told of every outage of the STATE (queue) and DATA databases; under `--until-idle` it ends the run. */
   outages?: SinkOutages;
 }
@@ -124,15 +130,20 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
   deps.metrics.batches++;
   deps.metrics.rowsInserted += counts.rowsInserted;
   deps.metrics.rowsSkipped += counts.rowsSkipped;
+  if (deps.acks === undefined) await ackCommitted(deps, m, fields);
+  else deps.acks.run(() => ackCommitted(deps, m, fields), SINK_LOG.notAcked, fields);
+  deps.log.info(SINK_LOG.ingested, { ...fields, ms: Math.round(performance.now() - started) });
+  return "ingested";
+}
+
+/** Acks a committed batch's message; should the ack be lost, a redelivery finds every key present and adds nothing. */
+async function ackCommitted(deps: SinkDeps, m: BufferDelivery, fields: Record<string, unknown>) {
   try {
     const acked = await deps.queue.ack(m);
     if (!acked) deps.log.warn("batch committed but its message was already gone", fields);
   } catch (err) {
-    // Committed: a redelivery will find every key present and add nothing.
-    deps.log.warn("batch committed but not acked; it will be redelivered", { ...fields, err });
+    deps.log.warn(SINK_LOG.notAcked, { ...fields, err });
   }
-  deps.log.info(SINK_LOG.ingested, { ...fields, ms: Math.round(performance.now() - started) });
-  return "ingested";
 }
 
 export async function ingestMessage(deps: SinkDeps, m: BufferDelivery): Promise<Outcome> {

@@ -10,6 +10,8 @@ export const SINK_LOG = {
   /** (debug) A batch in hand (fields: message_id, task_id, attempt, receive_count). */
   received: "batch received",
   ingested: "batch ingested",
+  /** A committed batch's ack failed; it is redelivered and adds nothing (fields: message_id, task_id, err). */
+  notAcked: "batch committed but not acked; it will be redelivered",
   deadLettered: "batch dead-lettered",
   retried: "batch failed, will be retried",
 } as const;

@@ -1,3 +1,4 @@
+import { Background } from "../background";
 import type { Message } from "../queue/seam";
 import { ingestMessage, type SinkDeps } from "./ingest";
 import { SINK_LOG } from "./logs";
@@ -85,6 +86,7 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
     ...given,
     writes: given.writes ?? new Slots(opts.concurrency),
     memory: given.memory ?? new Slots(BATCH_BYTES_IN_HAND),
+    acks: given.acks ?? new Background(given.log),
   };
   const giveUp = deps.outages?.giveUp.signal;
   const o = {
@@ -113,6 +115,8 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
     }
   } finally {
     await Promise.allSettled(s.inFlight);
+    // Committed batches' acks, before the queue is closed.
+    await deps.acks.settled();
   }
   return deps.metrics;
 }

@@ -111,9 +111,25 @@ export async function runClaimed<P>(
     await heartbeat.stop();
   }
   // Completed or failed: the wakeup is done with, whatever a racing heartbeat heard.
-  if (result.outcome === "succeeded" || result.outcome === "failed")
-    await ctx.queue.ack(wakeup.msg);
+  if (result.outcome === "succeeded" || result.outcome === "failed") await ackDone(ctx, wakeup.msg);
   return result;
+}
+
+/**
+ * Acks the wakeup of an attempt the dispatcher has recorded as done, in the
+ * background when the context has somewhere to put it: should the ack be
+ * lost, the wakeup comes back, its claim is refused `task_finished`, and it
+ * is acked then.
+ */
+async function ackDone(ctx: WorkerContext, msg: Message<"task_wakeup">): Promise<void> {
+  if (ctx.acks === undefined) {
+    await ctx.queue.ack(msg);
+    return;
+  }
+  ctx.acks.run(() => ctx.queue.ack(msg), WORKER_LOG.ackFailed, {
+    message_id: msg.id,
+    task_id: msg.payload.task_id,
+  });
 }
 
 /** Heartbeats for the attempt: each renewal keeps the wakeup hidden; a refusal fences it out. */

@@ -1,3 +1,4 @@
+import type { Background } from "../background";
 import type { Dependency, GiveUp } from "../give-up";
 import type { Logger } from "../log";
 import type { ObjectStore } from "../objectstore/store";
@@ -22,6 +23,11 @@ export interface WorkerContext {
   giveUp: GiveUp;
   /** `harness worker --exec`: a task program does each attempt's work. */
   exec?: ExecContext | undefined;
+  /**
+   * Where a finished attempt's wakeup ack goes, so its slot is free at once
+   * (the loop waits for them before it returns); without it, acks are awaited.
+   */
+  acks?: Background | undefined;
 }
 
 export interface ExecContext {

@@ -6,6 +6,8 @@ export const WORKER_LOG = {
   claimed: "claimed",
   /** One wakeup handled (fields: task_id, attempt, outcome, ms). */
   task: "task",
+  /** A done attempt's wakeup ack failed; it comes back and is acked then (fields: message_id, task_id, err). */
+  ackFailed: "could not ack the wakeup of a done attempt; it will come back",
   heartbeatRefused: "heartbeat refused",
   fencedOut: "fenced out, stopping this attempt",
   /** An attempt failed and says so to the dispatcher (fields: reason, retryable). */

@@ -86,6 +86,8 @@ export async function runLoop(
     await Promise.race([woken, ...inflight]);
   }
   await drain(ctx, inflight, opts.graceMs, abandon, graceOver);
+  // Done attempts' acks, before the queue is closed.
+  await ctx.acks?.settled();
   return stats;
 }
 

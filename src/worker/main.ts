@@ -1,3 +1,4 @@
+import { Background } from "../background";
 import type { Config } from "../config";
 import { requireInternalAuthToken, requireObjectStore } from "../config";
 import { GiveUp, queueDependency } from "../give-up";
@@ -90,6 +91,7 @@ export async function runWorker(
       log,
       giveUp,
       exec,
+      acks: new Background(log),
     };
     const stats = await runLoop(ctx, opts, signals);
     log.info(WORKER_LOG.stopped, stats.summary());
