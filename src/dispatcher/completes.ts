@@ -17,7 +17,7 @@ export function completeBatcher(db: Db): Completer {
     taskOf: (f) => f.taskId,
     many: (fences) => taskCompleteMany(db, fences),
     one: (f) => taskComplete(db, f),
-    maxInFlight: 1,
+    maxInFlight: 2,
     maxMerged: 64,
   });
 }

@@ -5,11 +5,13 @@ const log = createLogger("dispatcher");
 
 /**
  * Concurrent calls of one kind on tasks (claims, completes) merged into one
- * statement: a call made while another statement of its kind runs waits for
- * it and goes with the others that came meanwhile (src/coalesce.ts).
+ * statement: a call made while `maxInFlight` statements of its kind run
+ * waits for one to end and goes with the others that came meanwhile
+ * (src/coalesce.ts).
  * Each call keeps its own outcome, decided as by a statement of its own:
  *   - one statement holds each task once: a repeat (the same task id, in
  *     any case) goes in a statement after it, and sees what the first did;
+ *     nor do two statements in flight hold one task (`exclusive`);
  *   - should a merged statement fail (nothing of it committed), each of its
  *     calls is run alone, so one call's failure is never another's.
  */
@@ -26,13 +28,44 @@ export interface MergeOptions<In, Out> {
 }
 
 export function mergedCalls<In, Out>(o: MergeOptions<In, Out>): (input: In) => Promise<Out> {
+  const running = new Map<string, Promise<unknown>>();
   const coalescer = new Coalescer<In, Out>({
-    run: (inputs) => distinct(o, inputs),
+    run: (inputs) => exclusive(o, running, inputs),
     weight: () => 1,
     maxWeight: o.maxMerged,
     maxInFlight: o.maxInFlight,
   });
   return (input) => coalescer.submit(input);
+}
+
+/**
+ * With several statements of a kind in flight, two of them never hold one
+ * task at once: a batch with a task another running statement holds waits
+ * for that statement to end (and so sees what it did), as a repeat within
+ * one batch does. `running` maps each task to the statement holding it.
+ */
+async function exclusive<In, Out>(
+  o: MergeOptions<In, Out>,
+  running: Map<string, Promise<unknown>>,
+  inputs: In[],
+): Promise<Out[]> {
+  const tasks = inputs.map((input) => o.taskOf(input).toLowerCase());
+  for (;;) {
+    const holders = new Set<Promise<unknown>>();
+    for (const task of tasks) {
+      const holder = running.get(task);
+      if (holder !== undefined) holders.add(holder);
+    }
+    if (holders.size === 0) break;
+    await Promise.allSettled(holders);
+  }
+  const statement = distinct(o, inputs);
+  for (const task of tasks) running.set(task, statement);
+  try {
+    return await statement;
+  } finally {
+    for (const task of tasks) if (running.get(task) === statement) running.delete(task);
+  }
 }
 
 /** Calls on distinct tasks in one statement; should it fail, each alone. */

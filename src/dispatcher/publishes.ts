@@ -21,7 +21,7 @@ export function publishBatcher(db: Db, maxBatches: number): BatchPublisher {
     taskOf: (c) => c.taskId,
     many: (calls) => taskPublishBatchMany(db, { calls, maxBatches }),
     one: (c) => taskPublishBatch(db, { ...c, maxBatches }),
-    maxInFlight: 1,
+    maxInFlight: 2,
     maxMerged: 64,
   });
   return (call) => {

@@ -17,7 +17,7 @@ export function renewBatcher(db: Db, leaseMs: number): Renewer {
     taskOf: (f) => f.taskId,
     many: (fences) => leaseRenewMany(db, { fences, leaseMs }),
     one: (f) => leaseRenew(db, { ...f, leaseMs }),
-    maxInFlight: 1,
+    maxInFlight: 2,
     maxMerged: 64,
   });
 }
