@@ -1,5 +1,6 @@
 import { Background } from "../background";
 import type { Message } from "../queue/seam";
+import { sleep } from "../sleep";
 import { ingestMessage, type SinkDeps } from "./ingest";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
@@ -31,6 +32,9 @@ export interface SinkLoopOptions {
  * while batches of ordinary size never wait for it.
  */
 const BATCH_BYTES_IN_HAND = 64 * 1024 * 1024;
+
+/** With every place in hand taken, how long the loop waits after the first frees before it receives. */
+const REFILL_GATHER_MS = 3;
 
 function pollInterval(visibilityTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(visibilityTimeoutMs / 4)));
@@ -100,6 +104,8 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
     while (!o.stop.aborted) {
       if (s.inFlight.size >= held) {
         await Promise.race(s.inFlight);
+        // Batches committed within a few ms of each other: one receive refills their places.
+        await sleep(REFILL_GATHER_MS, o.stop);
         continue;
       }
       const got = await onState(deps, () => deps.queue.receive(held - s.inFlight.size));

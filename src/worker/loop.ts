@@ -34,6 +34,12 @@ export interface LoopSignals {
   abandon: AbortSignal;
 }
 
+/**
+ * With every slot busy, how long the loop waits after the first one frees
+ * before it receives: the others ending meanwhile share that one receive.
+ */
+const REFILL_GATHER_MS = 3;
+
 function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve();
@@ -66,6 +72,8 @@ export async function runLoop(
   while (!halt.aborted) {
     if (inflight.size >= opts.concurrency) {
       await Promise.race([...inflight, halted]);
+      // The tasks of one merged complete end within a few ms: one receive refills their slots.
+      await sleep(REFILL_GATHER_MS, halt);
       continue;
     }
     // Listen before looking, so a publish between the two is not missed.
