@@ -9,6 +9,9 @@ import type { Logger } from "./log";
  * meanwhile. A failure is logged; `settled()` waits for every call started,
  * including any started while it waits, before the role closes its queue.
  */
+/** What a role that acks in the background lets an ack wait for others to share its DELETE (pgqueue). */
+export const BACKGROUND_ACK_LINGER_MS = 10;
+
 export class Background {
   readonly #running = new Set<Promise<void>>();
 

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { BACKGROUND_ACK_LINGER_MS } from "../../src/background";
 import type { BufferMessage } from "../../src/contracts/queue";
 import { connect } from "../../src/db/connect";
 import type { Logger } from "../../src/log";
@@ -41,6 +42,7 @@ subjectMain(async (params) => {
   const state = PgQueue.open(params.url, {
     name: "bench-sink-state",
     connections: concurrency + 2,
+    ackLingerMs: BACKGROUND_ACK_LINGER_MS,
   });
   const data = connect(params.url, { name: "bench-sink-data", max: concurrency });
   try {

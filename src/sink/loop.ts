@@ -1,6 +1,5 @@
 import { Background } from "../background";
 import type { Message } from "../queue/seam";
-import { sleep } from "../sleep";
 import { ingestMessage, type SinkDeps } from "./ingest";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
@@ -32,9 +31,6 @@ export interface SinkLoopOptions {
  * while batches of ordinary size never wait for it.
  */
 const BATCH_BYTES_IN_HAND = 64 * 1024 * 1024;
-
-/** With every place in hand taken, how long the loop waits after the first frees before it receives. */
-const REFILL_GATHER_MS = 3;
 
 function pollInterval(visibilityTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(visibilityTimeoutMs / 4)));
@@ -104,8 +100,6 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
     while (!o.stop.aborted) {
       if (s.inFlight.size >= held) {
         await Promise.race(s.inFlight);
-        // Batches committed within a few ms of each other: one receive refills their places.
-        await sleep(REFILL_GATHER_MS, o.stop);
         continue;
       }
       const got = await onState(deps, () => deps.queue.receive(held - s.inFlight.size));
@@ -117,6 +111,8 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
       if (got !== undefined && (await idleLongEnough(deps, o, s))) break;
       const waits: Promise<unknown>[] = [deps.queue.wait(pollMs, o.stop)];
       if (s.inFlight.size > 0) waits.push(Promise.race(s.inFlight));
+      // A committed batch whose ack is still under way keeps the queue from looking empty.
+      if (deps.acks.size > 0) waits.push(deps.acks.settled());
       await Promise.race(waits);
     }
   } finally {

@@ -1,3 +1,4 @@
+import { BACKGROUND_ACK_LINGER_MS } from "../background";
 import { type Config, requireDataDatabase, requireObjectStore } from "../config";
 import { connect, describeUrl } from "../db/connect";
 import { GiveUp, queueDependency } from "../give-up";
@@ -47,7 +48,11 @@ export async function runSink(
   const store = await openObjectStore(requireObjectStore(cfg), cfg.s3);
   const log = createLogger("sink");
   // "sink-state" labels the STATE connections: verify looks for them (src/verify/exclusive.ts).
-  const backend = await openQueue(cfg, { name: "sink-state", connections: flags.concurrency + 2 });
+  const backend = await openQueue(cfg, {
+    name: "sink-state",
+    connections: flags.concurrency + 2,
+    ackLingerMs: BACKGROUND_ACK_LINGER_MS,
+  });
   const data = connect(dataUrl, { name: "sink-data", max: flags.concurrency });
   const metrics = newSinkMetrics();
   const outages = outagesOf(cfg, dataUrl, flags);

@@ -1,4 +1,4 @@
-import { Background } from "../background";
+import { BACKGROUND_ACK_LINGER_MS, Background } from "../background";
 import type { Config } from "../config";
 import { requireInternalAuthToken, requireObjectStore } from "../config";
 import { GiveUp, queueDependency } from "../give-up";
@@ -54,6 +54,7 @@ export async function runWorker(
   const backend = await openQueue(cfg, {
     name: "worker",
     connections: Math.min(flags.concurrency + 2, WORKER_QUEUE_CONNECTIONS),
+    ackLingerMs: BACKGROUND_ACK_LINGER_MS,
   });
   try {
     const queue = await backend.consumer("task_wakeup", {

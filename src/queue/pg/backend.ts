@@ -18,6 +18,8 @@ export interface PgQueueOptions {
   name: string;
   /** Pool size: keep the queries a role has in flight at or below it. */
   connections?: number;
+  /** How long an ack waits for others to share its DELETE (./consumer.ts); 0, the default: none. */
+  ackLingerMs?: number;
 }
 
 export class PgQueue implements QueueBackend {
@@ -29,18 +31,20 @@ export class PgQueue implements QueueBackend {
   private constructor(
     private readonly sql: Sql,
     private readonly where: string,
+    private readonly ackLingerMs: number,
   ) {}
 
   /** Opens a pool on the STATE database at `url`. */
   static open(url: string, o: PgQueueOptions): PgQueue {
-    return new PgQueue(connect(url, { name: o.name, max: o.connections ?? 4 }), describeUrl(url));
+    const sql = connect(url, { name: o.name, max: o.connections ?? 4 });
+    return new PgQueue(sql, describeUrl(url), o.ackLingerMs ?? 0);
   }
 
   async consumer<Q extends QueueName>(queue: Q, options: ConsumerOptions): Promise<PgConsumer<Q>> {
     const signal = await this.#listen();
     let deleter = this.#deleters.get(queue);
     if (deleter === undefined) {
-      deleter = newDeleter(this.sql, queue);
+      deleter = newDeleter(this.sql, queue, this.ackLingerMs);
       this.#deleters.set(queue, deleter);
     }
     return new PgConsumer(queue, options, { db: this.sql, deleter, signal });

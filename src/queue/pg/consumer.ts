@@ -19,10 +19,12 @@ import {
  * receives are merged into one statement while another is in flight
  * (./coalesce.ts): the same SKIP LOCKED receive, its rows handed out in id
  * order, each caller getting at most its `max`. Acks are merged the same way,
- * by the queue's deleter, which the backend shares among that queue's consumers;
- * an ack also lingers a few ms for others to merge with: acks come one at a
- * time as tasks end, an ack in hand is already safe (the message stays hidden
- * until it goes), and one DELETE and one commit for several is what pays.
+ * by the queue's deleter, which the backend shares among that queue's consumers.
+ * A backend opened with `ackLingerMs` (a role that acks in the background,
+ * src/background.ts) also lets an ack linger that long for others to merge
+ * with: acks come one at a time as tasks end, an ack in hand is already safe
+ * (the message stays hidden until it goes), and one DELETE and one commit for
+ * several is what pays. A caller that waits on each ack gets it at once.
  * Every call is one of the queue's SQL functions, for this queue only.
  */
 
@@ -30,12 +32,11 @@ const RECEIVE_IN_FLIGHT = 2;
 const RECEIVE_MERGED_MAX = 500;
 const DELETE_IN_FLIGHT = 2;
 const DELETE_MERGED_MAX = 1000;
-const DELETE_LINGER_MS = 10;
 
 export type Deleter = Coalescer<readonly string[], number>;
 
 /** Deletes ids of `queue`; an id listed by two merged calls counts for the first one only. */
-export function newDeleter(db: Db, queue: QueueName): Deleter {
+export function newDeleter(db: Db, queue: QueueName, lingerMs = 0): Deleter {
   return new Coalescer<readonly string[], number>({
     run: async (lists) => {
       const gone = new Set(await messagesDeleteIds(db, { queue, ids: lists.flat() }));
@@ -48,7 +49,7 @@ export function newDeleter(db: Db, queue: QueueName): Deleter {
     weight: (list) => list.length,
     maxWeight: DELETE_MERGED_MAX,
     maxInFlight: DELETE_IN_FLIGHT,
-    lingerMs: DELETE_LINGER_MS,
+    lingerMs,
   });
 }
 
