@@ -35,6 +35,24 @@ export const fenceOf = (db: Db, alias: string): FenceSource => ({
   orgId: db`${db(alias)}.org_id`,
 });
 
+/**
+ * The head of a statement that fences several calls at once: `r` holds each
+ * call's fence values (`id, attempt, lease_token, org_id`, then `n`, its
+ * place) and `locked` their task rows, locked in id order so that two such
+ * statements never deadlock. The statement goes on with `, name AS (…)`.
+ */
+export const fencedCallsHead = (db: Db, fences: readonly Fence[]): Fragment => db`
+    WITH r AS (
+      SELECT * FROM unnest(${fences.map((f) => f.taskId)}::uuid[], ${fences.map((f) => f.attempt)}::int[],
+                           ${fences.map((f) => f.leaseToken)}::uuid[], ${fences.map((f) => f.orgId)}::text[])
+        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
+    ), ${lockedInIdOrder(db)}`;
+
+/** `locked`: the task rows of `r`'s ids, locked in id order. */
+export const lockedInIdOrder = (db: Db): Fragment => db`locked AS (
+      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+    )`;
+
 /** `ms` after the statement's now(), by the database clock. */
 export const msFromNow = (db: Db, ms: number): Fragment =>
   db`now() + make_interval(secs => ${ms}::double precision / 1000)`;

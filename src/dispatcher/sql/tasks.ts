@@ -2,7 +2,15 @@ import * as v from "valibot";
 import type { BufferMessage } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { outboxInsertSql } from "../../outbox/sql";
-import { type Fence, fenceOf, fenceSql, leaseEnd, msFromNow } from "./fence";
+import {
+  type Fence,
+  fencedCallsHead,
+  fenceOf,
+  fenceSql,
+  leaseEnd,
+  lockedInIdOrder,
+  msFromNow,
+} from "./fence";
 
 /**
  * The fenced statements on `state.tasks`: one statement each, whose WHERE
@@ -31,14 +39,7 @@ export async function leaseRenewMany(
 ): Promise<Array<Date | null>> {
   const f = p.fences;
   if (f.length === 0) return [];
-  const raw = await db`
-    WITH r AS (
-      SELECT * FROM unnest(${f.map((x) => x.taskId)}::uuid[], ${f.map((x) => x.attempt)}::int[],
-                           ${f.map((x) => x.leaseToken)}::uuid[], ${f.map((x) => x.orgId)}::text[])
-        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
-    ), locked AS (
-      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
-    ), renewed AS (
+  const raw = await db`${fencedCallsHead(db, f)}, renewed AS (
       UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
       FROM r JOIN locked l ON l.id = r.id
       WHERE ${fenceSql(db, fenceOf(db, "r"))}
@@ -116,9 +117,7 @@ export async function taskPublishBatchMany(
                            ${calls.map((c) => c.leaseToken)}::uuid[], ${calls.map((c) => c.orgId)}::text[],
                            ${calls.map((c) => c.message.batch_uri)}::text[])
         WITH ORDINALITY AS r(id, attempt, lease_token, org_id, batch_uri, n)
-    ), locked AS (
-      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
-    ), counted AS (
+    ), ${lockedInIdOrder(db)}, counted AS (
       UPDATE state.tasks t
       SET attempt_batches = CASE
         WHEN ${key} = ANY(t.attempt_batches) OR cardinality(t.attempt_batches) >= ${p.maxBatches}
@@ -177,14 +176,7 @@ export async function taskCompleteMany(db: Db, fences: readonly Fence[]): Promis
     attempt: p.attempt,
     stampNow: "completed_at" as const,
   }));
-  const raw = await db`
-    WITH r AS (
-      SELECT * FROM unnest(${fences.map((f) => f.taskId)}::uuid[], ${fences.map((f) => f.attempt)}::int[],
-                           ${fences.map((f) => f.leaseToken)}::uuid[], ${fences.map((f) => f.orgId)}::text[])
-        WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
-    ), locked AS (
-      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
-    ), done AS (
+  const raw = await db`${fencedCallsHead(db, fences)}, done AS (
       UPDATE state.tasks t SET status = 'succeeded', finished_at = now(), updated_at = now()
       FROM r JOIN locked l ON l.id = r.id
       WHERE ${fenceSql(db, fenceOf(db, "r"))}
