@@ -2,6 +2,7 @@ import { type DeadLetterView, Dlq, type DlqGroup, RedriveResult } from "../../co
 import { getJson, postJson } from "../lib/api";
 import { h, mount } from "../lib/dom";
 import { num, shortId, when } from "../lib/format";
+import { table } from "../lib/table";
 import { failure, type PageContext } from "./page";
 
 /** `/dlq`: dead letters grouped by queue and reason; redrive one letter or a group, after a confirmation. */
@@ -98,31 +99,6 @@ function groupHead(ctx: PageContext, notice: HTMLElement, g: DlqGroup) {
   );
 }
 
-function lettersTable(rows: HTMLTableRowElement[]) {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      {},
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          h("th", { class: "num" }, "Id"),
-          h("th", {}, "Task"),
-          h("th", { class: "num" }, "Receives"),
-          h("th", {}, "Dead since"),
-          h("th", {}),
-        ),
-      ),
-      h("tbody", {}, rows),
-    ),
-  );
-}
-
 function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
   const receives =
     g.receives.min === g.receives.max
@@ -148,7 +124,12 @@ function group(ctx: PageContext, notice: HTMLElement, g: DlqGroup, at: string) {
       "details",
       { open: g.count <= 5 },
       h("summary", {}, `Letters (${num(g.count)})`),
-      lettersTable(g.letters.map((l) => letterRow(ctx, notice, g, l, at))),
+      table(
+        ["Id", "Task", "Receives", "Dead since", ""],
+        new Set(["Id", "Receives"]),
+        g.letters.map((l) => letterRow(ctx, notice, g, l, at)),
+        "No letters.",
+      ),
     ),
   );
 }

@@ -2,6 +2,7 @@ import { type AttemptView, TaskDetail } from "../../contract";
 import { ApiFailure, getJson } from "../lib/api";
 import { h, mount } from "../lib/dom";
 import { bytes, num, shortId, when } from "../lib/format";
+import { table } from "../lib/table";
 import { type PageContext, poll } from "./page";
 import { statusPills } from "./tasks";
 
@@ -116,28 +117,6 @@ function attempt(a: AttemptView, d: TaskDetail) {
           h("span", { class: "what" }, e.text),
         ),
       ),
-    ),
-  );
-}
-
-function table(head: string[], numeric: Set<string>, rows: Node[], empty: string) {
-  if (rows.length === 0) return h("p", { class: "empty" }, empty);
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      {},
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          head.map((t) => h("th", { class: numeric.has(t) ? "num" : "" }, t)),
-        ),
-      ),
-      h("tbody", {}, rows),
     ),
   );
 }
