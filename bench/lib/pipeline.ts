@@ -23,8 +23,6 @@ export interface PipelineRun<T> {
   groups: Record<string, CpuGroup>;
   /** Starts the work; resolves when whatever it spawned is done (not waited on for the span). */
   begin(): Promise<T>;
-  /** Tasks finished by the front of the pipeline (before the sink), for `tasks_succeeded_s`; optional. */
-  succeeded?: (sql: Sql) => Promise<number>;
   /** Throws if a process of the pipeline died. */
   alive(): void;
 }
@@ -49,12 +47,8 @@ export async function measurePipeline<T>(
   void begun.then(() => {
     beginSeconds = since(start);
   });
-  let tasksSeconds = Number.NaN;
-  const succeeded = o.succeeded;
+  // One cheap poll (the reference gets the same): no other read competes with the pipeline.
   for (;;) {
-    if (succeeded !== undefined && Number.isNaN(tasksSeconds)) {
-      if ((await own.run(() => succeeded(o.sql))) >= o.tasks) tasksSeconds = since(start);
-    }
     if ((await own.run(() => rowsIn(o.sql))) >= o.rows) break;
     o.alive();
     await Bun.sleep(10);
@@ -67,7 +61,6 @@ export async function measurePipeline<T>(
     extra: {
       rows_per_s: o.rows / seconds,
       task_create_s: beginSeconds,
-      tasks_succeeded_s: tasksSeconds,
       ...cpu,
     },
   };

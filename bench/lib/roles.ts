@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../../test/support/embedded";
-import { type Role, runHarness, spawnHarness } from "../../test/support/processes";
+import { type Role, spawnHarness } from "../../test/support/processes";
 import { waitFor } from "../../test/support/wait";
 
 /**
@@ -9,7 +9,7 @@ import { waitFor } from "../../test/support/wait";
  * (`bun src/cli.ts …`, or HARNESS_BIN), and their memory as the kernel counts it.
  */
 
-export { freePort, type Role, runHarness, spawnHarness };
+export { freePort, type Role, spawnHarness };
 
 export const INTERNAL_TOKEN = "bench-internal-token-0123456789";
 

@@ -4,19 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type Sql } from "../../src/db/connect";
 import { NatsQueue } from "../../src/queue/nats/backend";
+import { createTasks } from "../../src/tasks/create";
 import { pidsListening, waitCpuQuiet } from "../lib/cpu";
 import { PgCounter } from "../lib/pgstats";
 import { measurePipeline } from "../lib/pipeline";
 import { option, subjectMain } from "../lib/protocol";
-import {
-  freePort,
-  peakRssMiB,
-  type Role,
-  roleEnv,
-  runHarness,
-  spawnHarness,
-  waitHttp,
-} from "../lib/roles";
+import { freePort, peakRssMiB, type Role, roleEnv, spawnHarness, waitHttp } from "../lib/roles";
 
 /**
  * Workload 5, one subject: the whole pipeline as separate processes —
@@ -24,8 +17,8 @@ import {
  * `harness sink --concurrency S` — on one database and a file store, the
  * queues in that database (pgqueue) or, with option `nats: 1`, on NATS
  * JetStream (BENCH_NATS_URL, default the local nats-server; a namespace of
- * its own, dropped afterwards). Timed: from spawning `harness task create
- * --count K --alerts N` to the moment data.sink_batches accounts for all K×N
+ * its own, dropped afterwards). Timed: from creating K tasks of N alerts
+ * (as `harness task create` does, from this process) to the moment data.sink_batches accounts for all K×N
  * rows (polled every 10 ms). Over the same span, the CPU each process used
  * (../lib/cpu.ts): the PostgreSQL server (postmaster and every backend), the
  * nats-server, the dispatcher, the workers and the sink, per task. Peak RSS
@@ -57,9 +50,32 @@ async function openQueues(nats: boolean): Promise<{
   };
 }
 
-async function succeededTasks(sql: Sql): Promise<number> {
-  const [r] = await sql`SELECT count(*)::int AS n FROM state.tasks WHERE status = 'succeeded'`;
-  return Number(r?.n ?? 0);
+/**
+ * The front of the pipeline's span, read once the run is over (no poll
+ * competes with the pipeline meanwhile): from the first task's insert to the
+ * last task's success, by the database clock.
+ */
+async function frontSeconds(sql: Sql): Promise<{ seconds: number; succeeded: number }> {
+  const [r] = await sql`
+    SELECT extract(epoch FROM max(finished_at) - min(created_at))::float8 AS s,
+           count(*) FILTER (WHERE status = 'succeeded')::int AS ok
+    FROM state.tasks`;
+  return { seconds: Number(r?.s ?? Number.NaN), succeeded: Number(r?.ok ?? 0) };
+}
+
+/**
+ * The tasks, created as `harness task create` creates them (createTasks, one
+ * transaction) but from this process, as the reference adds its jobs: a
+ * child's start-up is not the pipeline's cost. Its own session, not the
+ * bench's: its statements count as the pipeline's, as the reference's do.
+ */
+async function create(url: string, count: number, alerts: number): Promise<void> {
+  const sql = connect(url, { name: "task-create", max: 1 });
+  try {
+    await createTasks(sql, { orgId: "bench", payload: { alerts }, count });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 async function listeners(sql: Sql, app: string): Promise<number> {
@@ -150,28 +166,11 @@ subjectMain(async (params) => {
         workers: { members: () => ws.map((w) => w.proc.pid) },
         sink: { members: () => [sink.proc.pid] },
       },
-      begin: () =>
-        runHarness(
-          [
-            "task",
-            "create",
-            "--org",
-            "bench",
-            "--alerts",
-            String(alerts),
-            "--count",
-            String(params.count),
-          ],
-          env,
-        ),
-      succeeded: succeededTasks,
+      begin: () => create(params.url, params.count, alerts),
       alive: () => alive(roles),
     });
-    const c = await run.begun;
-    if (c.code !== 0) throw new Error(`task create exited ${c.code}: ${c.stderr}`);
-    const [t] = await own.run(
-      () => sql`SELECT count(*) FILTER (WHERE status = 'succeeded')::int AS ok FROM state.tasks`,
-    );
+    await run.begun;
+    const front = await own.run(() => frontSeconds(sql));
     const rss = Object.fromEntries(roles.map((r) => [r.name, peakRssMiB(r.proc.pid)]));
     const workerRss = Math.max(...ws.map((w) => rss[w.name] ?? 0));
     // Every session on the database ended before the last snapshot.
@@ -184,7 +183,8 @@ subjectMain(async (params) => {
       extra: {
         ...run.extra,
         ...pg,
-        succeeded_at_end: Number(t?.ok ?? 0),
+        tasks_succeeded_s: front.seconds,
+        succeeded_at_end: front.succeeded,
         rss_dispatcher_mib: rss.dispatcher ?? Number.NaN,
         rss_worker_mib: workerRss,
         rss_sink_mib: rss.sink ?? Number.NaN,
