@@ -32,12 +32,14 @@ export type HeartbeatRequest = v.InferOutput<typeof HeartbeatRequest>;
 export const HeartbeatResponse = v.strictObject({ lease_expires_at: Rfc3339 });
 export type HeartbeatResponse = v.InferOutput<typeof HeartbeatResponse>;
 
-export const BufferPublishRequest = v.strictObject({
-  ...Fence,
+/** A written batch, as buffer-publish and complete carry it. */
+const Batch = {
   batch_uri: v.pipe(v.string(), v.minLength(1), v.maxLength(2048)),
   content_type: v.string(),
   batch_size_bytes: v.pipe(v.number(), v.integer()),
-});
+};
+
+export const BufferPublishRequest = v.strictObject({ ...Fence, ...Batch });
 export type BufferPublishRequest = v.InferOutput<typeof BufferPublishRequest>;
 
 export const BufferPublishResponse = v.strictObject({
@@ -46,7 +48,14 @@ export const BufferPublishResponse = v.strictObject({
 });
 export type BufferPublishResponse = v.InferOutput<typeof BufferPublishResponse>;
 
-export const CompleteRequest = v.strictObject(Fence);
+/**
+ * The fence, and optionally the attempt's one batch: then the complete also
+ * does what a buffer-publish of it would, in the same statement.
+ */
+export const CompleteRequest = v.strictObject({
+  ...Fence,
+  batch: v.optional(v.strictObject(Batch)),
+});
 export type CompleteRequest = v.InferOutput<typeof CompleteRequest>;
 
 export const CompleteResponse = v.strictObject({

@@ -71,7 +71,7 @@ const REFUSALS: Array<{ method: "GET" | "POST"; path: string; status: number[] }
   { method: "POST", path: CLAIM, status: [400, 401, 404, 409, 413] },
   { method: "POST", path: HEARTBEAT, status: [400, 401, 403, 409, 413] },
   { method: "POST", path: BUFFER_PUBLISH, status: [400, 401, 403, 409, 413, 422] },
-  { method: "POST", path: COMPLETE, status: [400, 401, 403, 409, 413] },
+  { method: "POST", path: COMPLETE, status: [400, 401, 403, 409, 413, 422] },
   { method: "POST", path: FAIL, status: [400, 401, 403, 409, 413] },
   { method: "GET", path: BACKLOG, status: [401] },
 ];
@@ -130,8 +130,9 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "complete_request",
-    version: 1,
-    description: "Body of POST /v1/task/complete: the fence of the current attempt.",
+    version: 2,
+    description:
+      "Body of POST /v1/task/complete: the fence of the current attempt and, optionally, its one batch to publish in the same statement.",
     schema: CompleteRequest,
     carriers: [request(COMPLETE)],
   },
@@ -168,7 +169,7 @@ export const CONTRACTS: readonly ContractEntry[] = [
   },
   {
     name: "error_body",
-    version: 2,
+    version: 3,
     description: "Body of every refusal of the dispatcher's task API.",
     schema: ErrorBody,
     carriers: REFUSALS.map((r) => ({ kind: "http-response", ...r })),

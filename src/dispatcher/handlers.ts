@@ -23,6 +23,7 @@ import type { Completer } from "./completes";
 import { CAPABILITY_HEADER, json, problem, readBody } from "./http";
 import type { KeyRing } from "./keys";
 import {
+  type BatchRefused,
   claimTask,
   completeTask,
   failTask,
@@ -170,13 +171,32 @@ const fence = (b: Body, claims: CapabilityClaims) => ({
   orgId: claims.org_id,
 });
 
-/** The two refusals of every fenced call: 409 `stale_lease`, 403 `capability_mismatch`. */
-function refused(d: Deps, endpoint: string, r: Refused): Response {
-  if (r.kind === "stale") {
-    return refuse(d, endpoint, 409, "stale_lease", "this attempt no longer holds a live lease");
+/** A batch as the body names it, as ./batch.ts checks it. */
+const batchRef = (b: { batch_uri: string; content_type: string; batch_size_bytes: number }) => ({
+  batchUri: b.batch_uri,
+  contentType: b.content_type,
+  batchSizeBytes: b.batch_size_bytes,
+});
+
+/**
+ * The refusals of fenced calls: those of every one, 409 `stale_lease` and
+ * 403 `capability_mismatch`, and those of a call carrying a batch, 422.
+ */
+function refused(d: Deps, endpoint: string, r: Refused | BatchRefused): Response {
+  switch (r.kind) {
+    case "stale":
+      return refuse(d, endpoint, 409, "stale_lease", "this attempt no longer holds a live lease");
+    case "wrong_org": {
+      const msg = "the capability token is for another org than the task's";
+      return refuse(d, endpoint, 403, "capability_mismatch", msg);
+    }
+    case "invalid":
+      return refuse(d, endpoint, 422, "invalid_batch", r.message);
+    case "too_many_batches": {
+      const msg = `an attempt may publish at most ${r.max} batches (MAX_BATCHES_PER_ATTEMPT)`;
+      return refuse(d, endpoint, 422, "too_many_batches", msg);
+    }
   }
-  const msg = "the capability token is for another org than the task's";
-  return refuse(d, endpoint, 403, "capability_mismatch", msg);
 }
 
 export async function handleHeartbeat(d: Deps, req: Request): Promise<Response> {
@@ -198,18 +218,11 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
     d.sql,
     {
       ...fence(b, a.claims),
-      batchUri: b.batch_uri,
-      contentType: b.content_type,
-      batchSizeBytes: b.batch_size_bytes,
+      ...batchRef(b),
       rules: d.batch,
     },
     d.publisher,
   );
-  if (r.kind === "invalid") return refuse(d, endpoint, 422, "invalid_batch", r.message);
-  if (r.kind === "too_many_batches") {
-    const msg = `an attempt may publish at most ${r.max} batches (MAX_BATCHES_PER_ATTEMPT)`;
-    return refuse(d, endpoint, 422, "too_many_batches", msg);
-  }
   if (r.kind !== "accepted") return refused(d, endpoint, r);
   if (!r.repeat) {
     d.wakeDrainer();
@@ -224,13 +237,27 @@ export async function handleBufferPublish(d: Deps, req: Request): Promise<Respon
 }
 
 export async function handleComplete(d: Deps, req: Request): Promise<Response> {
-  const a = await authorised(d, req, "complete", SCOPES.complete, CompleteRequest);
+  const endpoint = "complete";
+  const a = await authorised(d, req, endpoint, SCOPES.complete, CompleteRequest);
   if (!a.ok) return a.response;
-  const r = await completeTask(d.sql, fence(a.body, a.claims), d.completer);
-  if (r.kind !== "completed") return refused(d, "complete", r);
+  const b = a.body.batch;
+  // A batch is published as buffer-publish would: the token needs that scope too.
+  const publishing = b === undefined ? null : authorise(a.claims, SCOPES.bufferPublish, a.body);
+  if (publishing?.ok === false) {
+    return refuse(d, endpoint, 403, publishing.code, publishing.message);
+  }
+  const batch = b === undefined ? {} : { batch: batchRef(b) };
+  const call = { ...fence(a.body, a.claims), ...batch, rules: d.batch };
+  const r = await completeTask(d.sql, call, d.completer);
+  if (r.kind === "unpublished") {
+    const msg = "this attempt already completed without publishing this batch";
+    return refuse(d, endpoint, 409, "batch_not_published", msg);
+  }
+  if (r.kind !== "completed") return refused(d, endpoint, r);
   if (!r.repeated) {
     d.wakeDrainer();
-    d.log.info("task succeeded", { task_id: a.body.task_id, attempt: a.body.attempt });
+    const scope = { task_id: a.body.task_id, attempt: a.body.attempt };
+    d.log.info("task succeeded", b === undefined ? scope : { ...scope, batch_uri: b.batch_uri });
   }
   const res: CompleteResponse = {
     task_id: a.body.task_id,

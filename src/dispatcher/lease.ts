@@ -10,14 +10,9 @@ import type { Completer } from "./completes";
 import type { BatchPublisher } from "./publishes";
 import type { Renewer } from "./renewals";
 import { type ClaimOutcome, taskClaim } from "./sql/claim";
+import { taskComplete } from "./sql/complete";
 import { classifyFence, type Fence, type FenceRow, taskFenceRead } from "./sql/fence";
-import {
-  leaseRenew,
-  leaseRenewUnfenced,
-  taskComplete,
-  taskFail,
-  taskPublishBatch,
-} from "./sql/tasks";
+import { leaseRenew, leaseRenewUnfenced, taskFail, taskPublishBatch } from "./sql/tasks";
 
 /**
  * The dispatcher's domain operations on a task. Each takes one params object,
@@ -115,11 +110,22 @@ export async function renewLease(
   }
 }
 
-export type PublishResult =
-  | { kind: "accepted"; repeat: boolean }
-  | Refused
+/** Why a batch the fence would let through is refused (422). */
+export type BatchRefused =
   | { kind: "invalid"; message: string }
   | { kind: "too_many_batches"; max: number };
+
+export type PublishResult = { kind: "accepted"; repeat: boolean } | Refused | BatchRefused;
+
+/** The `buffer_queue` message of a batch: org and task from the fence the task row is compared with. */
+const bufferMessage = (f: Fence, ref: BatchRef): BufferMessage => ({
+  task_id: f.taskId,
+  org_id: f.orgId,
+  attempt: f.attempt,
+  batch_uri: ref.batchUri,
+  content_type: NDJSON,
+  batch_size_bytes: ref.batchSizeBytes,
+});
 
 /**
  * Checks the batch against the task's org and id, then writes its
@@ -140,14 +146,7 @@ export async function publishBuffer(
       const row = await taskFenceRead(sql, p);
       return row?.holds === true ? { kind: "invalid", message: invalid } : refusalFrom(row);
     }
-    const message: BufferMessage = {
-      task_id: p.taskId,
-      org_id: p.orgId,
-      attempt: p.attempt,
-      batch_uri: p.batchUri,
-      content_type: NDJSON,
-      batch_size_bytes: p.batchSizeBytes,
-    };
+    const message = bufferMessage(p, p);
     const maxBatches = p.rules.maxBatchesPerAttempt;
     const call = { ...p, message, maxBatches };
     const r = await (publisher === undefined ? taskPublishBatch(sql, call) : publisher(call));
@@ -161,30 +160,60 @@ export async function publishBuffer(
   return result;
 }
 
-export type CompleteResult = { kind: "completed"; repeated: boolean } | Refused;
+export type CompleteResult =
+  | { kind: "completed"; repeated: boolean }
+  | Refused
+  | BatchRefused
+  | { kind: "unpublished" };
 
 /**
- * Marks the task succeeded and writes one `task_completed` outbox row. A
- * repeat by the attempt and token that completed it answers the same and
- * writes nothing. With a `completer` (./completes.ts) the statement may carry
- * concurrent completes of other tasks too.
+ * Marks the task succeeded and writes one `task_completed` outbox row. With
+ * a batch, the same statement first publishes it as `publishBuffer` would
+ * (checked the same way first; fenced before a 422). A repeat by the
+ * attempt and token that completed it answers the same and writes nothing,
+ * unless it carries a batch that attempt never published (`unpublished`).
+ * With a `completer` (./completes.ts) the statement may carry concurrent
+ * completes of other tasks too.
  */
 export async function completeTask(
   sql: Sql,
-  p: Fence,
+  p: Fence & { batch?: BatchRef; rules: BatchRules },
   completer?: Completer,
 ): Promise<CompleteResult> {
+  const { batch, rules, ...f } = p;
+  const maxBatches = rules.maxBatchesPerAttempt;
   try {
-    if (!(await (completer === undefined ? taskComplete(sql, p) : completer(p)))) {
-      const why = classifyFence(await taskFenceRead(sql, p));
-      if (why === "completed") return { kind: "completed", repeated: true };
-      return { kind: why };
+    const invalid = batch === undefined ? null : batchRefusal(batch, f, rules);
+    if (invalid !== null)
+      return await completeRefusal(sql, p, { kind: "invalid", message: invalid });
+    const call = {
+      ...f,
+      maxBatches,
+      ...(batch === undefined ? {} : { message: bufferMessage(f, batch) }),
+    };
+    if (!(await (completer === undefined ? taskComplete(sql, call) : completer(call)))) {
+      // Only the cap keeps a complete whose fence holds from completing.
+      const capped: CompleteResult =
+        batch === undefined ? { kind: "stale" } : { kind: "too_many_batches", max: maxBatches };
+      return await completeRefusal(sql, p, capped);
     }
   } catch (cause) {
     throw new Error(`completing task ${p.taskId} attempt ${p.attempt}`, { cause });
   }
   failpoint("dispatcher.after_outbox_commit");
   return { kind: "completed", repeated: false };
+}
+
+/** Why a complete changed nothing: `held` if the fence holds, else as the fence read says. */
+async function completeRefusal(
+  sql: Sql,
+  p: Fence & { batch?: BatchRef },
+  held: CompleteResult,
+): Promise<CompleteResult> {
+  const row = await taskFenceRead(sql, p, p.batch?.batchUri);
+  if (row?.holds === true) return held;
+  const why = classifyFence(row);
+  return why === "completed" ? { kind: "completed", repeated: true } : { kind: why };
 }
 
 export type FailResult = { kind: "requeued"; retryAt: Date } | { kind: "failed" } | Refused;

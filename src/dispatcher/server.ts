@@ -59,7 +59,7 @@ function serve(
 function mergedCalls(sql: Sql, cfg: Config) {
   return {
     claimer: claimBatcher(sql, { leaseMs: cfg.leaseDurationMs, maxAttempts: cfg.maxAttempts }),
-    completer: completeBatcher(sql),
+    completer: completeBatcher(sql, cfg.maxBatchesPerAttempt),
     publisher: publishBatcher(sql, cfg.maxBatchesPerAttempt),
     renewer: renewBatcher(sql, cfg.leaseDurationMs),
   };

@@ -59,7 +59,10 @@ function checked(row: AnyOutboxRow): string {
  * statement: `inserted AS (${outboxInsertSql(db, { rows, when })})`. With
  * `when`, rows are written only if it holds (a fenced CTE returned its row).
  * A batch already in the outbox for its task and attempt is not written again
- * (outbox_batch_once_idx): ON CONFLICT DO NOTHING.
+ * (outbox_batch_once_idx): ON CONFLICT DO NOTHING. Rows take their ids in
+ * the order given: a complete that carries its batch writes the batch's row
+ * before its `task_completed`, as two calls would (src/verify/fencing.ts takes
+ * an attempt's row with a later id than its task's `task_completed` as stale).
  */
 export function outboxInsertSql(
   db: Db,
@@ -79,8 +82,10 @@ export function outboxInsertSql(
              to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) END,
            u.t, u.a, now() + make_interval(secs => u.d / 1000)
     FROM unnest(${queues}::text[], ${payloads}::text[]::jsonb[], ${taskIds}::uuid[],
-                ${attempts}::int[], ${delays}::float8[], ${stamps}::text[]) AS u(q, p, t, a, d, s)
+                ${attempts}::int[], ${delays}::float8[], ${stamps}::text[])
+      WITH ORDINALITY AS u(q, p, t, a, d, s, n)
     WHERE ${p.when ?? db`true`}
+    ORDER BY u.n
     ON CONFLICT DO NOTHING
     RETURNING id::text AS id, available_at, task_id`;
 }

@@ -18,8 +18,15 @@ beforeAll(async () => {
   api = await inProcess(db().sql, { maxAttempts: 5 });
 });
 
-type Endpoint = "heartbeat" | "buffer-publish" | "complete" | "fail";
-const ENDPOINTS: readonly Endpoint[] = ["heartbeat", "buffer-publish", "complete", "fail"];
+/** The endpoints, and complete carrying the attempt's batch (`complete+batch`). */
+type Endpoint = "heartbeat" | "buffer-publish" | "complete" | "complete+batch" | "fail";
+const ENDPOINTS: readonly Endpoint[] = [
+  "heartbeat",
+  "buffer-publish",
+  "complete",
+  "complete+batch",
+  "fail",
+];
 
 const fenceOf = (c: Pick<ClaimResponse, "task_id" | "attempt" | "lease_token">) => ({
   task_id: c.task_id,
@@ -27,27 +34,29 @@ const fenceOf = (c: Pick<ClaimResponse, "task_id" | "attempt" | "lease_token">) 
   lease_token: c.lease_token,
 });
 
+const batchOf = (c: ClaimResponse, name = "a.jsonl") => ({
+  batch_uri: `${STORE}/${c.org_id}/${c.task_id}/${c.attempt}-${name}`,
+  content_type: "application/x-ndjson",
+  batch_size_bytes: 10,
+});
+
 function bodyFor(endpoint: Endpoint, c: ClaimResponse, name = "a.jsonl") {
   const fence = fenceOf(c);
-  if (endpoint === "buffer-publish") {
-    return {
-      ...fence,
-      batch_uri: `${STORE}/${c.org_id}/${c.task_id}/${c.attempt}-${name}`,
-      content_type: "application/x-ndjson",
-      batch_size_bytes: 10,
-    };
-  }
+  if (endpoint === "buffer-publish") return { ...fence, ...batchOf(c, name) };
+  if (endpoint === "complete+batch") return { ...fence, batch: batchOf(c, name) };
   if (endpoint === "fail") return { ...fence, reason: "boom", retryable: true };
   return fence;
 }
 
 const call = (endpoint: Endpoint, body: unknown, token: string) =>
-  api.post(`/v1/task/${endpoint}`, body, token);
+  api.post(`/v1/task/${endpoint === "complete+batch" ? "complete" : endpoint}`, body, token);
+
+type Expected = { status: number; error?: string };
 
 /** Calls every endpoint as `c` and expects `status`/`error` from each, with nothing changed. */
 async function expectRefusedEverywhere(
   c: ClaimResponse,
-  expected: { status: number; error: string; except?: Partial<Record<Endpoint, number>> },
+  expected: { status: number; error: string; except?: Partial<Record<Endpoint, Expected>> },
   over: { token?: string; body?: Record<string, unknown> } = {},
 ) {
   for (const endpoint of ENDPOINTS) {
@@ -57,10 +66,10 @@ async function expectRefusedEverywhere(
       { ...bodyFor(endpoint, c), ...over.body },
       over.token ?? c.capability_token,
     );
-    const status = expected.except?.[endpoint] ?? expected.status;
+    const { status, error } = expected.except?.[endpoint] ?? expected;
     const body: unknown = await res.json();
     expect(res.status, `${endpoint}: ${JSON.stringify(body)}`).toBe(status);
-    if (status >= 400) expect(body).toMatchObject({ error: expected.error });
+    if (status >= 400) expect(body).toMatchObject({ error });
     expect(await snapshot(db().sql, c.task_id), endpoint).toEqual(before);
   }
 }
@@ -128,7 +137,22 @@ describe("fenced endpoints refuse every attempt but the current one and change n
     await expectRefusedEverywhere(c, {
       status: 409,
       error: "stale_lease",
-      except: { complete: 200 },
+      // A complete carrying a batch the attempt never published is no repeat.
+      except: {
+        complete: { status: 200 },
+        "complete+batch": { status: 409, error: "batch_not_published" },
+      },
+    });
+  });
+
+  test("a task this attempt completed with its batch → a repeat of either complete: 200", async () => {
+    const c = await api.claim(await newTask(db().sql));
+    const res = await call("complete+batch", bodyFor("complete+batch", c), c.capability_token);
+    expect(res.status).toBe(200);
+    await expectRefusedEverywhere(c, {
+      status: 409,
+      error: "stale_lease",
+      except: { complete: { status: 200 }, "complete+batch": { status: 200 } },
     });
   });
 
@@ -217,5 +241,103 @@ describe("the current attempt", () => {
     expect(attempts).toHaveLength(1);
     expect(attempts[0]).toMatchObject({ attempt: 1, outcome: "completed", reason: null });
     expect(attempts[0]?.ended_at).toEqual(task?.finished_at);
+  });
+
+  test("complete with its batch → 200: the batch's row (the task row's org), then task_completed", async () => {
+    const c = await api.claim(await newTask(db().sql, "org-b"));
+    const body = bodyFor("complete+batch", c);
+    const res = await call("complete+batch", body, c.capability_token);
+    expect(await res.json()).toEqual({ task_id: c.task_id, attempt: 1, status: "succeeded" });
+    const { task, outbox, attempts } = await snapshot(db().sql, c.task_id);
+    expect(task?.status).toBe("succeeded");
+    expect(attempts[0]).toMatchObject({ attempt: 1, outcome: "completed" });
+    const written = outbox.filter((o) => o.queue_name !== "task_wakeup");
+    expect(written.map((o) => o.queue_name)).toEqual(["buffer_queue", "task_completed"]);
+    expect(written[0]?.payload).toEqual({
+      ...batchOf(c),
+      task_id: c.task_id,
+      org_id: "org-b",
+      attempt: 1,
+    });
+    // The same complete again: 200, nothing more written.
+    const again = await snapshot(db().sql, c.task_id);
+    expect((await call("complete+batch", body, c.capability_token)).status).toBe(200);
+    expect(await snapshot(db().sql, c.task_id)).toEqual(again);
+  });
+
+  test("complete after buffer-publish of the same batch → 200 and still one buffer row", async () => {
+    const c = await api.claim(await newTask(db().sql));
+    expect(
+      (await call("buffer-publish", bodyFor("buffer-publish", c), c.capability_token)).status,
+    ).toBe(202);
+    expect(
+      (await call("complete+batch", bodyFor("complete+batch", c), c.capability_token)).status,
+    ).toBe(200);
+    const { outbox } = await snapshot(db().sql, c.task_id);
+    expect(outbox.filter((o) => o.queue_name === "buffer_queue")).toHaveLength(1);
+    expect(outbox.filter((o) => o.queue_name === "task_completed")).toHaveLength(1);
+  });
+
+  test("complete with a batch outside its task's prefix, or invalid → 422 invalid_batch, nothing changed", async () => {
+    const c = await api.claim(await newTask(db().sql));
+    const other = await api.claim(await newTask(db().sql));
+    const bad = [
+      batchOf(other),
+      { ...batchOf(c), batch_uri: "file:///etc/passwd" },
+      { ...batchOf(c), batch_uri: `${STORE}/${c.org_id}/${c.task_id}/../x.jsonl` },
+      { ...batchOf(c), content_type: "text/plain" },
+      { ...batchOf(c), batch_size_bytes: 0 },
+    ];
+    const before = await snapshot(db().sql, c.task_id);
+    for (const batch of bad) {
+      const res = await call("complete+batch", { ...fenceOf(c), batch }, c.capability_token);
+      expect(res.status, batch.batch_uri).toBe(422);
+      expect(await res.json()).toMatchObject({ error: "invalid_batch" });
+    }
+    expect(await snapshot(db().sql, c.task_id)).toEqual(before);
+  });
+
+  test("complete with a batch past MAX_BATCHES_PER_ATTEMPT → 422 too_many_batches, nothing changed", async () => {
+    const capped = await inProcess(db().sql, { maxBatchesPerAttempt: 1 });
+    const c = await capped.claim(await newTask(db().sql));
+    const publish = { ...fenceOf(c), ...batchOf(c, "1.jsonl") };
+    expect((await capped.post("/v1/task/buffer-publish", publish, c.capability_token)).status).toBe(
+      202,
+    );
+    const before = await snapshot(db().sql, c.task_id);
+    const body = { ...fenceOf(c), batch: batchOf(c, "2.jsonl") };
+    const res = await capped.post("/v1/task/complete", body, c.capability_token);
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ error: "too_many_batches" });
+    expect(await snapshot(db().sql, c.task_id)).toEqual(before);
+  });
+
+  test("complete with a batch needs the buffer-publish scope too → 403 missing_scope, nothing changed", async () => {
+    const c = await api.claim(await newTask(db().sql));
+    const token = await api.token({
+      orgId: c.org_id,
+      taskId: c.task_id,
+      attempt: c.attempt,
+      scope: "task:complete",
+    });
+    const before = await snapshot(db().sql, c.task_id);
+    const res = await call("complete+batch", bodyFor("complete+batch", c), token);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: "missing_scope" });
+    expect(await snapshot(db().sql, c.task_id)).toEqual(before);
+    expect((await call("complete", fenceOf(c), token)).status).toBe(200);
+  });
+
+  test("a complete body with an unknown field, also inside batch → 400", async () => {
+    const c = await api.claim(await newTask(db().sql));
+    const before = await snapshot(db().sql, c.task_id);
+    for (const body of [
+      { ...fenceOf(c), extra: 1 },
+      { ...fenceOf(c), batch: { ...batchOf(c), extra: 1 } },
+      { ...fenceOf(c), batch: { batch_uri: batchOf(c).batch_uri } },
+    ]) {
+      expect((await call("complete", body, c.capability_token)).status).toBe(400);
+    }
+    expect(await snapshot(db().sql, c.task_id)).toEqual(before);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
+import type { BatchRef } from "../../src/dispatcher/batch";
 import {
   claimTask,
   completeTask,
@@ -36,12 +37,27 @@ const batch = (f: Fence, name = "a.jsonl") => ({
   rules: BATCH,
 });
 
+/** The queues of a task's outbox rows in id order, but the wakeup its creation wrote. */
+const written = (outbox: ReadonlyArray<Record<string, unknown>>) =>
+  outbox.map((o) => String(o.queue_name)).filter((q) => q !== "task_wakeup");
+
+/** The batch reference a complete carries. */
+function refOf(f: Fence, name: string): BatchRef {
+  const { batchUri, contentType, batchSizeBytes } = batch(f, name);
+  return { batchUri, contentType, batchSizeBytes };
+}
+
+/** completeTask under this file's batch rules, with or without a batch. */
+const complete = (f: Fence & { batch?: BatchRef }) =>
+  completeTask(db().sql, { ...f, rules: BATCH });
+
 describe("classifyFence", () => {
   test("no task → stale; another org first; then a completed repeat; else stale", () => {
     expect(classifyFence(null)).toBe("stale");
-    const row = { same_org: true, completed: false, holds: false };
+    const row = { same_org: true, completed: false, holds: false, batch_known: true };
     expect(classifyFence(row)).toBe("stale");
     expect(classifyFence({ ...row, completed: true })).toBe("completed");
+    expect(classifyFence({ ...row, completed: true, batch_known: false })).toBe("unpublished");
     expect(classifyFence({ ...row, same_org: false, completed: true })).toBe("wrong_org");
   });
 });
@@ -53,6 +69,7 @@ describe("taskFenceRead: the fence fragment, read", () => {
       same_org: true,
       completed: false,
       holds: true,
+      batch_known: true,
     });
     expect(await taskFenceRead(db().sql, { ...f, orgId: "globex" })).toMatchObject({
       same_org: false,
@@ -103,18 +120,75 @@ describe("lease.ts", () => {
 
   test("completeTask: completed once, then a repeat; another token is stale", async () => {
     const f = await claimed();
-    expect(await completeTask(db().sql, { ...f, leaseToken: randomUUID() })).toEqual({
+    expect(await complete({ ...f, leaseToken: randomUUID() })).toEqual({
       kind: "stale",
     });
-    expect(await completeTask(db().sql, f)).toEqual({ kind: "completed", repeated: false });
-    expect(await completeTask(db().sql, f)).toEqual({ kind: "completed", repeated: true });
-    expect(await completeTask(db().sql, { ...f, orgId: "globex" })).toEqual({ kind: "wrong_org" });
+    expect(await complete(f)).toEqual({ kind: "completed", repeated: false });
+    expect(await complete(f)).toEqual({ kind: "completed", repeated: true });
+    expect(await complete({ ...f, orgId: "globex" })).toEqual({ kind: "wrong_org" });
+  });
+
+  test("completeTask with a batch: published and completed in one statement, the batch's row first", async () => {
+    const f = await claimed();
+    const ref = (name: string) => refOf(f, name);
+    expect(await complete({ ...f, batch: ref("a.jsonl") })).toEqual({
+      kind: "completed",
+      repeated: false,
+    });
+    const { task, outbox } = await snapshot(db().sql, f.taskId);
+    expect(task?.status).toBe("succeeded");
+    // One buffer row, then the task_completed row: ids in that order, as two calls would write them.
+    expect(written(outbox)).toEqual(["buffer_queue", "task_completed"]);
+    expect(outbox.find((o) => o.queue_name === "buffer_queue")?.payload).toMatchObject({
+      batch_uri: ref("a.jsonl").batchUri,
+      org_id: "acme",
+    });
+    const before = await snapshot(db().sql, f.taskId);
+    // The same complete again: a repeat, nothing written.
+    expect(await complete({ ...f, batch: ref("a.jsonl") })).toEqual({
+      kind: "completed",
+      repeated: true,
+    });
+    // A batch this attempt never published, or an invalid one, after it completed: refused.
+    expect(await complete({ ...f, batch: ref("b.jsonl") })).toEqual({ kind: "unpublished" });
+    expect(await complete({ ...f, batch: ref("../x") })).toEqual({ kind: "unpublished" });
+    expect(await snapshot(db().sql, f.taskId)).toEqual(before);
+  });
+
+  test("completeTask with a batch: invalid → 422 kinds, past the cap, stale, other org; nothing changed", async () => {
+    const f = await claimed();
+    const ref = (name: string) => refOf(f, name);
+    const before = await snapshot(db().sql, f.taskId);
+    expect(await complete({ ...f, batch: ref("../x") })).toMatchObject({ kind: "invalid" });
+    const elsewhere = { ...ref("a.jsonl"), batchUri: `${STORE}/acme/${randomUUID()}/a.jsonl` };
+    expect(await complete({ ...f, batch: elsewhere })).toMatchObject({ kind: "invalid" });
+    expect(await complete({ ...f, leaseToken: randomUUID(), batch: ref("a.jsonl") })).toEqual({
+      kind: "stale",
+    });
+    expect(await complete({ ...f, orgId: "globex", batch: ref("a.jsonl") })).toEqual({
+      kind: "wrong_org",
+    });
+    expect(await snapshot(db().sql, f.taskId)).toEqual(before);
+    // Two batches published (the cap is 2): a third is refused, one already published is not.
+    for (const name of ["1.jsonl", "2.jsonl"]) await publishBuffer(db().sql, batch(f, name));
+    const full = await snapshot(db().sql, f.taskId);
+    expect(await complete({ ...f, batch: ref("3.jsonl") })).toEqual({
+      kind: "too_many_batches",
+      max: 2,
+    });
+    expect(await snapshot(db().sql, f.taskId)).toEqual(full);
+    expect(await complete({ ...f, batch: ref("2.jsonl") })).toEqual({
+      kind: "completed",
+      repeated: false,
+    });
+    const { outbox } = await snapshot(db().sql, f.taskId);
+    expect(written(outbox)).toEqual(["buffer_queue", "buffer_queue", "task_completed"]);
   });
 
   test("two completes of one attempt at once: one completes, the other is its repeat", async () => {
     for (let round = 0; round < 5; round++) {
       const f = await claimed();
-      const both = await Promise.all([completeTask(db().sql, f), completeTask(db().sql, f)]);
+      const both = await Promise.all([complete(f), complete(f)]);
       expect(both.map((r) => (r.kind === "completed" ? r.repeated : r.kind)).sort()).toEqual([
         false,
         true,
@@ -135,7 +209,7 @@ describe("lease.ts", () => {
     expect(await failTask(db().sql, { ...g, reason: "r", retryable: false, rules: RULES })).toEqual(
       { kind: "failed" },
     );
-    expect(await completeTask(db().sql, g)).toEqual({ kind: "stale" });
+    expect(await complete(g)).toEqual({ kind: "stale" });
   });
 
   test("retryBackoffMs: exponential in the attempt, capped", () => {

@@ -5,12 +5,9 @@ import { completeBatcher } from "../../src/dispatcher/completes";
 import { publishBatcher } from "../../src/dispatcher/publishes";
 import { renewBatcher } from "../../src/dispatcher/renewals";
 import { taskClaimMany } from "../../src/dispatcher/sql/claim";
+import { taskCompleteMany } from "../../src/dispatcher/sql/complete";
 import type { Fence } from "../../src/dispatcher/sql/fence";
-import {
-  leaseRenewMany,
-  taskCompleteMany,
-  taskPublishBatchMany,
-} from "../../src/dispatcher/sql/tasks";
+import { leaseRenewMany, taskPublishBatchMany } from "../../src/dispatcher/sql/tasks";
 import { useFreshDatabase } from "../support/db";
 import { newTask } from "./_client";
 import { expireLease } from "./_inprocess";
@@ -121,13 +118,16 @@ describe("taskCompleteMany", () => {
     const foreign = await claimedFence();
     const expired = await claimedFence();
     await expireLease(db().sql, expired.taskId);
-    const got = await taskCompleteMany(db().sql, [
-      good,
-      { ...other, leaseToken: randomUUID() },
-      { ...foreign, orgId: "globex" },
-      expired,
-      { ...other, attempt: other.attempt + 1 },
-    ]);
+    const got = await taskCompleteMany(db().sql, {
+      calls: [
+        good,
+        { ...other, leaseToken: randomUUID() },
+        { ...foreign, orgId: "globex" },
+        expired,
+        { ...other, attempt: other.attempt + 1 },
+      ],
+      maxBatches: 16,
+    });
     expect(got).toEqual([true, false, false, false, false]);
     expect(await taskState(good.taskId)).toEqual({
       status: "succeeded",
@@ -150,9 +150,9 @@ describe("taskCompleteMany", () => {
 describe("completeBatcher", () => {
   test("concurrent completes, each task's twice: one completes it, the repeat changes nothing", async () => {
     const fences = await Promise.all(Array.from({ length: 10 }, () => claimedFence()));
-    const complete = completeBatcher(db().sql);
+    const complete = completeBatcher(db().sql, 16);
     const calls = [...fences, ...[...fences].reverse()];
-    const got = await Promise.all(calls.map((f) => complete(f)));
+    const got = await Promise.all(calls.map((f) => complete({ ...f, maxBatches: 16 })));
     for (const f of fences) {
       const mine = got.filter((_, i) => calls[i]?.taskId === f.taskId);
       expect(mine.sort()).toEqual([false, true]);
@@ -225,6 +225,76 @@ describe("publishBatcher", () => {
       expect(mine.filter((o) => o.held && o.accepted && o.inserted)).toHaveLength(2);
       expect(mine.filter((o) => o.held && !o.accepted)).toHaveLength(1);
       expect(await bufferRows(f.taskId)).toHaveLength(2);
+    }
+  });
+});
+
+/** Every outbox row a task's attempts wrote (not its creation's wakeup), in id order. */
+async function writtenRows(taskId: string): Promise<string[]> {
+  const rows = await db().sql`
+    SELECT queue_name, payload->>'batch_uri' AS uri FROM state.outbox
+    WHERE task_id = ${taskId} AND queue_name <> 'task_wakeup' ORDER BY id`;
+  return rows.map((r) => (r.uri === null ? String(r.queue_name) : `${r.queue_name} ${r.uri}`));
+}
+
+describe("completes carrying their batch", () => {
+  test("one merged statement of good and stale calls: each fenced and capped on its own row", async () => {
+    const [good, plain, known, full, stale, foreign, expired] = await Promise.all(
+      Array.from({ length: 7 }, () => claimedFence()),
+    );
+    if (!good || !plain || !known || !full || !stale || !foreign || !expired)
+      throw new Error("seven tasks expected");
+    await expireLease(db().sql, expired.taskId);
+    await taskPublishBatchMany(db().sql, {
+      calls: [
+        { ...known, message: message(known, "1.jsonl") },
+        { ...full, message: message(full, "1.jsonl") },
+      ],
+      maxBatches: 1,
+    });
+    const got = await taskCompleteMany(db().sql, {
+      calls: [
+        { ...good, message: message(good, "1.jsonl") },
+        plain,
+        { ...known, message: message(known, "1.jsonl") },
+        { ...full, message: message(full, "2.jsonl") },
+        { ...stale, leaseToken: randomUUID(), message: message(stale, "1.jsonl") },
+        { ...foreign, orgId: "globex", message: message(foreign, "1.jsonl") },
+        { ...expired, message: message(expired, "1.jsonl") },
+      ],
+      maxBatches: 1,
+    });
+    expect(got).toEqual([true, true, true, false, false, false, false]);
+    const uri = (f: Fence) => `buffer_queue ${message(f, "1.jsonl").batch_uri}`;
+    // A batch's row comes before its task_completed, and a batch already published is not written again.
+    expect(await writtenRows(good.taskId)).toEqual([uri(good), "task_completed"]);
+    expect(await writtenRows(plain.taskId)).toEqual(["task_completed"]);
+    expect(await writtenRows(known.taskId)).toEqual([uri(known), "task_completed"]);
+    expect(await writtenRows(full.taskId)).toEqual([uri(full)]);
+    for (const f of [stale, foreign, expired]) {
+      expect(await writtenRows(f.taskId)).toEqual([]);
+      expect(await taskState(f.taskId)).toEqual({
+        status: "running",
+        completedRows: 0,
+        attempts: [{ attempt: 1, outcome: null }],
+      });
+    }
+  });
+
+  test("completeBatcher: each task completed with its batch twice at once → one of each row", async () => {
+    const fences = await Promise.all(Array.from({ length: 10 }, () => claimedFence()));
+    const complete = completeBatcher(db().sql, 16);
+    const calls = [...fences, ...[...fences].reverse()].map((f) => ({
+      ...f,
+      message: message(f, "1.jsonl"),
+      maxBatches: 16,
+    }));
+    const got = await Promise.all(calls.map((c) => complete(c)));
+    for (const f of fences) {
+      const mine = got.filter((_, i) => calls[i]?.taskId === f.taskId);
+      expect(mine.sort()).toEqual([false, true]);
+      const batch = `buffer_queue ${message(f, "1.jsonl").batch_uri}`;
+      expect(await writtenRows(f.taskId)).toEqual([batch, "task_completed"]);
     }
   });
 });

@@ -69,20 +69,29 @@ const attemptSql = (db: Db, f: FenceSource): Fragment =>
 export const fenceSql = (db: Db, f: FenceSource): Fragment =>
   db`(${attemptSql(db, f)} AND t.status = 'running' AND t.lease_expires_at > now())`;
 
-const FenceRow = v.object({ same_org: v.boolean(), completed: v.boolean(), holds: v.boolean() });
+const FenceRow = v.object({
+  same_org: v.boolean(),
+  completed: v.boolean(),
+  holds: v.boolean(),
+  batch_known: v.boolean(),
+});
 export type FenceRow = v.InferOutput<typeof FenceRow>;
 
 /**
  * The task as fencing sees it now: whether the token's org is the task's,
- * whether this attempt completed it, and whether the fence holds. Null when
- * there is no such task. Read in a statement of its own, after a fenced
- * statement that changed nothing, so it sees what that statement waited for.
+ * whether this attempt completed it, whether the fence holds, and whether
+ * `batchUri` (a complete's batch; true without one) is among the current
+ * attempt's batches. Null when there is no such task. Read in a statement
+ * of its own, after a fenced statement that changed nothing, so it sees
+ * what that statement waited for.
  */
-export async function taskFenceRead(db: Db, f: Fence): Promise<FenceRow | null> {
+export async function taskFenceRead(db: Db, f: Fence, batchUri?: string): Promise<FenceRow | null> {
+  const uri = batchUri ?? null;
   const [row] = await db`
     SELECT t.org_id = ${f.orgId} AS same_org,
            coalesce(${attemptSql(db, f)} AND t.status = 'succeeded', false) AS completed,
-           coalesce(${fenceSql(db, f)}, false) AS holds
+           coalesce(${fenceSql(db, f)}, false) AS holds,
+           (${uri}::text IS NULL OR md5(${uri}::text)::uuid = ANY(t.attempt_batches)) AS batch_known
     FROM state.tasks t WHERE t.id = ${f.taskId}`;
   return row === undefined ? null : v.parse(FenceRow, row);
 }
@@ -90,14 +99,16 @@ export async function taskFenceRead(db: Db, f: Fence): Promise<FenceRow | null> 
 /**
  * Why a fenced call was refused, in this order: a token signed for another
  * org than the task's (403, whatever the task's state), a repeat of this
- * attempt's own complete (200 for complete, stale for the others), or stale
- * (409: another attempt or token, an expired lease, a finished or unknown task).
+ * attempt's own complete (200 for complete, stale for the others) — unless
+ * it carries a batch the attempt never published (`unpublished`, 409: not a
+ * repeat) — or stale (409: another attempt or token, an expired lease, a
+ * finished or unknown task).
  */
-export type FenceRefusal = "wrong_org" | "completed" | "stale";
+export type FenceRefusal = "wrong_org" | "completed" | "unpublished" | "stale";
 
 export function classifyFence(row: FenceRow | null): FenceRefusal {
   if (row === null) return "stale";
   if (!row.same_org) return "wrong_org";
-  if (row.completed) return "completed";
+  if (row.completed) return row.batch_known ? "completed" : "unpublished";
   return "stale";
 }

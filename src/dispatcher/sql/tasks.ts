@@ -18,6 +18,7 @@ import {
  * by a CTE of the same statement. So the check, the change and its side
  * effect commit together, on one row lock, in one round trip. Each returns
  * null (or says `held: false`) when the fence did not hold and nothing changed.
+ * The complete, which may carry a batch, is in ./complete.ts.
  */
 
 /** Extends the lease held by `f`; the new expiry, or null. */
@@ -142,58 +143,6 @@ export async function taskPublishBatchMany(
       ? { held: false }
       : { held: true, accepted: r.accepted, inserted: r.inserted > 0 },
   );
-}
-
-/**
- * Marks the task succeeded, ends its attempt `completed`, and writes one
- * `task_completed` outbox row whose `completed_at` is the statement's now()
- * (the task's `finished_at`). `orgId` is the task row's: the fence compared it.
- */
-export async function taskComplete(db: Db, p: Fence): Promise<boolean> {
-  const [done] = await taskCompleteMany(db, [p]);
-  return done === true;
-}
-
-const CompletedRow = v.object({ done: v.boolean() });
-
-/**
- * `taskComplete` for several calls on distinct tasks in one statement (merged
- * by ../completes.ts): each call fenced against its own row of `r` by the
- * same fence, each with its own outcome, in order. Rows are locked in id
- * order first, so two such statements never deadlock over the same tasks.
- */
-export async function taskCompleteMany(db: Db, fences: readonly Fence[]): Promise<boolean[]> {
-  if (fences.length === 0) return [];
-  const rows = fences.map((p) => ({
-    queue: "task_completed" as const,
-    payload: {
-      task_id: p.taskId,
-      org_id: p.orgId,
-      attempt: p.attempt,
-      completed_at: new Date().toISOString(),
-    },
-    taskId: p.taskId,
-    attempt: p.attempt,
-    stampNow: "completed_at" as const,
-  }));
-  const raw = await db`${fencedCallsHead(db, fences)}, done AS (
-      UPDATE state.tasks t SET status = 'succeeded', finished_at = now(), updated_at = now()
-      FROM r JOIN locked l ON l.id = r.id
-      WHERE ${fenceSql(db, fenceOf(db, "r"))}
-      RETURNING t.id, t.attempt
-    ), ended AS (
-      UPDATE state.task_attempts a SET ended_at = now(), outcome = 'completed'
-      FROM done WHERE a.task_id = done.id AND a.attempt = done.attempt
-    ), inserted AS (${outboxInsertSql(db, {
-      rows,
-      when: db`(u.t, u.a) IN (SELECT d.id, d.attempt FROM done d)`,
-    })})
-    SELECT d.id IS NOT NULL AS done FROM r LEFT JOIN done d ON d.id = r.id ORDER BY r.n`;
-  const got = v.parse(v.array(CompletedRow), [...raw]);
-  if (got.length !== fences.length) {
-    throw new Error(`completing ${fences.length} tasks returned ${got.length} rows`);
-  }
-  return got.map((row) => row.done);
 }
 
 const FailRow = v.object({ failed: v.number(), retry_at: v.nullable(v.date()) });
