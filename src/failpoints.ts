@@ -15,7 +15,9 @@ import { createLogger } from "./log";
  *   dispatcher.after_drain_publish  the drainer published a batch, before marking it sent
  *   worker.after_claim              a claim succeeded, before any work
  *   worker.after_write              the batch is in the object store, before buffer-publish
- *   worker.after_publish            buffer-publish answered 202, before complete
+ *   worker.after_publish            buffer-publish answered 202, before complete (--exec)
+ *   worker.after_complete           complete (carrying the batch) answered 200, before the
+ *                                   wakeup is acked (the default worker)
  *   sink.after_commit               rows committed, before the message is acked
  *
  * Switches are failpoints that do not kill: while named, they take a guard

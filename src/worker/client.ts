@@ -36,6 +36,13 @@ export interface LeaseIdentity {
   capability_token: string;
 }
 
+/** A written batch, as buffer-publish and complete carry it. */
+export interface BatchBody {
+  batch_uri: string;
+  content_type: string;
+  batch_size_bytes: number;
+}
+
 export type Reply<T> =
   | { ok: true; status: number; body: T }
   | {
@@ -129,15 +136,24 @@ export class DispatcherClient {
 
   bufferPublish(
     lease: LeaseIdentity,
-    batch: { batch_uri: string; content_type: string; batch_size_bytes: number },
+    batch: BatchBody,
     signal: AbortSignal,
   ): Promise<Reply<BufferPublishResponse>> {
     const body = { ...fence(lease), ...batch };
     return this.task("/v1/task/buffer-publish", body, lease, BufferPublishResponse, signal);
   }
 
-  complete(lease: LeaseIdentity, signal: AbortSignal): Promise<Reply<CompleteResponse>> {
-    return this.task("/v1/task/complete", fence(lease), lease, CompleteResponse, signal);
+  /**
+   * Completes the attempt; with `batch`, the dispatcher publishes it in the
+   * same statement (for an attempt of one batch: one call instead of two).
+   */
+  complete(
+    lease: LeaseIdentity,
+    signal: AbortSignal,
+    batch?: BatchBody,
+  ): Promise<Reply<CompleteResponse>> {
+    const body = batch === undefined ? fence(lease) : { ...fence(lease), batch };
+    return this.task("/v1/task/complete", body, lease, CompleteResponse, signal);
   }
 
   /** Ends the attempt failed: retryable → queued again after a backoff, else failed for good. */

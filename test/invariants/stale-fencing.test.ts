@@ -49,13 +49,30 @@ async function batchFor(c: Claimed, alerts: number) {
   };
 }
 
-/** Replays heartbeat, buffer-publish and complete of a stale attempt: each must be 409 stale_lease. */
-async function replay(stale: Claimed, publishBody: unknown): Promise<void> {
+/** A complete carrying the batch of a buffer-publish body. */
+const completeWith = (
+  f: ReturnType<typeof fence>,
+  publish: Awaited<ReturnType<typeof batchFor>>,
+) => ({
+  ...f,
+  batch: {
+    batch_uri: publish.batch_uri,
+    content_type: publish.content_type,
+    batch_size_bytes: publish.batch_size_bytes,
+  },
+});
+
+/**
+ * Replays heartbeat, buffer-publish, complete and complete carrying the
+ * batch of a stale attempt: each must be 409 stale_lease.
+ */
+async function replay(stale: Claimed, publishBody: Awaited<ReturnType<typeof batchFor>>) {
   const d = dispatcherOf(p);
   const calls: Array<["heartbeat" | "buffer-publish" | "complete", unknown]> = [
     ["heartbeat", fence(stale)],
     ["buffer-publish", publishBody],
     ["complete", fence(stale)],
+    ["complete", completeWith(fence(stale), publishBody)],
   ];
   for (const [endpoint, body] of calls) {
     const res = await call(d, endpoint, stale.capability_token, body);
@@ -65,7 +82,10 @@ async function replay(stale: Claimed, publishBody: unknown): Promise<void> {
   }
 }
 
-async function replayChangesNothing(stale: Claimed, publishBody: unknown): Promise<void> {
+async function replayChangesNothing(
+  stale: Claimed,
+  publishBody: Awaited<ReturnType<typeof batchFor>>,
+): Promise<void> {
   const sql = p.state.sql;
   const before = await footprint(sql, stale.task_id);
   await replay(stale, publishBody);
@@ -96,8 +116,13 @@ describe("invariants: stale attempt fencing", () => {
     await replayChangesNothing(first, stalePublish);
     // Its token cannot be used for attempt 2's fence either (403, not a takeover).
     const before = await footprint(p.state.sql, id);
-    for (const endpoint of ["heartbeat", "complete"] as const) {
-      const res = await call(d, endpoint, first.capability_token, fence(second));
+    const foreign = [
+      ["heartbeat", fence(second)],
+      ["complete", fence(second)],
+      ["complete", completeWith(fence(second), stalePublish)],
+    ] as const;
+    for (const [endpoint, body] of foreign) {
+      const res = await call(d, endpoint, first.capability_token, body);
       expect(res.status).toBe(403);
       expect(await res.json()).toMatchObject({ error: "capability_mismatch" });
     }

@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
 import type { Role } from "../support/processes";
 import { claimedBy, expectFailpointKill } from "./crash";
 import { TestPlatform } from "./platform";
 
 /**
  * Scenario 4: a worker dies by kill -9 mid-task — right after its claim,
- * after writing its batch to the object store, and after buffer-publish but
- * before complete. Its lease expires, a retry by another worker (the
- * wakeup's redelivery or the reaper's) completes the task, every row is there
- * exactly once, and the crashed attempt wrote nothing after it was fenced.
+ * after writing its batch to the object store, after buffer-publish but
+ * before complete (a `--exec` worker: the default worker hands its batch
+ * over with its complete), and after its complete committed but before its
+ * wakeup was acked. Unless the task was completed, its lease expires, a
+ * retry by another worker (the wakeup's redelivery or the reaper's)
+ * completes the task; every row is there exactly once, and the crashed
+ * attempt wrote nothing after it was fenced.
  */
 
 const TASKS = 6;
@@ -23,13 +27,24 @@ afterAll(async () => {
   await p.stop();
 });
 
+/** The default worker's work as a task program, for the doomed `--exec` worker. */
+const SYNTHETIC = resolve(import.meta.dir, "../../examples/synthetic.sh");
+
 /**
  * Runs one crash: tasks first, then the doomed worker alone (so it surely
- * claims one), and once it died at `point` a healthy worker to finish.
+ * claims one; with `exec`, running examples/synthetic.sh), and once it died
+ * at `point` a healthy (default) worker to finish. Unless `completed` (the
+ * crash came after the complete committed), the crashed attempt's task
+ * succeeds on a later attempt.
  */
-async function crashAt(point: string, org: string) {
+async function crashAt(
+  point: string,
+  org: string,
+  o: { exec?: boolean; completed?: boolean } = {},
+) {
   const ids = await p.createTasks(org, TASKS, ALERTS);
-  const doomed = p.startWorker(["--concurrency", "1"], { HARNESS_FAILPOINTS: point });
+  const exec = o.exec === true ? ["--exec", SYNTHETIC] : [];
+  const doomed = p.startWorker([...exec, "--concurrency", "1"], { HARNESS_FAILPOINTS: point });
   await expectFailpointKill(doomed, point);
   const crashed = claimedBy(doomed);
   expect(ids).toContain(crashed.taskId);
@@ -43,11 +58,12 @@ async function crashAt(point: string, org: string) {
   const report = await p.expectInvariants(org);
   expect(report.tasks.succeeded).toBe(TASKS);
   expect(report.rows.found).toBe(TASKS * ALERTS);
-  // The crashed attempt was fenced out and retried: the task succeeded on a later attempt.
   const [task] = await p.state
     .sql`SELECT status::text AS status, attempt FROM state.tasks WHERE id = ${crashed.taskId}::uuid`;
   expect(task?.status).toBe("succeeded");
-  expect(Number(task?.attempt)).toBeGreaterThanOrEqual(2);
+  if (o.completed === true) expect(Number(task?.attempt)).toBe(1);
+  // Else the crashed attempt was fenced out and retried: the task succeeded on a later attempt.
+  else expect(Number(task?.attempt)).toBeGreaterThanOrEqual(2);
   const outbox = await p.state.sql`
     SELECT queue_name, attempt FROM state.outbox
     WHERE task_id = ${crashed.taskId}::uuid AND queue_name IN ('buffer_queue', 'task_completed')
@@ -65,7 +81,7 @@ describe("invariants: worker crash", () => {
     ]);
   }, 60_000);
 
-  test("kill -9 after writing the batch, before buffer-publish: the orphan batch is never ingested", async () => {
+  test("kill -9 after writing the batch, before complete hands it over: the orphan batch is never ingested", async () => {
     const r = await crashAt("worker.after_write", "worker-after-write");
     expect(r.outbox).toEqual([
       `buffer_queue#${r.task?.attempt}`,
@@ -79,8 +95,8 @@ describe("invariants: worker crash", () => {
     expect(Array.from(orphans.scanSync(p.objectDir))).toHaveLength(1);
   }, 60_000);
 
-  test("kill -9 after buffer-publish, before complete: the retry's rows are all duplicates", async () => {
-    const r = await crashAt("worker.after_publish", "worker-after-publish");
+  test("kill -9 of a --exec worker after buffer-publish, before complete: the retry's rows are all duplicates", async () => {
+    const r = await crashAt("worker.after_publish", "worker-after-publish", { exec: true });
     const a = r.task?.attempt;
     // Attempt 1 published and never completed; the retry published again and completed.
     expect(r.outbox).toEqual(["buffer_queue#1", `buffer_queue#${a}`, `task_completed#${a}`]);
@@ -93,5 +109,17 @@ describe("invariants: worker crash", () => {
       [1, ALERTS, 0],
       [Number(a), 0, ALERTS],
     ]);
+  }, 60_000);
+
+  test("kill -9 after complete (carrying the batch) committed, before the wakeup's ack: nothing is redone", async () => {
+    const r = await crashAt("worker.after_complete", "worker-after-complete", { completed: true });
+    // Attempt 1 published and completed in one call; the redelivered wakeup found the task finished.
+    expect(r.outbox).toEqual(["buffer_queue#1", "task_completed#1"]);
+    const batches = await p.data.sql`
+        SELECT attempt, rows_inserted FROM data.sink_batches WHERE task_id = ${r.crashed.taskId}::uuid`;
+    expect(batches.map((b) => [Number(b.attempt), b.rows_inserted])).toEqual([[1, ALERTS]]);
+    const [attempts] = await p.state.sql`
+        SELECT count(*)::int AS n FROM state.task_attempts WHERE task_id = ${r.crashed.taskId}::uuid`;
+    expect(attempts?.n).toBe(1);
   }, 60_000);
 });

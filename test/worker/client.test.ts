@@ -86,13 +86,27 @@ describe("dispatcher client", () => {
     };
     expect((await client.bufferPublish(lease, batch, never)).ok).toBe(true);
     expect((await client.complete(lease, never)).ok).toBe(true);
-    const [claim, heartbeat, publish, complete] = seen;
+    expect((await client.complete(lease, never, batch)).ok).toBe(true);
+    const [claim, heartbeat, publish, complete, completeWithBatch] = seen;
     expect(v.is(ClaimRequest, claim?.body)).toBe(true);
     expect(claim?.headers.get("authorization")).toBe("Bearer internal-token-0123456789");
     expect(v.is(HeartbeatRequest, heartbeat?.body)).toBe(true);
     expect(v.is(BufferPublishRequest, publish?.body)).toBe(true);
     expect(v.is(CompleteRequest, complete?.body)).toBe(true);
-    for (const r of [heartbeat, publish, complete]) {
+    expect(complete?.body).toEqual({
+      task_id: lease.task_id,
+      attempt: 2,
+      lease_token: lease.lease_token,
+    });
+    expect(completeWithBatch?.path).toBe("/v1/task/complete");
+    expect(v.is(CompleteRequest, completeWithBatch?.body)).toBe(true);
+    expect(completeWithBatch?.body).toEqual({
+      task_id: lease.task_id,
+      attempt: 2,
+      lease_token: lease.lease_token,
+      batch,
+    });
+    for (const r of [heartbeat, publish, complete, completeWithBatch]) {
       expect(r?.headers.get(CAPABILITY_HEADER)).toBe("cap.jwt.token");
       expect(r?.headers.get("authorization")).toBeNull();
     }

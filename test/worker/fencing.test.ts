@@ -92,11 +92,11 @@ test("a worker paused past its lease is fenced out: heartbeat 409, nothing publi
   expect(await b.stop("SIGTERM")).toBe(0);
 }, 60_000);
 
-test("a worker killed right after buffer-publish: the next attempt publishes the same dedupe keys", async () => {
+test("a worker killed after writing its batch, before complete: the next attempt publishes the same dedupe keys", async () => {
   const [id = ""] = await createTasks(env(), "acme", ["--alerts", "15"]);
   await waitForWakeups(db().sql, [id]);
   const dying = startWorker(
-    { ...env(), HARNESS_FAILPOINTS: "worker.after_publish" },
+    { ...env(), HARNESS_FAILPOINTS: "worker.after_write" },
     [],
     "worker-dying",
   );
@@ -109,11 +109,47 @@ test("a worker killed right after buffer-publish: the next attempt publishes the
   workers.push(next);
   expect(await next.exited).toBe(0);
   expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 2 });
+  // Attempt 1's batch was written, never handed over; attempt 2's was, with its complete.
   const messages = await bufferMessages(db().sql, id);
-  expect(messages.map((m) => m.attempt)).toEqual([1, 2]);
+  expect(messages.map((m) => m.attempt)).toEqual([2]);
+  const dir = join(fileURLToPath(storeUrl), "acme", id);
+  const orphan = (await readdir(dir)).filter((f) => f.startsWith("1-"));
+  expect(orphan).toHaveLength(1);
   const keys = await Promise.all(
-    messages.map(async (m) => (await readBatch(m.batch_uri)).lines.map((l) => l.dedupe_key)),
+    [`${storeUrl}/acme/${id}/${orphan[0]}`, messages[0]?.batch_uri ?? ""].map(async (uri) =>
+      (await readBatch(uri)).lines.map((l) => l.dedupe_key),
+    ),
   );
   expect(keys[0]).toEqual(Array.from({ length: 15 }, (_, i) => dedupeKey(id, i)));
   expect(keys[1]).toEqual(keys[0]);
+}, 60_000);
+
+test("a worker killed after its complete (carrying the batch) answered: nothing is done again", async () => {
+  const [id = ""] = await createTasks(env(), "acme", ["--alerts", "15"]);
+  await waitForWakeups(db().sql, [id]);
+  const dying = startWorker(
+    { ...env(), HARNESS_FAILPOINTS: "worker.after_complete" },
+    [],
+    "worker-dying-done",
+  );
+  workers.push(dying);
+  await dying.exited;
+  expect(dying.proc.signalCode).toBe("SIGKILL");
+  expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
+
+  // The unacked wakeup comes back; the next worker finds the task finished and claims nothing.
+  const next = startWorker(env(), [], "worker-next-done");
+  workers.push(next);
+  await next.waitForLog(
+    (l) => l.msg === WORKER_LOG.task && l.task_id === id,
+    "the redelivered wakeup",
+    15_000,
+  );
+  expect(outcomes(next, id)).toEqual(["finished"]);
+  expect(await next.stop("SIGTERM")).toBe(0);
+  expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
+  const messages = await bufferMessages(db().sql, id);
+  expect(messages.map((m) => m.attempt)).toEqual([1]);
+  const keys = (await readBatch(messages[0]?.batch_uri ?? "")).lines.map((l) => l.dedupe_key);
+  expect(keys).toEqual(Array.from({ length: 15 }, (_, i) => dedupeKey(id, i)));
 }, 60_000);
