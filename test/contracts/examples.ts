@@ -53,6 +53,13 @@ const bufferMessage = {
   batch_size_bytes: 512,
 };
 
+/** The batch a complete may carry (complete_request v2). */
+const completeBatch = {
+  batch_uri: bufferMessage.batch_uri,
+  content_type: "application/x-ndjson",
+  batch_size_bytes: 512,
+};
+
 export const EXAMPLES: Record<string, Example> = {
   claim_request: {
     valid: [{ task_id: TASK }, { task_id: TASK.toUpperCase() }],
@@ -178,10 +185,24 @@ export const EXAMPLES: Record<string, Example> = {
     ],
   },
   complete_request: {
-    valid: [{ ...fence, attempt: 1_000_000 }],
+    valid: [
+      { ...fence, attempt: 1_000_000 },
+      { ...fence, batch: completeBatch },
+    ],
     invalid: [
       { why: "attempt above the maximum", value: { ...fence, attempt: 1_000_001 } },
       { why: "array body", value: [fence] },
+      { why: "an unknown field", value: { ...fence, batch_uri: completeBatch.batch_uri } },
+      { why: "an unknown field in batch", value: { ...fence, batch: { ...completeBatch, x: 1 } } },
+      {
+        why: "batch without its size",
+        value: {
+          ...fence,
+          batch: { batch_uri: completeBatch.batch_uri, content_type: "application/x-ndjson" },
+        },
+      },
+      { why: "empty batch_uri", value: { ...fence, batch: { ...completeBatch, batch_uri: "" } } },
+      { why: "null batch", value: { ...fence, batch: null } },
     ],
   },
   complete_response: {
