@@ -194,7 +194,8 @@ describe("invariants: live conformance to the exported contracts", () => {
       "dead_letter_envelope",
     ])
       expect(checker.checked.get(contract) ?? 0, contract).toBeGreaterThan(0);
-    expect(proxy.exchanges()).toBeGreaterThan(3 * ids.length);
+    // At least a claim and a complete (carrying its batch) per task, and the slow tasks' heartbeats.
+    expect(proxy.exchanges()).toBeGreaterThan(2 * ids.length);
 
     const report = await p.expectInvariants(ORG, { poisonTaskIds: [poisonId] });
     expect(report.rows.found).toBe(plain.length * 10 + slow.length * 5 + 2);
