@@ -86,13 +86,14 @@ function events(
     });
   }
   for (const o of mine.outbox) {
+    // A batch's row comes from a buffer-publish or from a complete that carried it.
     const state = o.status === "sent" ? "published" : o.status;
     const name = o.batch_uri?.slice(o.batch_uri.lastIndexOf("/") + 1) ?? "";
     const text =
       o.queue_name === "task_wakeup"
         ? "lease expiry seen by the reaper: task woken again"
         : o.queue_name === "buffer_queue"
-          ? `buffer-publish of batch ${name} (outbox row ${o.id}, ${state})`
+          ? `batch ${name} handed to the sink (outbox row ${o.id}, ${state})`
           : `complete: ${o.queue_name} message (outbox row ${o.id}, ${state})`;
     list.push({
       at: at(o.created_at),
