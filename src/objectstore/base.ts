@@ -12,12 +12,17 @@ import { keyUnder, uriFor } from "./uri";
 /**
  * What both stores share: URIs under the root, and capped reads built on
  * `open`, which gives an object's size and bytes from the same object. Each
- * store supplies put, open, delete.
+ * store supplies put, create, open, delete.
  */
 export abstract class BaseObjectStore implements ObjectStore {
   constructor(readonly root: string) {}
 
   abstract put(
+    key: string,
+    body: Body,
+    options: { contentType: string },
+  ): Promise<{ uri: string; size: number }>;
+  abstract create(
     key: string,
     body: Body,
     options: { contentType: string },

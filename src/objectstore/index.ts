@@ -8,6 +8,7 @@ import type { ObjectStore, S3Settings } from "./store";
 
 export {
   type Body,
+  ObjectExistsError,
   ObjectNotFoundError,
   type ObjectStat,
   type ObjectStore,

@@ -65,6 +65,11 @@ export class S3ObjectStore extends BaseObjectStore {
     }
   }
 
+  /** A PUT is whole and atomic already; a fresh key needs nothing more (S3 has no cheaper write). */
+  create(key: string, body: Body, options: { contentType: string }) {
+    return this.put(key, body, options);
+  }
+
   /** S3 has no symbolic links; the size is the stat's, and the read is capped by its caller. */
   protected async open(key: string): Promise<OpenedObject | undefined> {
     try {

@@ -19,6 +19,21 @@ export interface ObjectStore {
     body: Body,
     options: { contentType: string },
   ): Promise<{ uri: string; size: number }>;
+  /**
+   * Writes a new object under a fresh key of the caller's own (one carrying a
+   * UUID), which no reader may be given before this resolves. Durable like a
+   * put, and cheaper on the file store (no temp file, no rename) because it
+   * writes in place: until it resolves the key may hold part of the object,
+   * and a crash in the middle may leave that part there, under a key nobody
+   * was given. A create that fails removes what it wrote. It is not for
+   * replacing: the file store refuses a taken key (ObjectExistsError); on S3,
+   * whose PUT is atomic anyway, a create is a put.
+   */
+  create(
+    key: string,
+    body: Body,
+    options: { contentType: string },
+  ): Promise<{ uri: string; size: number }>;
   /** Undefined when there is no such object. */
   stat(key: string): Promise<ObjectStat | undefined>;
   /**
@@ -54,6 +69,14 @@ export class ObjectTooLargeError extends Error {
     readonly maxBytes: number,
   ) {
     super(`object ${uri} is ${size} bytes, over the ${maxBytes} byte cap`);
+  }
+}
+
+/** A create found its key taken: it replaces nothing. */
+export class ObjectExistsError extends Error {
+  override name = "ObjectExistsError";
+  constructor(readonly uri: string) {
+    super(`an object already exists at ${uri}`);
   }
 }
 

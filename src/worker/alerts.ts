@@ -12,6 +12,12 @@ import type { ExplicitAlert, SyntheticPayload } from "../contracts/task";
 const SEVERITIES: readonly Severity[] = ["info", "low", "medium", "high", "critical"];
 /** Deterministic alerts are dated from here, one second apart. */
 const EPOCH_MS = Date.UTC(2024, 0, 1);
+/** The first dates, formatted once: every task's batch repeats them. */
+const DATES = Array.from({ length: 100 }, (_, i) => dateOf(i));
+
+function dateOf(index: number): string {
+  return new Date(EPOCH_MS + index * 1000).toISOString();
+}
 
 export function dedupeKey(taskId: string, index: number): string {
   return `${taskId}:${index}`;
@@ -25,7 +31,7 @@ export function generatedAlert(orgId: string, taskId: string, index: number): Al
     source: "harness.worker",
     severity: SEVERITIES[index % SEVERITIES.length] ?? "info",
     title: `Synthetic alert ${index} of task ${taskId}`,
-    occurred_at: new Date(EPOCH_MS + index * 1000).toISOString(),
+    occurred_at: DATES[index] ?? dateOf(index),
     attributes: { task_id: taskId, index },
   };
 }

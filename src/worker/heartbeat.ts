@@ -28,21 +28,29 @@ export interface Heartbeat {
 }
 
 export function startHeartbeat(opts: HeartbeatOptions): Heartbeat {
-  const stopper = new AbortController();
-  const signal = AbortSignal.any([stopper.signal, opts.signal]);
-  const loop = (async () => {
-    while (!signal.aborted) {
-      await sleep(opts.intervalMs, signal);
-      if (signal.aborted) return;
-      if (!(await beat(opts, signal))) return;
-    }
-  })();
+  let beating: { stopper: AbortController; loop: Promise<void> } | undefined;
+  // Most attempts end before their first heartbeat is due: until then a timer is all they cost.
+  const due = setTimeout(() => {
+    const stopper = new AbortController();
+    const loop = beatEvery(opts, AbortSignal.any([stopper.signal, opts.signal]));
+    beating = { stopper, loop };
+  }, opts.intervalMs);
   return {
     async stop() {
-      stopper.abort();
-      await loop;
+      clearTimeout(due);
+      if (beating === undefined) return;
+      beating.stopper.abort();
+      await beating.loop;
     },
   };
+}
+
+/** Beats now and then every `intervalMs`, until the signal aborts or the lease is lost. */
+async function beatEvery(opts: HeartbeatOptions, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    if (!(await beat(opts, signal))) return;
+    await sleep(opts.intervalMs, signal);
+  }
 }
 
 /** One heartbeat; false once the lease is lost. */

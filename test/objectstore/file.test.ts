@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  ObjectExistsError,
   ObjectNotFoundError,
   type ObjectStore,
   ObjectSymlinkError,
@@ -22,6 +23,27 @@ const noS3 = {
   region: undefined,
 };
 
+/** A body that yields a chunk, then fails: the write has begun when it does. */
+function failingStream(): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) controller.error(new Error("the body broke"));
+      else controller.enqueue(new TextEncoder().encode("a partial line"));
+      sent = true;
+    },
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected the promise to reject");
+}
+
 afterAll(async () => {
   await rm(base, { recursive: true, force: true });
 });
@@ -38,6 +60,33 @@ describe("file store specifics", () => {
     expect(store.root).toBe(pathToFileURL(dir).href);
     await store.put("org/task/1-a.jsonl", "x\n", { contentType: "application/x-ndjson" });
     expect(await readdir(join(dir, "org", "task"))).toEqual(["1-a.jsonl"]);
+  });
+
+  test("a create leaves no temp file and never replaces an object", async () => {
+    const dir = join(base, "creates");
+    const store = await openObjectStore(pathToFileURL(dir).href, noS3);
+    await store.put("org/task/1-a.jsonl", "first\n", { contentType: "application/x-ndjson" });
+    const taken = await rejection(
+      store.create("org/task/1-a.jsonl", "second\n", { contentType: "application/x-ndjson" }),
+    );
+    expect(taken).toBeInstanceOf(ObjectExistsError);
+    expect(await store.getText("org/task/1-a.jsonl", { maxBytes: 100 })).toBe("first\n");
+    await store.create("org/task/1-b.jsonl", "new\n", { contentType: "application/x-ndjson" });
+    expect((await readdir(join(dir, "org", "task"))).sort()).toEqual(["1-a.jsonl", "1-b.jsonl"]);
+  });
+
+  test("a put or a create whose body fails midway leaves no object and no temp file", async () => {
+    const dir = join(base, "failures");
+    const store = await openObjectStore(pathToFileURL(dir).href, noS3);
+    await store.put("org/task/1-kept.jsonl", "kept\n", { contentType: "application/x-ndjson" });
+    const write = { put: store.put.bind(store), create: store.create.bind(store) };
+    for (const [how, write_] of Object.entries(write)) {
+      const key = `org/task/1-${how}.jsonl`;
+      const err = await rejection(write_(key, failingStream(), { contentType: "text/plain" }));
+      expect(err).toBeInstanceOf(Error);
+      expect(await store.stat(key)).toBeUndefined();
+    }
+    expect(await readdir(join(dir, "org", "task"))).toEqual(["1-kept.jsonl"]);
   });
 
   test("unknown schemes are refused", async () => {

@@ -100,6 +100,18 @@ export function objectStoreSuite(
       expect(await store.getText("b/stream.txt", { maxBytes: 100 })).toBe("from a stream");
     });
 
+    test("create writes a new object from bytes or a stream", async () => {
+      const store = await open();
+      const made = await store.create("c/t/1-a.jsonl", '{"a":1}\n', { contentType: NDJSON });
+      expect(made).toEqual({ uri: store.uriFor("c/t/1-a.jsonl"), size: 8 });
+      expect(await store.getText("c/t/1-a.jsonl", { maxBytes: 100 })).toBe('{"a":1}\n');
+      const stream = new Blob(["from ", "a stream"]).stream();
+      expect((await store.create("c/t/1-b.txt", stream, { contentType: "text/plain" })).size).toBe(
+        13,
+      );
+      expect(await store.getText("c/t/1-b.txt", { maxBytes: 100 })).toBe("from a stream");
+    });
+
     test("a 20 MB object streams in and out whole", async () => {
       const store = await open();
       const size = 20 * MB;

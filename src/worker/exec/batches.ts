@@ -7,8 +7,9 @@ import type { ObjectStore } from "../../objectstore/index";
  * buffer-publish accepts), a new one started when the next line would not
  * fit, at most `maxBatches` of them. Lines are encoded into a fixed buffer
  * and written in chunks of it, with the store's backpressure: memory stays
- * bounded whatever the output's length. Nothing is published here: on
- * failure every object written is deleted (an unfinished one never appears).
+ * bounded whatever the output's length. Each object is a store create under
+ * a fresh key. Nothing is published here: on failure every object written,
+ * or begun, is deleted.
  */
 
 export interface Batch {
@@ -148,8 +149,8 @@ export class BatchWriter {
       { highWaterMark: 4 },
     );
     const writer = stream.writable.getWriter();
-    const put = this.store.put(key, stream.readable, { contentType: NDJSON });
-    // A failed put errors the writable side, so a wait on it ends.
+    const put = this.store.create(key, stream.readable, { contentType: NDJSON });
+    // A failed create errors the writable side, so a wait on it ends.
     put.catch((err: unknown) => writer.abort(err).catch(() => {}));
     this.open = { key, writer, put, lines: 0 };
     return this.open;
