@@ -33,7 +33,7 @@ export async function syntheticWork(
   // A task of zero alerts has no batch to publish (an empty one is refused): it just completes.
   let batch: BatchBody | undefined;
   if (body.byteLength > 0) {
-    const put = await ctx.store.put(batchKey(task), body, { contentType: NDJSON });
+    const put = await ctx.store.create(batchKey(task), body, { contentType: NDJSON });
     failpoint("worker.after_write");
     if (signal.aborted) return ended(a);
     batch = { batch_uri: put.uri, content_type: NDJSON, batch_size_bytes: put.size };
