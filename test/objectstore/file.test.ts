@@ -1,9 +1,17 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { READ_AT_ONCE_BYTES } from "../../src/objectstore/file-read";
 import {
   ObjectExistsError,
   ObjectNotFoundError,
@@ -188,4 +196,53 @@ describe("the file store never leaves its root", () => {
     }
     expect(seen.outside).toBe(0);
   }, 90_000);
+});
+
+describe("file store reads", () => {
+  const openFds = () => readdirSync("/proc/self/fd").length;
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const chunks: number[] = [];
+    for await (const chunk of stream) chunks.push(chunk.byteLength);
+    return chunks;
+  };
+
+  test("an object of up to READ_AT_ONCE_BYTES comes as one chunk, its file already closed", async () => {
+    const store = await openObjectStore(pathToFileURL(join(base, "at-once")).href, noS3);
+    await store.put("o/t/small.jsonl", "a\n", { contentType: "application/x-ndjson" });
+    await store.put("o/t/edge.jsonl", new Uint8Array(READ_AT_ONCE_BYTES).fill(0x61), {
+      contentType: "application/x-ndjson",
+    });
+    const before = openFds();
+    const opened = await Promise.all(
+      Array.from({ length: 20 }, () => store.read("o/t/small.jsonl", { maxBytes: 10 })),
+    );
+    // Never read nor cancelled, and still no file left open.
+    expect(openFds()).toBe(before);
+    expect(await collect(opened[0]?.stream ?? new ReadableStream())).toEqual([2]);
+    const edge = await store.read("o/t/edge.jsonl", { maxBytes: READ_AT_ONCE_BYTES });
+    expect(edge.size).toBe(READ_AT_ONCE_BYTES);
+    expect(await collect(edge.stream)).toEqual([READ_AT_ONCE_BYTES]);
+  });
+
+  test("a larger object streams in chunks, and bytes appended after the open still come", async () => {
+    const dir = join(base, "streamed");
+    const store = await openObjectStore(pathToFileURL(dir).href, noS3);
+    const size = READ_AT_ONCE_BYTES + 1;
+    await store.put("o/t/big.jsonl", new Uint8Array(size).fill(0x62), {
+      contentType: "application/x-ndjson",
+    });
+    const opened = await store.read("o/t/big.jsonl", { maxBytes: 2 * size });
+    expect(opened.size).toBe(size);
+    // The reader, not the store, counts against the claimed size: it must see the growth.
+    appendFileSync(join(dir, "o", "t", "big.jsonl"), "grown");
+    const chunks = await collect(opened.stream);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.reduce((a, b) => a + b, 0)).toBe(size + 5);
+    // Stopping early closes the file.
+    const before = openFds();
+    const again = await store.read("o/t/big.jsonl", { maxBytes: 2 * size });
+    expect(openFds()).toBe(before + 1);
+    await again.stream.cancel();
+    expect(openFds()).toBe(before);
+  });
 });

@@ -120,3 +120,40 @@ describe("batches of several chunks", () => {
     expect(batch).toEqual({ i: 11_000, s: 33_000 });
   }, 90_000);
 });
+
+describe("the rows travel as JSON (src/sink/sql.ts)", () => {
+  /** Text that an escaping mistake on the way to the database would change. */
+  const tricky =
+    'quote " backslash \\ \\" tab \t newline \n cr \r bell \u0007 é 😀 \u2028 {"a":[1]} ,;';
+  const trickyLine = (key: string) =>
+    alert("acme", `${key} ${tricky}`, {
+      source: tricky,
+      title: tricky,
+      attributes: { [tricky]: tricky, list: [tricky, 1.5, null, true], empty: {} },
+    });
+
+  test.each([
+    ["held as alerts (one statement)", 10],
+    ["packed (over 1 MiB, several chunks)", 12_000],
+  ])(
+    "strings with quotes, backslashes, controls and non-ASCII are stored as sent: %s",
+    async (_, fill) => {
+      const sql = db().sql;
+      const lines = [trickyLine("x"), ...goodLines("acme", "fill", fill)];
+      await publishBatchMessage(db().queue(), await putBatch(store().store, jsonl(lines)));
+      const m = await sinkUntilIdle(db(), store().store, { visibilityTimeoutMs: 10_000 });
+      expect(m).toMatchObject({ batches: 1, rowsInserted: fill + 1, deadLetters: 0, retries: 0 });
+      const [row] = await sql`
+      SELECT dedupe_key, source, title, attributes FROM data.alert_events
+      WHERE dedupe_key LIKE 'x %'`;
+      const sent = trickyLine("x");
+      expect(row).toEqual({
+        dedupe_key: sent.dedupe_key,
+        source: sent.source,
+        title: sent.title,
+        attributes: sent.attributes,
+      });
+    },
+    60_000,
+  );
+});
