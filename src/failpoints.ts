@@ -12,7 +12,7 @@ import { createLogger } from "./log";
  *
  * Known points (grep `failpoint("` for the live list):
  *   dispatcher.after_outbox_commit  a task API call committed its outbox row, before any publish
- *   dispatcher.after_drain_publish  the drainer published a batch, before marking it sent
+ *   dispatcher.after_drain_publish  the drainer published a batch, before committing its sent mark
  *   worker.after_claim              a claim succeeded, before any work
  *   worker.after_write              the batch is in the object store, before buffer-publish
  *   worker.after_publish            buffer-publish answered 202, before complete (--exec)

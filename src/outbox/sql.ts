@@ -122,26 +122,35 @@ const PendingRow = v.object({
 });
 export type PendingRow = v.InferOutput<typeof PendingRow>;
 
+/** Oldest first: ids are bigints, so a shorter one is smaller. */
+const byId = (a: PendingRow, b: PendingRow) =>
+  a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
 /**
- * Locks up to `limit` pending rows (or the one row `id`, if still pending),
- * oldest first, skipping rows another drainer holds. Call inside a
- * transaction that publishes them, then marks them sent (or rejected):
- * either way they leave `pending`, so the oldest rows never block the ones
- * behind them.
+ * Takes up to `limit` pending rows (or the one row `id`, if still pending),
+ * oldest first, skipping rows another drainer holds, and marks them sent in
+ * the same statement. Call it inside the transaction that publishes them:
+ * the mark is seen by no one until that transaction commits, after their
+ * publish (invariant 4); should the publish fail, the rollback leaves them
+ * pending. A taken row that can never be published is marked rejected
+ * before commit (outboxMarkRejected with `taken`). Either way rows leave
+ * `pending`, so the oldest never block the ones behind them.
  */
-export async function outboxLockPending(
+export async function outboxTakePending(
   db: Db,
   p: { limit: number; id?: string },
 ): Promise<PendingRow[]> {
   const rows = await db`
-    SELECT id::text AS id, queue_name, payload, available_at,
-           (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us
-    FROM state.outbox
-    WHERE status = 'pending' ${p.id === undefined ? db`` : db`AND id = ${p.id}::bigint`}
-    ORDER BY id
-    LIMIT ${p.limit}
-    FOR UPDATE SKIP LOCKED`;
-  return v.parse(v.array(PendingRow), [...rows]);
+    UPDATE state.outbox o SET status = 'sent', sent_at = now()
+    WHERE o.id IN (
+      SELECT id FROM state.outbox
+      WHERE status = 'pending' ${p.id === undefined ? db`` : db`AND id = ${p.id}::bigint`}
+      ORDER BY id
+      LIMIT ${p.limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING o.id::text AS id, o.queue_name, o.payload, o.available_at,
+              (extract(epoch FROM o.created_at) * 1000000)::bigint::text AS created_us`;
+  return v.parse(v.array(PendingRow), [...rows]).sort(byId);
 }
 
 /**
@@ -163,28 +172,22 @@ export async function outboxPendingIds(db: Db, p: { limit: number }): Promise<st
   return rows.map((r) => String(r.id));
 }
 
-/** Marks rows sent, by the database clock. */
-export async function outboxMarkSent(db: Db, p: { ids: readonly string[] }): Promise<number> {
-  if (p.ids.length === 0) return 0;
-  const rows = await db`
-    UPDATE state.outbox SET status = 'sent', sent_at = now()
-    WHERE id = ANY(${p.ids}::bigint[]) AND status = 'pending'
-    RETURNING id`;
-  return rows.length;
-}
-
-/** Marks rows that break their queue's contract `rejected`, with the reason: never retried. */
+/**
+ * Marks rows that can never be published `rejected`, with the reason: never
+ * retried. Only rows still pending; with `taken`, the rows this transaction
+ * took (outboxTakePending marked them sent, not yet committed).
+ */
 export async function outboxMarkRejected(
   db: Db,
-  p: { rows: ReadonlyArray<{ id: string; error: string }> },
+  p: { rows: ReadonlyArray<{ id: string; error: string }>; taken?: boolean },
 ): Promise<number> {
   if (p.rows.length === 0) return 0;
   const ids = p.rows.map((r) => r.id);
   const errors = p.rows.map((r) => r.error);
   const rows = await db`
-    UPDATE state.outbox o SET status = 'rejected', error = u.error
+    UPDATE state.outbox o SET status = 'rejected', error = u.error, sent_at = NULL
     FROM unnest(${ids}::bigint[], ${errors}::text[]) AS u(id, error)
-    WHERE o.id = u.id AND o.status = 'pending'
+    WHERE o.id = u.id AND o.status = ${p.taken === true ? db`'sent'` : db`'pending'`}
     RETURNING o.id`;
   return rows.length;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { outboxMarkRejected, outboxMarkSent, outboxPendingIds } from "../../src/outbox/sql";
+import { outboxMarkRejected, outboxPendingIds, outboxTakePending } from "../../src/outbox/sql";
 import { collectStatus, formatStatus, STATUS_FAILURES } from "../../src/reads/status";
 import { createTasks } from "../../src/tasks/create";
 import { useFreshDatabase } from "../support/db";
@@ -62,7 +62,8 @@ describe("status", () => {
     await outboxMarkRejected(db().sql, {
       rows: ids.slice(0, 2).map((id) => ({ id, error: "refused by the queue" })),
     });
-    await outboxMarkSent(db().sql, { ids: ids.slice(2, 3) });
+    // Taken outside a transaction: marked sent at once.
+    await outboxTakePending(db().sql, { limit: 1, id: ids[2] });
     const r = await collectStatus({
       state: db().sql,
       data: db().sql,
