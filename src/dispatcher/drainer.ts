@@ -20,6 +20,26 @@ const BACKOFF_MS = 500;
  */
 const MIN_ROUND_INTERVAL_MS = 10;
 
+/** How this dispatcher's task calls wake its drainer: a plain call, no Event allocated per call. */
+export interface Wakeup {
+  wake(): void;
+  /** The drainer's listener, until the returned function removes it. */
+  listen(listener: () => void): () => void;
+}
+
+export function createWakeup(): Wakeup {
+  let current: (() => void) | undefined;
+  return {
+    wake: () => current?.(),
+    listen(listener) {
+      current = listener;
+      return () => {
+        if (current === listener) current = undefined;
+      };
+    },
+  };
+}
+
 /**
  * Runs until `signal` aborts; resolves once the current round has ended.
  * Wakes on a "wake" event from this dispatcher's own task calls, on a NOTIFY
@@ -30,7 +50,7 @@ export async function runDrainer(
   sql: Sql,
   p: {
     signal: AbortSignal;
-    wake: EventTarget;
+    wake: Wakeup;
     log: Logger;
     metrics: Metrics;
     publisherFor: PublisherFor;
@@ -44,7 +64,7 @@ export async function runDrainer(
   };
   const sub = await sql.listen(OUTBOX_CHANNEL, poke);
   p.signal.addEventListener("abort", poke, { once: true });
-  p.wake.addEventListener("wake", poke);
+  const unlisten = p.wake.listen(poke);
   const round = {
     limit: DRAIN_BATCH,
     log: p.log,
@@ -78,7 +98,7 @@ export async function runDrainer(
       wake = undefined;
     }
   } finally {
-    p.wake.removeEventListener("wake", poke);
+    unlisten();
     await sub.unlisten().catch(() => {});
   }
 }

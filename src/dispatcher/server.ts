@@ -11,7 +11,7 @@ import { openQueue } from "../queue/open";
 import { createVerifier } from "./capability";
 import { claimBatcher } from "./claims";
 import { completeBatcher } from "./completes";
-import { runDrainer } from "./drainer";
+import { createWakeup, runDrainer } from "./drainer";
 import type { Deps } from "./handlers";
 import { bearerCheck, concurrencyCap, HARD_BODY_BYTES, problem } from "./http";
 import { loadKeyRing } from "./keys";
@@ -74,7 +74,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   const queue = await openQueue(cfg, { name: "dispatcher-queue", connections: 2 });
   const ring = await loadKeyRing(cfg, sql);
   const metrics = createMetrics();
-  const drainerWake = new EventTarget();
+  const drainerWake = createWakeup();
   const capabilityTtlMs = cfg.capability.ttlMs ?? DEFAULT_TTL_MS + cfg.leaseDurationMs;
   const d: Deps = {
     sql,
@@ -90,7 +90,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
     },
     capabilityTtlMs,
     internalAuth: bearerCheck(internalToken),
-    wakeDrainer: () => drainerWake.dispatchEvent(new Event("wake")),
+    wakeDrainer: drainerWake.wake,
     ...mergedCalls(sql, cfg),
   };
   const abort = new AbortController();
