@@ -7,13 +7,20 @@ const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 type Labels = Record<string, string>;
 
-const key = (labels: Labels) =>
-  Object.entries(labels)
-    .map(
-      ([k, val]) =>
-        `${k}="${val.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`,
-    )
-    .join(",");
+const NEEDS_ESCAPE = /[\\"\n]/;
+const escapeValue = (val: string) =>
+  NEEDS_ESCAPE.test(val)
+    ? val.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")
+    : val;
+
+/** The series' label text, `k="v",…`: built on every request, so a plain loop, escaping only when needed. */
+function key(labels: Labels): string {
+  let out = "";
+  for (const k in labels) {
+    out += `${out === "" ? "" : ","}${k}="${escapeValue(labels[k] ?? "")}"`;
+  }
+  return out;
+}
 
 class Counter {
   readonly values = new Map<string, number>();
