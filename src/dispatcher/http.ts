@@ -26,20 +26,22 @@ export function problem(status: number, error: string, message: string): Respons
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
+const utf8 = new TextDecoder();
+
 /**
- * The body's bytes, read as they stream in (chunked bodies too) and
- * refused at the first byte past MAX_BODY_BYTES: no body is ever held
- * beyond the cap, whatever it declares or however long it runs.
+ * The body's text, read as it streams in (chunked bodies too) and refused
+ * at the first byte past MAX_BODY_BYTES: no body is ever held beyond the
+ * cap, whatever it declares or however long it runs.
  */
-async function bodyBytes(req: Request): Promise<Uint8Array | "too_large"> {
+async function bodyText(req: Request): Promise<string | "too_large"> {
   const length = req.headers.get("content-length");
   const declared = Number(length ?? "0");
   if (declared > MAX_BODY_BYTES) return "too_large";
   // A body framed by its Content-Length alone is exactly that long: read it in
   // one go, without the per-chunk stream machinery (the common case, and the
   // cheap one). Chunked bodies are counted as they stream.
-  if (length !== null && req.headers.get("transfer-encoding") === null) return req.bytes();
-  if (req.body === null) return new Uint8Array();
+  if (length !== null && req.headers.get("transfer-encoding") === null) return req.text();
+  if (req.body === null) return "";
   const parts: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of req.body) {
@@ -54,7 +56,7 @@ async function bodyBytes(req: Request): Promise<Uint8Array | "too_large"> {
     out.set(part, at);
     at += part.byteLength;
   }
-  return out;
+  return utf8.decode(out);
 }
 
 /** Reads a JSON body and checks it against a strict schema: 400 on any flaw, 413 past the cap. */
@@ -64,8 +66,8 @@ export async function readBody<S extends v.GenericSchema>(
 ): Promise<Parsed<v.InferOutput<S>>> {
   let raw: unknown;
   try {
-    const bytes = await bodyBytes(req);
-    if (bytes === "too_large") {
+    const text = await bodyText(req);
+    if (text === "too_large") {
       const res = problem(
         413,
         "body_too_large",
@@ -75,7 +77,7 @@ export async function readBody<S extends v.GenericSchema>(
       res.headers.set("Connection", "close");
       return { ok: false, response: res };
     }
-    raw = JSON.parse(new TextDecoder().decode(bytes));
+    raw = JSON.parse(text);
   } catch {
     return { ok: false, response: problem(400, "malformed_json", "the body is not valid JSON") };
   }
