@@ -19,6 +19,14 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /** Cancels any statement running longer (a read-only dashboard's guard); unset: no limit. */
   statementTimeoutMs?: number;
+  /**
+   * Plans each prepared statement once (`plan_cache_mode = force_generic_plan`).
+   * PostgreSQL otherwise keeps planning anew every run of a statement whose
+   * generic plan it costs above its custom ones: the dispatcher's merged
+   * statements over `unnest($1::uuid[])`, where planning cost over twice the
+   * run (1.05 → 0.30 backend CPU ms per merged claim).
+   */
+  genericPlans?: boolean;
 }
 
 /**
@@ -45,6 +53,7 @@ export function connect(url: string, opts: ConnectOptions): Sql {
       ...(opts.statementTimeoutMs === undefined
         ? {}
         : { statement_timeout: opts.statementTimeoutMs }),
+      ...(opts.genericPlans === true ? { plan_cache_mode: "force_generic_plan" } : {}),
     },
     socket: failswitch("db.no_reconnect") ? socketsWithoutReconnect() : undefined,
   };

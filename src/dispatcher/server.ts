@@ -55,6 +55,10 @@ function serve(
   });
 }
 
+/** The one pool of the API, the drainer and the reaper; its merged statements are planned once. */
+const statePool = (cfg: Config): Sql =>
+  connect(requireStateDatabase(cfg), { name: "dispatcher", max: POOL_SIZE, genericPlans: true });
+
 /** Concurrent task calls of each kind merged into shared statements (./merge.ts). */
 function mergedCalls(sql: Sql, cfg: Config) {
   return {
@@ -69,7 +73,7 @@ export async function startDispatcher(cfg: Config, port = cfg.port): Promise<Run
   const internalToken = requireInternalAuthToken(cfg);
   const objectStoreUrl = requireObjectStore(cfg);
   const log = createLogger("dispatcher");
-  const sql: Sql = connect(requireStateDatabase(cfg), { name: "dispatcher", max: POOL_SIZE });
+  const sql = statePool(cfg);
   // The drainer publishes through the queue seam: pgqueue inside its own transaction.
   const queue = await openQueue(cfg, { name: "dispatcher-queue", connections: 2 });
   const ring = await loadKeyRing(cfg, sql);
