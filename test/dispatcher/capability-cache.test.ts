@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { importJWK, jwtVerify } from "jose";
+import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
+import { CAPABILITY_TYP } from "../../src/contracts/capability";
 import { createVerifier, signCapability } from "../../src/dispatcher/capability";
 import { generateSigningJwk, type KeyRing } from "../../src/dispatcher/keys";
 
@@ -33,6 +34,12 @@ describe("remembered capability tokens", () => {
     const key = r.verify.get(r.signing.kid);
     if (key === undefined) throw new Error("no key");
     expect((await jwtVerify(token, key)).payload).toEqual(claims);
+    // Signed by hand (no jose on this side): the header is exactly what jose would write.
+    expect(decodeProtectedHeader(token)).toEqual({
+      alg: "EdDSA",
+      typ: CAPABILITY_TYP,
+      kid: r.signing.kid,
+    });
     const fresh = createVerifier(r, { maxLifetimeMs: 60_000 });
     const remembering = createVerifier(r, { maxLifetimeMs: 60_000 });
     remembering.remember(token, claims);

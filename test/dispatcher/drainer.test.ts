@@ -10,6 +10,7 @@ import {
   outboxDrainOnce,
   type PublisherFor,
 } from "../../src/dispatcher/drain";
+import { createWakeup } from "../../src/dispatcher/drainer";
 import { createLogger, type Fields, type Logger } from "../../src/log";
 import { outboxInsert } from "../../src/outbox/sql";
 import { MessageRefusedError, type Outgoing } from "../../src/queue/seam";
@@ -87,6 +88,50 @@ describe("drainer", () => {
     expect(rejectedLogs[0]?.fields.outbox_id).toBeDefined();
     const [msg] = await db().sql`SELECT payload FROM state.queue_messages`;
     expect(msg?.payload).toEqual({ task_id: task });
+  });
+
+  test("the rows a round takes are seen sent by no one until it has published them (invariant 4)", async () => {
+    await reset();
+    const tasks = [randomUUID(), randomUUID(), randomUUID()];
+    await outboxInsert(db().sql, {
+      rows: tasks.map((t) => ({
+        queue: "task_wakeup" as const,
+        payload: { task_id: t },
+        taskId: t,
+        attempt: 1,
+      })),
+      notify: false,
+    });
+    const seenDuringPublish: string[] = [];
+    const watching: PublisherFor = (tx: Db) => {
+      const inner = db().queue().publisher(tx);
+      return {
+        async publish(queue, messages) {
+          // Another session, while the round publishes: its mark is not committed yet.
+          const rows = await db().sql`SELECT status::text AS status FROM state.outbox ORDER BY id`;
+          seenDuringPublish.push(...rows.map((r) => String(r.status)));
+          return inner.publish(queue, messages);
+        },
+      };
+    };
+    expect(await drain(recordingLog(), watching)).toEqual({ published: 3, rejected: 0 });
+    expect(seenDuringPublish).toEqual(["pending", "pending", "pending"]);
+    const after = await db().sql`
+      SELECT status::text AS status, sent_at IS NOT NULL AS stamped FROM state.outbox ORDER BY id`;
+    expect([...after]).toEqual(tasks.map(() => ({ status: "sent", stamped: true })));
+    const published = await db()
+      .sql`SELECT payload->>'task_id' AS task FROM state.queue_messages ORDER BY id`;
+    // Oldest first, as the rows were written.
+    expect(published.map((m) => m.task)).toEqual(tasks);
+  });
+
+  test("a row taken and then rejected in the same round ends rejected, with no sent time", async () => {
+    await reset();
+    await db().sql`
+      INSERT INTO state.outbox (queue_name, payload) VALUES ('task_wakeup', '{"task_id": "nope"}')`;
+    expect(await drain(recordingLog())).toEqual({ published: 0, rejected: 1 });
+    const [row] = await db().sql`SELECT status::text AS status, sent_at FROM state.outbox`;
+    expect(row).toEqual({ status: "rejected", sent_at: null });
   });
 
   test("each row goes through the seam with its id and creation time as dedupe id, and its available_at", async () => {
@@ -259,5 +304,22 @@ describe("drainer: a publish that always fails for one row", () => {
     expect((await statuses())[1]?.status).toBe("pending");
     // Once the backend takes it, it goes like any other.
     expect(await drain(log)).toEqual({ published: 1, rejected: 0 });
+  });
+});
+
+describe("the drainer's wakeup", () => {
+  test("a wake calls the drainer's listener until it stops listening; waking nobody is harmless", () => {
+    const wakeup = createWakeup();
+    wakeup.wake();
+    let woken = 0;
+    const unlisten = wakeup.listen(() => {
+      woken += 1;
+    });
+    wakeup.wake();
+    wakeup.wake();
+    expect(woken).toBe(2);
+    unlisten();
+    wakeup.wake();
+    expect(woken).toBe(2);
   });
 });
