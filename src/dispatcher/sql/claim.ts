@@ -67,9 +67,14 @@ export async function taskClaimMany(
   p: { taskIds: readonly string[]; leaseMs: number; maxAttempts: number },
 ): Promise<ClaimOutcome[]> {
   if (p.taskIds.length === 0) return [];
+  // status::text: no index on status can serve this test, so the rows are
+  // always found by id. The dispatcher plans each statement once
+  // (force_generic_plan); planned while the statistics still said "few queued
+  // tasks" (a fresh table, a burst of task creates), a plan that scans every
+  // queued task and then matches ids was cheaper on paper, and stayed.
   const claimable = db`(
-    (t.status = 'queued' AND (t.retry_at IS NULL OR t.retry_at <= now()))
-    OR (t.status = 'running' AND t.lease_expires_at <= now()))`;
+    (t.status::text = 'queued' AND (t.retry_at IS NULL OR t.retry_at <= now()))
+    OR (t.status::text = 'running' AND t.lease_expires_at <= now()))`;
   const raw = await db`
     WITH req AS (
       SELECT r.id, r.n FROM unnest(${p.taskIds}::uuid[]) WITH ORDINALITY AS r(id, n)
