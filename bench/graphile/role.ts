@@ -16,12 +16,13 @@ import { batchKey } from "../../src/worker/attempt";
  *
  * - `make`: `make_batch` jobs. Writes the task's lines as our worker does
  *   (src/worker/alerts.ts: the same alerts, the same JSONL) to the file store
- *   (temp file, fsync, rename, fsync of the folder: src/objectstore/file.ts),
+ *   (the store's create, as our worker writes: the file in place with O_EXCL,
+ *   fsync, fsync of the folder: src/objectstore/file.ts),
  *   then adds an `ingest_batch` job.
  * - `ingest`: `ingest_batch` jobs. Reads the file and validates every line as
  *   our sink does (src/sink/fetch.ts: the AlertLine contract, line by line),
- *   then the sink's own insert (src/sink/sql.ts: INSERT … unnest ON CONFLICT
- *   DO NOTHING with its data.sink_batches row, one statement) on a
+ *   then the sink's own insert (src/sink/sql.ts: INSERT … jsonb_to_recordset ON
+ *   CONFLICT DO NOTHING with its data.sink_batches row, one statement) on a
  *   postgres.js pool of CONCURRENCY connections.
  *
  * A graphile-worker runner only fetches the jobs of the tasks in its
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     const p = v.parse(MakePayload, raw);
     const body = toJsonl(alertsFor(p.org_id, p.task_id, { alerts }));
     const key = batchKey({ org_id: p.org_id, task_id: p.task_id, attempt: 1 });
-    const put = await store.put(key, body, { contentType: NDJSON });
+    const put = await store.create(key, body, { contentType: NDJSON });
     await helpers.addJob("ingest_batch", {
       task_id: p.task_id,
       org_id: p.org_id,

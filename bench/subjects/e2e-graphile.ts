@@ -15,9 +15,9 @@ import { peakRssMiB, type Stoppable, spawnScript } from "../lib/roles";
 /**
  * Workload 5, the graphile-worker reference: the same work as ours on
  * graphile-worker 0.18 (../graphile/role.ts): `workers` processes × C
- * running `make_batch` (the task's alert lines written to a file store with
- * fsync and rename, then an `ingest_batch` job added) and one sink process ×
- * S running `ingest_batch` (fetch, validate every line, the sink's insert).
+ * running `make_batch` (the task's alert lines written to a file store as
+ * our worker writes them, then an `ingest_batch` job added) and one sink
+ * process × S running `ingest_batch` (fetch, validate every line, the sink's insert).
  * No leases, fencing, tokens or outbox. Timed as ours (../lib/pipeline.ts):
  * from adding the K `make_batch` jobs (batches of 1,000, from this process)
  * to data.sink_batches accounting for all K×N rows; the CPU of PostgreSQL,
