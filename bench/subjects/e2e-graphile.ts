@@ -8,7 +8,7 @@ import { connect } from "../../src/db/connect";
 import { waitFor } from "../../test/support/wait";
 import { waitCpuQuiet } from "../lib/cpu";
 import { PgCounter } from "../lib/pgstats";
-import { measurePipeline } from "../lib/pipeline";
+import { measurePipeline, WARM_UP_TASKS } from "../lib/pipeline";
 import { chunks, option, subjectMain } from "../lib/protocol";
 import { peakRssMiB, type Stoppable, spawnScript } from "../lib/roles";
 
@@ -18,8 +18,8 @@ import { peakRssMiB, type Stoppable, spawnScript } from "../lib/roles";
  * running `make_batch` (the task's alert lines written to a file store as
  * our worker writes them, then an `ingest_batch` job added) and one sink
  * process × S running `ingest_batch` (fetch, validate every line, the sink's insert).
- * No leases, fencing, tokens or outbox. Timed as ours (../lib/pipeline.ts):
- * from adding the K `make_batch` jobs (batches of 1,000, from this process)
+ * No leases, fencing, tokens or outbox. Warmed up and timed as ours
+ * (../lib/pipeline.ts): from adding the K `make_batch` jobs (batches of 1,000, from this process)
  * to data.sink_batches accounting for all K×N rows; the CPU of PostgreSQL,
  * the workers and the sink, and the statements and commits, per task.
  */
@@ -86,10 +86,12 @@ subjectMain(async (params) => {
       roles.map((r) => r.proc.pid),
       { quietMs: 300, timeoutMs: 30_000 },
     );
-    const jobs = Array.from({ length: params.count }, () => ({
-      identifier: "make_batch",
-      payload: { task_id: randomUUID(), org_id: ORG },
-    }));
+    const jobsOf = (n: number) =>
+      Array.from({ length: n }, () => ({
+        identifier: "make_batch",
+        payload: { task_id: randomUUID(), org_id: ORG },
+      }));
+    const jobs = jobsOf(params.count);
     const run = await measurePipeline({
       sql,
       ownApplication: BENCH_APP,
@@ -103,6 +105,11 @@ subjectMain(async (params) => {
       begin: async () => {
         for (const part of chunks(jobs, 1000)) await utils.addJobs(part);
       },
+      warmUp: {
+        tasks: WARM_UP_TASKS,
+        rows: WARM_UP_TASKS * alerts,
+        begin: () => utils.addJobs(jobsOf(WARM_UP_TASKS)),
+      },
       alive,
     });
     const rss = Object.fromEntries(roles.map((r) => [r.name, peakRssMiB(r.proc.pid)]));
@@ -110,7 +117,8 @@ subjectMain(async (params) => {
     await Promise.all(roles.map((r) => r.stop("SIGTERM")));
     await release();
     await sql.end({ timeout: 5 });
-    const pg = await own.finish(params.count);
+    // The counter saw the warm-up's tasks too.
+    const pg = await own.finish(params.count + WARM_UP_TASKS);
     return {
       items: params.count,
       seconds: run.seconds,

@@ -7,7 +7,7 @@ import { NatsQueue } from "../../src/queue/nats/backend";
 import { createTasks } from "../../src/tasks/create";
 import { pidsListening, waitCpuQuiet } from "../lib/cpu";
 import { PgCounter } from "../lib/pgstats";
-import { measurePipeline } from "../lib/pipeline";
+import { measurePipeline, WARM_UP_TASKS } from "../lib/pipeline";
 import { option, subjectMain } from "../lib/protocol";
 import { freePort, peakRssMiB, type Role, roleEnv, spawnHarness, waitHttp } from "../lib/roles";
 
@@ -17,11 +17,14 @@ import { freePort, peakRssMiB, type Role, roleEnv, spawnHarness, waitHttp } from
  * `harness sink --concurrency S` — on one database and a file store, the
  * queues in that database (pgqueue) or, with option `nats: 1`, on NATS
  * JetStream (BENCH_NATS_URL, default the local nats-server; a namespace of
- * its own, dropped afterwards). Timed: from creating K tasks of N alerts
- * (as `harness task create` does, from this process) to the moment data.sink_batches accounts for all K×N
- * rows (polled every 10 ms). Over the same span, the CPU each process used
- * (../lib/cpu.ts): the PostgreSQL server (postmaster and every backend), the
- * nats-server, the dispatcher, the workers and the sink, per task. Peak RSS
+ * its own, dropped afterwards). After an untimed warm-up of
+ * WARM_UP_TASKS tasks (../lib/pipeline.ts), timed: from creating K tasks of
+ * N alerts (as `harness task create` does, from this process) to the moment
+ * data.sink_batches accounts for all K×N rows (polled every 10 ms). Over
+ * the same span, the CPU each process used (../lib/cpu.ts): the PostgreSQL
+ * server (postmaster and every backend), the nats-server, the dispatcher,
+ * the workers and the sink, per task (statements and commits: per task of
+ * the warm-up and the run together). Peak RSS
  * (VmHWM) of every role is read just before it is stopped.
  */
 
@@ -167,6 +170,11 @@ subjectMain(async (params) => {
         sink: { members: () => [sink.proc.pid] },
       },
       begin: () => create(params.url, params.count, alerts),
+      warmUp: {
+        tasks: WARM_UP_TASKS,
+        rows: WARM_UP_TASKS * alerts,
+        begin: () => create(params.url, WARM_UP_TASKS, alerts),
+      },
       alive: () => alive(roles),
     });
     await run.begun;
@@ -176,7 +184,8 @@ subjectMain(async (params) => {
     // Every session on the database ended before the last snapshot.
     await Promise.all(roles.map((r) => r.stop("SIGTERM")));
     await sql.end({ timeout: 5 });
-    const pg = await own.finish(params.count);
+    // The counter saw the warm-up's tasks too.
+    const pg = await own.finish(params.count + WARM_UP_TASKS);
     return {
       items: params.count,
       seconds: run.seconds,
