@@ -55,14 +55,19 @@ async function openQueues(nats: boolean): Promise<{
 
 /**
  * The front of the pipeline's span, read once the run is over (no poll
- * competes with the pipeline meanwhile): from the first task's insert to the
- * last task's success, by the database clock.
+ * competes with the pipeline meanwhile): from the timed tasks' insert (one
+ * transaction, the newest created_at; the warm-up's came before) to the
+ * last one's success, by the database clock; and how many tasks, warm-up
+ * included, ended succeeded.
  */
 async function frontSeconds(sql: Sql): Promise<{ seconds: number; succeeded: number }> {
   const [r] = await sql`
-    SELECT extract(epoch FROM max(finished_at) - min(created_at))::float8 AS s,
-           count(*) FILTER (WHERE status = 'succeeded')::int AS ok
-    FROM state.tasks`;
+    WITH timed AS (
+      SELECT finished_at, created_at FROM state.tasks
+      WHERE created_at = (SELECT max(created_at) FROM state.tasks)
+    )
+    SELECT (SELECT extract(epoch FROM max(finished_at) - min(created_at))::float8 FROM timed) AS s,
+           (SELECT count(*)::int FROM state.tasks WHERE status = 'succeeded') AS ok`;
   return { seconds: Number(r?.s ?? Number.NaN), succeeded: Number(r?.ok ?? 0) };
 }
 
