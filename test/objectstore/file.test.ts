@@ -20,7 +20,7 @@ import {
   openObjectStore,
 } from "../../src/objectstore/index";
 import { waitFor } from "../support/wait";
-import { objectStoreSuite } from "./suite";
+import { objectStoreSuite, rejection } from "./suite";
 
 const base = mkdtempSync(join(tmpdir(), "harness-files-"));
 let n = 0;
@@ -41,15 +41,6 @@ function failingStream(): ReadableStream<Uint8Array> {
       sent = true;
     },
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 afterAll(async () => {

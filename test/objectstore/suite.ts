@@ -49,7 +49,8 @@ function bigStream(
   return { stream, digest: () => hash.digest("hex") };
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
+/** What `p` rejects with; a promise that resolves fails the test. */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
   } catch (err) {
