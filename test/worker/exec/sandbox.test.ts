@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ExecSetupError, prepareExec } from "../../../src/worker/exec/setup";
 import { memoryLogger, program, removeTempDirs, run, settings, tempStore } from "./helpers";
@@ -160,29 +161,43 @@ describe("--exec-user", () => {
   });
 
   test("a worker that is not root is refused the flag, and still gets the namespace fence", async () => {
-    const check = `import { prepareExec } from ${JSON.stringify(join(import.meta.dir, "../../../src/worker/exec/setup"))};
+    // Bundled into a world-readable folder: the checkout itself may be one
+    // `nobody` cannot read (a clone under /root, or in a 0700 mktemp folder).
+    const dir = mkdtempSync(join(tmpdir(), "harness-exec-user-"));
+    chmodSync(dir, 0o755);
+    const entry = join(dir, "check.ts");
+    writeFileSync(
+      entry,
+      `import { prepareExec } from ${JSON.stringify(join(import.meta.dir, "../../../src/worker/exec/setup"))};
 import { createLogger } from ${JSON.stringify(join(import.meta.dir, "../../../src/log"))};
 
 const s = (user) => ({ command: ["true"], taskTimeoutMs: 1000, graceMs: 100, passEnv: [], memoryBytes: undefined, cpuSeconds: undefined, openFiles: 64, user, noNetwork: true });
 try { prepareExec(s("root"), process.env, createLogger("w")); } catch (e) { console.log(e.message); }
-console.log(prepareExec(s(undefined), process.env, createLogger("w")).launch.fence);`;
-    const p = Bun.spawnSync(
-      [
-        "setpriv",
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--",
-        process.execPath,
-        "-e",
-        check,
-      ],
-      { env: { PATH: process.env.PATH, HOME: "/tmp" }, stdout: "pipe", stderr: "pipe" },
+console.log(prepareExec(s(undefined), process.env, createLogger("w")).launch.fence);`,
     );
-    expect(p.stdout.toString().trim().split("\n")).toEqual([
-      "--exec-user needs the worker to run as root (it runs as uid 65534)",
-      "namespace",
-    ]);
+    try {
+      const built = await Bun.build({ entrypoints: [entry], outdir: dir, target: "bun" });
+      expect(built.success).toBe(true);
+      for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+      const p = Bun.spawnSync(
+        [
+          "setpriv",
+          "--reuid=nobody",
+          "--regid=nogroup",
+          "--clear-groups",
+          "--",
+          process.execPath,
+          join(dir, "check.js"),
+        ],
+        { env: { PATH: process.env.PATH, HOME: "/tmp" }, stdout: "pipe", stderr: "pipe" },
+      );
+      expect(p.stdout.toString().trim().split("\n")).toEqual([
+        "--exec-user needs the worker to run as root (it runs as uid 65534)",
+        "namespace",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
