@@ -92,17 +92,19 @@ test("a worker paused past its lease is fenced out: heartbeat 409, nothing publi
   expect(await b.stop("SIGTERM")).toBe(0);
 }, 60_000);
 
-test("a worker killed after writing its batch, before complete: the next attempt publishes the same dedupe keys", async () => {
+/** A task of 15 alerts, and a worker that took it and was killed -9 at `failpoint`. */
+async function taskWithWorkerKilledAt(failpoint: string, name: string) {
   const [id = ""] = await createTasks(env(), "acme", ["--alerts", "15"]);
   await waitForWakeups(db().sql, [id]);
-  const dying = startWorker(
-    { ...env(), HARNESS_FAILPOINTS: "worker.after_write" },
-    [],
-    "worker-dying",
-  );
+  const dying = startWorker({ ...env(), HARNESS_FAILPOINTS: failpoint }, [], name);
   workers.push(dying);
   await dying.exited;
   expect(dying.proc.signalCode).toBe("SIGKILL");
+  return { id, dying };
+}
+
+test("a worker killed after writing its batch, before complete: the next attempt publishes the same dedupe keys", async () => {
+  const { id, dying } = await taskWithWorkerKilledAt("worker.after_write", "worker-dying");
   expect(outcomes(dying, id)).toEqual([]);
 
   const next = startWorker(env(), ["--until-idle", "--idle-ms", "3000"], "worker-next");
@@ -125,16 +127,7 @@ test("a worker killed after writing its batch, before complete: the next attempt
 }, 60_000);
 
 test("a worker killed after its complete (carrying the batch) answered: nothing is done again", async () => {
-  const [id = ""] = await createTasks(env(), "acme", ["--alerts", "15"]);
-  await waitForWakeups(db().sql, [id]);
-  const dying = startWorker(
-    { ...env(), HARNESS_FAILPOINTS: "worker.after_complete" },
-    [],
-    "worker-dying-done",
-  );
-  workers.push(dying);
-  await dying.exited;
-  expect(dying.proc.signalCode).toBe("SIGKILL");
+  const { id } = await taskWithWorkerKilledAt("worker.after_complete", "worker-dying-done");
   expect(await taskRow(db().sql, id)).toMatchObject({ status: "succeeded", attempt: 1 });
 
   // The unacked wakeup comes back; the next worker finds the task finished and claims nothing.
