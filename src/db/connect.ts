@@ -25,6 +25,15 @@ export interface ConnectOptions {
    * generic plan it costs above its custom ones: the dispatcher's merged
    * statements over `unnest($1::uuid[])`, where planning cost over twice the
    * run (1.05 → 0.30 backend CPU ms per merged claim).
+   *
+   * Sequential scans are off too (`enable_seqscan`): a plan made once, maybe
+   * while a table is nearly empty, must not scan a table that grows. With
+   * them on, a merged claim planned at 200 tasks scanned the whole table four
+   * times per call (9 ms at 3,200 tasks). Every statement on such a pool
+   * reaches its rows by an index (../dispatcher/sql/fence.ts, `amongIds`).
+   * JIT is off with them: a statement that must still scan (postgres.js's
+   * type lookup at connect, a tiny table) is costed past `jit_above_cost`
+   * then, and compiling it cost 200 ms of CPU.
    */
   genericPlans?: boolean;
 }
@@ -53,7 +62,9 @@ export function connect(url: string, opts: ConnectOptions): Sql {
       ...(opts.statementTimeoutMs === undefined
         ? {}
         : { statement_timeout: opts.statementTimeoutMs }),
-      ...(opts.genericPlans === true ? { plan_cache_mode: "force_generic_plan" } : {}),
+      ...(opts.genericPlans === true
+        ? { plan_cache_mode: "force_generic_plan", enable_seqscan: "off", jit: "off" }
+        : {}),
     },
     socket: failswitch("db.no_reconnect") ? socketsWithoutReconnect() : undefined,
   };

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Db } from "../../db/connect";
-import { leaseEnd } from "./fence";
+import { amongIds, leaseEnd, lockedInIdOrder } from "./fence";
 
 /**
  * The claim (DESIGN.md "Claim"): one statement, decided by the database
@@ -75,18 +75,19 @@ export async function taskClaimMany(
   const claimable = db`(
     (t.status::text = 'queued' AND (t.retry_at IS NULL OR t.retry_at <= now()))
     OR (t.status::text = 'running' AND t.lease_expires_at <= now()))`;
+  const ids = p.taskIds;
+  const task = amongIds(db, db`t.id`, ids);
+  const attempts = amongIds(db, db`a.task_id`, ids);
   const raw = await db`
     WITH req AS (
-      SELECT r.id, r.n FROM unnest(${p.taskIds}::uuid[]) WITH ORDINALITY AS r(id, n)
-    ), locked AS (
-      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM req) ORDER BY t.id FOR UPDATE
-    ), claimed AS (
+      SELECT r.id, r.n FROM unnest(${ids}::uuid[]) WITH ORDINALITY AS r(id, n)
+    ), ${lockedInIdOrder(db, ids)}, claimed AS (
       UPDATE state.tasks t
       SET status = 'running', attempt = t.attempt + 1, lease_token = gen_random_uuid(),
           lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now(), attempt_batches = '{}',
           retry_at = NULL
       FROM locked l
-      WHERE t.id = l.id AND t.attempt < ${p.maxAttempts} AND ${claimable}
+      WHERE t.id = l.id AND ${task} AND t.attempt < ${p.maxAttempts} AND ${claimable}
       RETURNING t.id, t.org_id, t.attempt, t.lease_token::text AS lease_token, t.lease_expires_at, t.payload
     ), recorded AS (
       INSERT INTO state.task_attempts (task_id, attempt, lease_token)
@@ -96,19 +97,19 @@ export async function taskClaimMany(
       SET ended_at = now(), outcome = 'fenced',
           reason = 'lease expired; attempt ' || c.attempt || ' claimed'
       FROM claimed c
-      WHERE a.task_id = c.id AND a.attempt = c.attempt - 1 AND a.ended_at IS NULL
+      WHERE a.task_id = c.id AND ${attempts} AND a.attempt = c.attempt - 1 AND a.ended_at IS NULL
     ), exhausted AS (
       UPDATE state.tasks t
       SET status = 'failed', finished_at = now(), updated_at = now(),
           last_error = 'attempt ' || t.attempt || ' ended without completing; MAX_ATTEMPTS ' || ${p.maxAttempts} || ' reached'
       FROM locked l
-      WHERE t.id = l.id AND t.attempt >= ${p.maxAttempts} AND ${claimable}
+      WHERE t.id = l.id AND ${task} AND t.attempt >= ${p.maxAttempts} AND ${claimable}
       RETURNING t.id, t.attempt, t.last_error
     ), expired AS (
       UPDATE state.task_attempts a
       SET ended_at = now(), outcome = 'expired', reason = x.last_error
       FROM exhausted x
-      WHERE a.task_id = x.id AND a.attempt = x.attempt AND a.ended_at IS NULL
+      WHERE a.task_id = x.id AND ${attempts} AND a.attempt = x.attempt AND a.ended_at IS NULL
     )
     SELECT c.org_id, c.attempt, c.lease_token, c.lease_expires_at, c.payload,
            x.attempt AS exhausted_attempt,
@@ -119,7 +120,7 @@ export async function taskClaimMany(
     FROM req
     LEFT JOIN claimed c ON c.id = req.id
     LEFT JOIN exhausted x ON x.id = req.id
-    LEFT JOIN state.tasks t ON t.id = req.id
+    LEFT JOIN state.tasks t ON t.id = req.id AND ${task}
     ORDER BY req.n`;
   const rows = v.parse(v.array(ClaimRow), [...raw]);
   if (rows.length !== p.taskIds.length) {

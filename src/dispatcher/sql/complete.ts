@@ -2,7 +2,7 @@ import * as v from "valibot";
 import type { BufferMessage } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { type AnyOutboxRow, outboxInsertSql } from "../../outbox/sql";
-import { type Fence, fenceOf, fenceSql, lockedInIdOrder } from "./fence";
+import { amongIds, type Fence, fenceOf, fenceSql, lockedInIdOrder } from "./fence";
 
 /**
  * The fenced complete on `state.tasks`, in one statement (see ./tasks.ts for
@@ -72,24 +72,26 @@ export async function taskCompleteMany(
   const calls = p.calls;
   if (calls.length === 0) return [];
   const key = db`md5(r.batch_uri)::uuid`;
+  const ids = calls.map((c) => c.taskId);
   const raw = await db`
     WITH r AS (
-      SELECT * FROM unnest(${calls.map((c) => c.taskId)}::uuid[], ${calls.map((c) => c.attempt)}::int[],
+      SELECT * FROM unnest(${ids}::uuid[], ${calls.map((c) => c.attempt)}::int[],
                            ${calls.map((c) => c.leaseToken)}::uuid[], ${calls.map((c) => c.orgId)}::text[],
                            ${calls.map((c) => c.message?.batch_uri ?? null)}::text[])
         WITH ORDINALITY AS r(id, attempt, lease_token, org_id, batch_uri, n)
-    ), ${lockedInIdOrder(db)}, done AS (
+    ), ${lockedInIdOrder(db, ids)}, done AS (
       UPDATE state.tasks t SET status = 'succeeded', finished_at = now(), updated_at = now(),
         attempt_batches = CASE WHEN r.batch_uri IS NULL OR ${key} = ANY(t.attempt_batches)
           THEN t.attempt_batches ELSE t.attempt_batches || ${key} END
       FROM r JOIN locked l ON l.id = r.id
-      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      WHERE ${amongIds(db, db`t.id`, ids)} AND ${fenceSql(db, fenceOf(db, "r"))}
         AND (r.batch_uri IS NULL OR ${key} = ANY(t.attempt_batches)
              OR cardinality(t.attempt_batches) < ${p.maxBatches})
       RETURNING t.id, t.attempt
     ), ended AS (
       UPDATE state.task_attempts a SET ended_at = now(), outcome = 'completed'
-      FROM done WHERE a.task_id = done.id AND a.attempt = done.attempt
+      FROM done
+      WHERE a.task_id = done.id AND ${amongIds(db, db`a.task_id`, ids)} AND a.attempt = done.attempt
     ), inserted AS (${outboxInsertSql(db, {
       rows: completeRows(calls),
       when: db`(u.t, u.a) IN (SELECT d.id, d.attempt FROM done d)`,

@@ -46,11 +46,25 @@ export const fencedCallsHead = (db: Db, fences: readonly Fence[]): Fragment => d
       SELECT * FROM unnest(${fences.map((f) => f.taskId)}::uuid[], ${fences.map((f) => f.attempt)}::int[],
                            ${fences.map((f) => f.leaseToken)}::uuid[], ${fences.map((f) => f.orgId)}::text[])
         WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
-    ), ${lockedInIdOrder(db)}`;
+    ), ${lockedInIdOrder(
+      db,
+      fences.map((f) => f.taskId),
+    )}`;
 
-/** `locked`: the task rows of `r`'s ids, locked in id order. */
-export const lockedInIdOrder = (db: Db): Fragment => db`locked AS (
-      SELECT t.id FROM state.tasks t WHERE t.id IN (SELECT id FROM r) ORDER BY t.id FOR UPDATE
+/**
+ * `column = ANY(ids)`: written on every access to the rows of a statement's
+ * tasks (`state.tasks`, `state.task_attempts`), so that each is an index
+ * condition on those ids. The dispatcher plans a statement once per
+ * connection (genericPlans: sequential scans off), often while the table
+ * is nearly empty; a join on ids alone was then planned as a scan of the
+ * whole table, and every later call paid for the table's size.
+ */
+export const amongIds = (db: Db, column: Fragment, ids: readonly string[]): Fragment =>
+  db`${column} = ANY(${ids}::uuid[])`;
+
+/** `locked`: the task rows of `ids`, locked in id order. */
+export const lockedInIdOrder = (db: Db, ids: readonly string[]): Fragment => db`locked AS (
+      SELECT t.id FROM state.tasks t WHERE ${amongIds(db, db`t.id`, ids)} ORDER BY t.id FOR UPDATE
     )`;
 
 /** `ms` after the statement's now(), by the database clock. */
@@ -65,9 +79,15 @@ const attemptSql = (db: Db, f: FenceSource): Fragment =>
   db`t.id = ${f.taskId} AND t.attempt = ${f.attempt} AND t.lease_token = ${f.leaseToken}
      AND t.org_id = ${f.orgId}`;
 
-/** THE fence: the attempt is the current one, running, and its lease is live by the database clock. */
+/**
+ * THE fence: the attempt is the current one, running, and its lease is live
+ * by the database clock. `status::text`: no status index can serve the test,
+ * so the rows are found by id (`amongIds`). Planned on statistics that saw
+ * no running task, "status = 'running'" looked like the cheapest way in,
+ * and then read every running task's entry on every call.
+ */
 export const fenceSql = (db: Db, f: FenceSource): Fragment =>
-  db`(${attemptSql(db, f)} AND t.status = 'running' AND t.lease_expires_at > now())`;
+  db`(${attemptSql(db, f)} AND t.status::text = 'running' AND t.lease_expires_at > now())`;
 
 const FenceRow = v.object({
   same_org: v.boolean(),

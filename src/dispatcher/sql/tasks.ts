@@ -3,6 +3,7 @@ import type { BufferMessage } from "../../contracts/queue";
 import type { Db } from "../../db/connect";
 import { outboxInsertSql } from "../../outbox/sql";
 import {
+  amongIds,
   type Fence,
   fencedCallsHead,
   fenceOf,
@@ -40,10 +41,11 @@ export async function leaseRenewMany(
 ): Promise<Array<Date | null>> {
   const f = p.fences;
   if (f.length === 0) return [];
+  const ids = f.map((x) => x.taskId);
   const raw = await db`${fencedCallsHead(db, f)}, renewed AS (
       UPDATE state.tasks t SET lease_expires_at = ${leaseEnd(db, p.leaseMs)}, updated_at = now()
       FROM r JOIN locked l ON l.id = r.id
-      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      WHERE ${amongIds(db, db`t.id`, ids)} AND ${fenceSql(db, fenceOf(db, "r"))}
       RETURNING t.id, t.lease_expires_at
     )
     SELECT x.lease_expires_at FROM r LEFT JOIN renewed x ON x.id = r.id ORDER BY r.n`;
@@ -112,20 +114,21 @@ export async function taskPublishBatchMany(
     attempt: c.attempt,
   }));
   const key = db`md5(r.batch_uri)::uuid`;
+  const ids = calls.map((c) => c.taskId);
   const raw = await db`
     WITH r AS (
-      SELECT * FROM unnest(${calls.map((c) => c.taskId)}::uuid[], ${calls.map((c) => c.attempt)}::int[],
+      SELECT * FROM unnest(${ids}::uuid[], ${calls.map((c) => c.attempt)}::int[],
                            ${calls.map((c) => c.leaseToken)}::uuid[], ${calls.map((c) => c.orgId)}::text[],
                            ${calls.map((c) => c.message.batch_uri)}::text[])
         WITH ORDINALITY AS r(id, attempt, lease_token, org_id, batch_uri, n)
-    ), ${lockedInIdOrder(db)}, counted AS (
+    ), ${lockedInIdOrder(db, ids)}, counted AS (
       UPDATE state.tasks t
       SET attempt_batches = CASE
         WHEN ${key} = ANY(t.attempt_batches) OR cardinality(t.attempt_batches) >= ${p.maxBatches}
         THEN t.attempt_batches
         ELSE t.attempt_batches || ${key} END
       FROM r JOIN locked l ON l.id = r.id
-      WHERE ${fenceSql(db, fenceOf(db, "r"))}
+      WHERE ${amongIds(db, db`t.id`, ids)} AND ${fenceSql(db, fenceOf(db, "r"))}
       RETURNING t.id, ${key} = ANY(t.attempt_batches) AS accepted
     ), inserted AS (${outboxInsertSql(db, {
       rows,
@@ -180,7 +183,7 @@ export async function taskFail(
       RETURNING t.id
     ), ended AS (
       UPDATE state.task_attempts a SET ended_at = now(), outcome = 'failed', reason = ${p.reason}
-      FROM failed WHERE a.task_id = failed.id AND a.attempt = ${p.attempt}
+      FROM failed WHERE a.task_id = failed.id AND a.task_id = ${p.taskId} AND a.attempt = ${p.attempt}
     ), inserted AS (${outboxInsertSql(db, {
       rows: wakeups,
       when: db`EXISTS (SELECT 1 FROM failed)`,
