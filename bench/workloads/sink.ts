@@ -40,7 +40,8 @@ export const sinkIngest: Workload = {
       script: "subjects/sink-bare.ts",
       database: "state",
       options: fresh,
-      target: 0.8,
+      // Issue 15: "sink, fresh rows ≥ 0.85× the bare insert (keep it)".
+      target: 0.85,
     },
     {
       id: "copy",
