@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import {
   type CryptoKey,
@@ -44,7 +45,8 @@ export interface PublicJwk {
 }
 
 export interface KeyRing {
-  signing: { kid: string; key: CryptoKey };
+  /** `signer`: the same private key for node:crypto's synchronous sign (./capability.ts). */
+  signing: { kid: string; key: CryptoKey; signer: KeyObject };
   verify: Map<string, CryptoKey>;
   /** What `/.well-known/jwks.json` serves. */
   jwks: PublicJwk[];
@@ -172,5 +174,6 @@ export async function loadKeyRing(cfg: Config, sql: Sql): Promise<KeyRing> {
     jwks.push(pub);
   }
   const key = await importKey({ ...signingJwk, alg: ALG }, "the signing key");
-  return { signing: { kid: signingJwk.kid, key }, verify, jwks, source };
+  const signer = createPrivateKey({ key: { ...signingJwk }, format: "jwk" });
+  return { signing: { kid: signingJwk.kid, key, signer }, verify, jwks, source };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { randomUUID } from "node:crypto";
+import { createPrivateKey, randomUUID } from "node:crypto";
 import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import { CAPABILITY_TYP } from "../../src/contracts/capability";
 import { createVerifier, signCapability } from "../../src/dispatcher/capability";
@@ -18,7 +18,7 @@ async function ring(): Promise<KeyRing> {
   const pub = await importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }, "EdDSA");
   if (key instanceof Uint8Array || pub instanceof Uint8Array) throw new Error("symmetric key");
   return {
-    signing: { kid: jwk.kid, key },
+    signing: { kid: jwk.kid, key, signer: createPrivateKey({ key: { ...jwk }, format: "jwk" }) },
     verify: new Map([[jwk.kid, pub]]),
     jwks: [],
     source: "config",

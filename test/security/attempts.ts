@@ -1,4 +1,5 @@
 import { afterAll, expect } from "bun:test";
+import { createPrivateKey } from "node:crypto";
 import { importJWK } from "jose";
 import * as v from "valibot";
 import { connect, type Sql } from "../../src/db/connect";
@@ -90,6 +91,12 @@ export async function mintedToken(
   const own = await generateSigningJwk();
   const key = await importJWK(own, "EdDSA");
   if (key instanceof Uint8Array) throw new Error("an Ed25519 key imports as a CryptoKey");
-  const ring: KeyRing = { signing: { kid, key }, verify: new Map(), jwks: [], source: "config" };
+  const signer = createPrivateKey({ key: { ...own }, format: "jwk" });
+  const ring: KeyRing = {
+    signing: { kid, key, signer },
+    verify: new Map(),
+    jwks: [],
+    source: "config",
+  };
   return issueCapability(ring, c);
 }
