@@ -16,7 +16,7 @@ export function claimBatcher(db: Db, rules: { leaseMs: number; maxAttempts: numb
     taskOf: (taskId) => taskId,
     many: (taskIds) => taskClaimMany(db, { taskIds, ...rules }),
     one: (taskId) => taskClaim(db, { taskId, ...rules }),
-    maxInFlight: 2,
+    maxInFlight: 1,
     maxMerged: 64,
   });
 }

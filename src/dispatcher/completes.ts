@@ -17,7 +17,7 @@ export function completeBatcher(db: Db, maxBatches: number): Completer {
     taskOf: (c) => c.taskId,
     many: (calls) => taskCompleteMany(db, { calls, maxBatches }),
     one: (c) => taskComplete(db, { ...c, maxBatches }),
-    maxInFlight: 2,
+    maxInFlight: 1,
     maxMerged: 64,
   });
   return (call) => {
