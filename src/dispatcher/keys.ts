@@ -45,8 +45,8 @@ export interface PublicJwk {
 }
 
 export interface KeyRing {
-  /** `signer`: the same private key for node:crypto's synchronous sign (./capability.ts). */
-  signing: { kid: string; key: CryptoKey; signer: KeyObject };
+  /** The private key, for node:crypto's synchronous sign (./capability.ts). */
+  signing: { kid: string; signer: KeyObject };
   verify: Map<string, CryptoKey>;
   /** What `/.well-known/jwks.json` serves. */
   jwks: PublicJwk[];
@@ -94,6 +94,14 @@ async function importKey(jwk: JWK, what: string): Promise<CryptoKey> {
   const key = await importJWK(jwk, ALG);
   if (key instanceof Uint8Array) throw new ConfigError(`${what} is not an asymmetric key`);
   return key;
+}
+
+function signerOf(jwk: Ed25519Jwk): KeyObject {
+  try {
+    return createPrivateKey({ key: { ...jwk }, format: "jwk" });
+  } catch (cause) {
+    throw new ConfigError("the signing key is not a usable Ed25519 private key", { cause });
+  }
 }
 
 const publicOf = (jwk: Ed25519Jwk & { kid: string }): PublicJwk => ({
@@ -173,7 +181,5 @@ export async function loadKeyRing(cfg: Config, sql: Sql): Promise<KeyRing> {
     verify.set(jwk.kid, await importKey(pub, `key ${jwk.kid}`));
     jwks.push(pub);
   }
-  const key = await importKey({ ...signingJwk, alg: ALG }, "the signing key");
-  const signer = createPrivateKey({ key: { ...signingJwk }, format: "jwk" });
-  return { signing: { kid: signingJwk.kid, key, signer }, verify, jwks, source };
+  return { signing: { kid: signingJwk.kid, signer: signerOf(signingJwk) }, verify, jwks, source };
 }
