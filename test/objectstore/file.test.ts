@@ -11,6 +11,7 @@ import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { CREATE_AT_ONCE_BYTES } from "../../src/objectstore/file";
 import { READ_AT_ONCE_BYTES } from "../../src/objectstore/file-read";
 import {
   ObjectExistsError,
@@ -72,6 +73,31 @@ describe("file store specifics", () => {
     expect(await store.getText("org/task/1-a.jsonl", { maxBytes: 100 })).toBe("first\n");
     await store.create("org/task/1-b.jsonl", "new\n", { contentType: "application/x-ndjson" });
     expect((await readdir(join(dir, "org", "task"))).sort()).toEqual(["1-a.jsonl", "1-b.jsonl"]);
+  });
+
+  test("a create writes bodies in memory at once or, past CREATE_AT_ONCE_BYTES, as before", async () => {
+    const dir = join(base, "create-sizes");
+    const store = await openObjectStore(pathToFileURL(dir).href, noS3);
+    const small = new Uint8Array(CREATE_AT_ONCE_BYTES).fill(0x61);
+    const large = new Uint8Array(CREATE_AT_ONCE_BYTES + 1).fill(0x62);
+    for (const [name, bytes] of [
+      ["small", small],
+      ["large", large],
+    ] as const) {
+      const made = await store.create(`org/${name}/1-a.txt`, bytes, { contentType: "text/plain" });
+      expect(made.size).toBe(bytes.byteLength);
+      const read = await store.getBytes(`org/${name}/1-a.txt`, { maxBytes: large.byteLength });
+      expect(Buffer.from(read).equals(Buffer.from(bytes))).toBe(true);
+      const again = store.create(`org/${name}/1-a.txt`, "x", { contentType: "text/plain" });
+      expect(await rejection(again)).toBeInstanceOf(ObjectExistsError);
+    }
+    // A folder that cannot be made (a file in its place) is the mkdir's error, not a taken key.
+    writeFileSync(join(dir, "org", "blocked"), "");
+    const err = await rejection(
+      store.create("org/blocked/1-a.txt", "x", { contentType: "text/plain" }),
+    );
+    expect(err).not.toBeInstanceOf(ObjectExistsError);
+    expect(String(err)).toContain(join("org", "blocked"));
   });
 
   test("a put or a create whose body fails midway leaves no object and no temp file", async () => {
