@@ -135,7 +135,3 @@ export async function killAllRoles(): Promise<void> {
   }
   await Promise.allSettled(running.map((p) => p.exited));
 }
-
-process.on("exit", () => {
-  for (const proc of live) proc.kill("SIGKILL");
-});

@@ -33,9 +33,13 @@ export interface S3rver {
 
 const live = new Set<Subprocess>();
 
-process.on("exit", () => {
-  for (const proc of live) proc.kill("SIGKILL");
-});
+/** Every s3rver still running, stopped (the test run's end: ./preload.ts). */
+export async function stopAllS3rvers(): Promise<void> {
+  const running = [...live];
+  for (const proc of running) proc.kill("SIGKILL");
+  await Promise.allSettled(running.map((p) => p.exited));
+  live.clear();
+}
 
 async function accepts(port: number): Promise<boolean> {
   try {

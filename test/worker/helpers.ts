@@ -1,8 +1,5 @@
 import { afterAll, beforeAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import * as v from "valibot";
 import { AlertLine } from "../../src/contracts/alert";
@@ -11,20 +8,14 @@ import type { Sql } from "../../src/db/connect";
 import { WORKER_LOG } from "../../src/worker/logs";
 import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import { type Role, runHarness, spawnHarness } from "../support/processes";
+import { tempDirForRun } from "../support/temp";
 import { waitFor } from "../support/wait";
 
 /** Shared pieces of the worker's real-process tests. */
 
-const tempDirs: string[] = [];
-process.on("exit", () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
 /** A file store root of its own, removed when the test run ends. */
 export function tempStoreUrl(): string {
-  const dir = mkdtempSync(join(tmpdir(), "harness-worker-objects-"));
-  tempDirs.push(dir);
-  return pathToFileURL(dir).href;
+  return pathToFileURL(tempDirForRun("harness-worker-objects-")).href;
 }
 
 /**
