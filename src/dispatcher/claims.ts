@@ -16,6 +16,8 @@ export function claimBatcher(db: Db, rules: { leaseMs: number; maxAttempts: numb
     taskOf: (taskId) => taskId,
     many: (taskIds) => taskClaimMany(db, { taskIds, ...rules }),
     one: (taskId) => taskClaim(db, { taskId, ...rules }),
+    // One statement at a time: the calls that come meanwhile go together in the next
+    // (fewer, larger statements: 2.8 → 2.6 statements per task end to end).
     maxInFlight: 1,
     maxMerged: 64,
   });
