@@ -3,12 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * Temporary folders that live until the end of the test run, removed by the
- * preload's afterAll (./preload.ts): bun test fires no process "exit" event.
+ * Temporary folders for tests, removed by `removeTempDirs`: by a test file's
+ * afterAll, and at the latest by the preload's at the end of the run
+ * (./preload.ts), as bun test fires no process "exit" event.
  */
 const made: string[] = [];
 
-export function tempDirForRun(prefix: string): string {
+export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   made.push(dir);
   return dir;

@@ -8,14 +8,14 @@ import type { Sql } from "../../src/db/connect";
 import { WORKER_LOG } from "../../src/worker/logs";
 import { startDispatcher, TEST_INTERNAL_TOKEN, type TestDispatcher } from "../support/dispatcher";
 import { type Role, runHarness, spawnHarness } from "../support/processes";
-import { tempDirForRun } from "../support/temp";
+import { tempDir } from "../support/temp";
 import { waitFor } from "../support/wait";
 
 /** Shared pieces of the worker's real-process tests. */
 
 /** A file store root of its own, removed when the test run ends. */
 export function tempStoreUrl(): string {
-  return pathToFileURL(tempDirForRun("harness-worker-objects-")).href;
+  return pathToFileURL(tempDir("harness-worker-objects-")).href;
 }
 
 /**

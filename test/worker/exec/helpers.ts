@@ -1,13 +1,4 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Fields, Logger } from "../../../src/log";
@@ -24,21 +15,12 @@ import {
   type ExecSettings,
   prepareExec,
 } from "../../../src/worker/exec/setup";
+import { tempDir } from "../../support/temp";
 
 /** Shared pieces of the task-program tests: programs, stores, logs, the process table. */
 
-const dirs: string[] = [];
-
 /** Every test file using these helpers calls `afterAll(removeTempDirs)`. */
-export function removeTempDirs(): void {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-export function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-}
+export { removeTempDirs, tempDir } from "../../support/temp";
 
 let programs: string | undefined;
 
