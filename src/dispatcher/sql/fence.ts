@@ -41,15 +41,15 @@ export const fenceOf = (db: Db, alias: string): FenceSource => ({
  * place) and `locked` their task rows, locked in id order so that two such
  * statements never deadlock. The statement goes on with `, name AS (…)`.
  */
-export const fencedCallsHead = (db: Db, fences: readonly Fence[]): Fragment => db`
+export function fencedCallsHead(db: Db, fences: readonly Fence[]): Fragment {
+  const ids = fences.map((f) => f.taskId);
+  return db`
     WITH r AS (
-      SELECT * FROM unnest(${fences.map((f) => f.taskId)}::uuid[], ${fences.map((f) => f.attempt)}::int[],
+      SELECT * FROM unnest(${ids}::uuid[], ${fences.map((f) => f.attempt)}::int[],
                            ${fences.map((f) => f.leaseToken)}::uuid[], ${fences.map((f) => f.orgId)}::text[])
         WITH ORDINALITY AS r(id, attempt, lease_token, org_id, n)
-    ), ${lockedInIdOrder(
-      db,
-      fences.map((f) => f.taskId),
-    )}`;
+    ), ${lockedInIdOrder(db, ids)}`;
+}
 
 /**
  * `column = ANY(ids)`: written on every access to the rows of a statement's
