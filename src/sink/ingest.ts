@@ -11,7 +11,8 @@ import { fetchBatch } from "./fetch";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
-import { alertEventsInsertBatch } from "./sql";
+import { alertEventsInsertBatch, type BatchCounts } from "./sql";
+import type { BatchWriter } from "./writer";
 
 /**
  * One buffer message, start to finish: fetch and validate the whole batch,
@@ -30,8 +31,11 @@ export interface SinkDeps {
   visibilityTimeoutMs: number;
   log: Logger;
   metrics: SinkMetrics;
-  /** Caps concurrent writes; fetching and validating run outside it. */
-  writes?: Slots;
+  /**
+   * Writes the batches, a few at once, small ones together (./writer.ts);
+   * fetching and validating run outside it. Without it, each is written alone, at once.
+   */
+  writer?: BatchWriter;
   /** Caps the batch bytes in hand, from fetch to write (weight: the claimed size). */
   memory?: Slots;
   /**
@@ -102,17 +106,18 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
   const p = m.payload;
   const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
   if (fetched.kind !== "ok") return settleFailure(deps, m, fetched);
-  let counts: Awaited<ReturnType<typeof alertEventsInsertBatch>>;
+  let counts: BatchCounts;
   try {
-    const write = () =>
-      alertEventsInsertBatch(deps.data, {
-        taskId: p.task_id,
-        orgId: p.org_id,
-        attempt: p.attempt,
-        batchUri: p.batch_uri,
-        rows: fetched.rows,
-      });
-    counts = await (deps.writes === undefined ? write() : deps.writes.with(write));
+    const batch = {
+      taskId: p.task_id,
+      orgId: p.org_id,
+      attempt: p.attempt,
+      batchUri: p.batch_uri,
+      rows: fetched.rows,
+    };
+    counts = await (deps.writer === undefined
+      ? alertEventsInsertBatch(deps.data, batch)
+      : deps.writer.write(batch, p.batch_size_bytes));
     noteWrite(deps);
   } catch (err) {
     noteWrite(deps, err);

@@ -4,6 +4,7 @@ import { ingestMessage, type SinkDeps } from "./ingest";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import { Slots } from "./slots";
+import { BatchWriter } from "./writer";
 
 /**
  * The sink's receive loop: holds up to `concurrency + 1` buffer messages (one
@@ -84,7 +85,7 @@ async function idleLongEnough(deps: SinkDeps, o: SinkLoopOptions, s: LoopState) 
 export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promise<SinkMetrics> {
   const deps = {
     ...given,
-    writes: given.writes ?? new Slots(opts.concurrency),
+    writer: given.writer ?? new BatchWriter(given.data, new Slots(opts.concurrency)),
     memory: given.memory ?? new Slots(BATCH_BYTES_IN_HAND),
     acks: given.acks ?? new Background(given.log),
   };

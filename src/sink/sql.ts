@@ -161,3 +161,74 @@ export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Pro
     );
   });
 }
+
+/** What a batch of a group gets back: its counts, or the failure of the group's statement. */
+const GroupCounts = v.array(v.object({ bn: v.number(), rows_inserted: v.number() }));
+
+/**
+ * Several small batches in one statement and one transaction, each exactly
+ * as alertEventsInsertBatch writes it alone: its rows under its own task and
+ * org, skipping keys its org has (or an earlier batch of the group brings),
+ * and its own `data.sink_batches` row with its counts; the counts come back
+ * in the order given. The batches' rows travel as one JSON array of their
+ * row arrays. Rows go in (org, key) order over the whole group ("C"
+ * collation), the order a single batch's statement takes within its one org,
+ * so no two sink statements can deadlock; among repeats of a key the
+ * earliest batch, then line, wins, as if the batches had gone one by one.
+ * Either every batch of the group commits or none does.
+ */
+export async function alertEventsInsertGroup(
+  db: Sql,
+  group: BatchInsertParams[],
+): Promise<BatchCounts[]> {
+  const lists: AlertList[] = [];
+  for (const p of group) {
+    if (!(p.rows instanceof AlertList)) throw new Error("a group holds small batches only");
+    lists.push(p.rows);
+  }
+  const rows = await db`
+    WITH b AS (
+      SELECT * FROM unnest(${group.map((p) => p.taskId)}::uuid[], ${group.map((p) => p.orgId)}::text[],
+                           ${group.map((p) => p.attempt)}::int[], ${group.map((p) => p.batchUri)}::text[],
+                           ${lists.map((l) => l.count)}::int[])
+        WITH ORDINALITY AS b(task_id, org_id, attempt, batch_uri, total, bn)
+    ), firsts AS MATERIALIZED (
+      SELECT DISTINCT ON (b.org_id COLLATE "C", u.dedupe_key COLLATE "C")
+             b.bn, b.org_id, b.task_id, u.dedupe_key, u.source, u.severity, u.title, u.occurred_at, u.attributes
+      FROM jsonb_array_elements(${`[${lists.map((l) => l.json()).join(",")}]`}::text::jsonb)
+             WITH ORDINALITY AS j(batch_rows, bn)
+      JOIN b ON b.bn = j.bn
+      CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(j.batch_rows) AS (
+        dedupe_key text, source text, severity text, title text, occurred_at text, attributes jsonb
+      )) WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
+      ORDER BY b.org_id COLLATE "C", u.dedupe_key COLLATE "C", b.bn, u.n
+    ), inserted AS (
+      INSERT INTO data.alert_events
+        (dedupe_key, org_id, task_id, source, severity, title, occurred_at, attributes)
+      SELECT f.dedupe_key, f.org_id, f.task_id, f.source, f.severity::data.severity, f.title,
+             f.occurred_at::timestamptz, coalesce(f.attributes, '{}'::jsonb)
+      FROM firsts f
+      ORDER BY f.org_id COLLATE "C", f.dedupe_key COLLATE "C"
+      ON CONFLICT (org_id, dedupe_key) DO NOTHING
+      RETURNING org_id, dedupe_key
+    ), credited AS (
+      SELECT f.bn, count(*)::int AS n FROM inserted i
+      JOIN firsts f ON f.org_id = i.org_id AND f.dedupe_key = i.dedupe_key
+      GROUP BY f.bn
+    ), counted AS (
+      SELECT b.*, coalesce(c.n, 0) AS rows_inserted FROM b LEFT JOIN credited c ON c.bn = b.bn
+    ), recorded AS (
+      INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)
+      SELECT task_id, org_id, attempt, batch_uri, rows_inserted, total - rows_inserted
+      FROM counted ORDER BY bn
+    )
+    SELECT bn::int, rows_inserted FROM counted ORDER BY bn`;
+  const counts = v.parse(GroupCounts, rows);
+  return group.map((p, i) => {
+    const inserted = counts[i]?.rows_inserted;
+    if (counts[i]?.bn !== i + 1 || inserted === undefined) {
+      throw new Error(`writing a group of ${group.length} batches: no counts for ${p.batchUri}`);
+    }
+    return { rowsInserted: inserted, rowsSkipped: p.rows.count - inserted };
+  });
+}
