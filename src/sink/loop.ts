@@ -7,10 +7,13 @@ import { Slots } from "./slots";
 import { BatchWriter } from "./writer";
 
 /**
- * The sink's receive loop: holds up to `concurrency + 1` buffer messages (one
- * receive for all free places), writes at most `concurrency` of them at once
- * and fetches and validates the extra one meanwhile, so that CPU work overlaps
- * the database's even at `--concurrency 1`. When the queue is empty it waits
+ * The sink's receive loop: holds up to HELD_PER_WRITE × `concurrency` buffer
+ * messages (one receive for all free places), writes at most `concurrency`
+ * groups of them at once (./writer.ts) and fetches and validates the others
+ * meanwhile, so that CPU work overlaps the database's even at
+ * `--concurrency 1`, and small batches in hand go in few statements (with
+ * `concurrency + 1` in hand, e2e-10 wrote groups of 5 batches; with four times
+ * `concurrency`, 1.40 → 1.20 statements per task). When the queue is empty it waits
  * for a publish (or a short timeout, for messages whose visibility timeout
  * passes) instead of spinning. On `stop` it takes no new message and finishes
  * the ones in hand; so it does when its GiveUp gives up (`--until-idle`).
@@ -32,6 +35,8 @@ export interface SinkLoopOptions {
  * while batches of ordinary size never wait for it.
  */
 const BATCH_BYTES_IN_HAND = 64 * 1024 * 1024;
+/** Messages in hand per place to write: enough for the writer's groups. */
+const HELD_PER_WRITE = 4;
 
 function pollInterval(visibilityTimeoutMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(visibilityTimeoutMs / 4)));
@@ -94,7 +99,7 @@ export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promi
     ...opts,
     stop: giveUp === undefined ? opts.stop : AbortSignal.any([opts.stop, giveUp]),
   };
-  const held = o.concurrency + 1;
+  const held = o.concurrency * HELD_PER_WRITE;
   const pollMs = pollInterval(deps.visibilityTimeoutMs);
   const s: LoopState = { inFlight: new Set(), idleSince: undefined };
   try {
