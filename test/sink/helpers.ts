@@ -172,3 +172,34 @@ export async function deadLetterOf(
     WHERE id = ${messageId}::bigint AND queue_name = 'buffer_queue.dlq'`;
   return row === undefined ? undefined : row.last_error === null ? null : String(row.last_error);
 }
+
+/**
+ * Runs `work` while the database refuses every `data.alert_events` row with
+ * dedupe key `key`, with SQLSTATE `sqlstate` (a trigger, dropped after):
+ * a refusal that no validation can foresee.
+ */
+export async function whileRefused<T>(
+  sql: Sql,
+  refused: { key: string; sqlstate: string },
+  work: () => Promise<T>,
+): Promise<T> {
+  const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  await sql`
+    CREATE FUNCTION data.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.dedupe_key = TG_ARGV[0] THEN
+        RAISE EXCEPTION 'refused by the test' USING ERRCODE = TG_ARGV[1];
+      END IF;
+      RETURN NEW;
+    END $$`;
+  try {
+    await sql.unsafe(
+      `CREATE TRIGGER test_refuse BEFORE INSERT ON data.alert_events FOR EACH ROW
+       EXECUTE FUNCTION data.test_refuse(${literal(refused.key)}, ${literal(refused.sqlstate)})`,
+    );
+    return await work();
+  } finally {
+    await sql`DROP TRIGGER IF EXISTS test_refuse ON data.alert_events`;
+    await sql`DROP FUNCTION data.test_refuse()`;
+  }
+}

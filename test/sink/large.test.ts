@@ -13,6 +13,7 @@ import {
   rowCount,
   sinkUntilIdle,
   useTempStore,
+  whileRefused,
 } from "./helpers";
 
 /**
@@ -77,17 +78,8 @@ function line(key: string, i: number, attributes: AlertLine["attributes"]): Aler
 describe("batches of several chunks", () => {
   test("12,001 lines go in one transaction: a failure in the last chunk leaves no row of the first", async () => {
     const sql = db().sql;
-    // A trigger stands for a database refusal that only the last chunk (key order) meets.
-    await sql`CREATE FUNCTION data.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.dedupe_key = 'zzz-refused' THEN
-          RAISE EXCEPTION 'refused' USING ERRCODE = '22023';
-        END IF;
-        RETURN NEW;
-      END $$`;
-    await sql`CREATE TRIGGER test_refuse BEFORE INSERT ON data.alert_events
-      FOR EACH ROW EXECUTE FUNCTION data.test_refuse()`;
-    try {
+    // A refusal that only the last chunk (key order) meets.
+    await whileRefused(sql, { key: "zzz-refused", sqlstate: "22023" }, async () => {
       const lines = [alert("acme", "zzz-refused"), ...goodLines("acme", "k", 12_000)];
       const b = await putBatch(store().store, jsonl(lines));
       const id = await publishBatchMessage(db().queue(), b);
@@ -96,10 +88,7 @@ describe("batches of several chunks", () => {
       expect(await deadLetterOf(sql, id)).toBe("the database refused the batch (SQLSTATE 22023)");
       expect(await rowCount(sql)).toBe(0);
       expect(await sql`SELECT 1 FROM data.sink_batches`).toHaveLength(0);
-    } finally {
-      await sql`DROP TRIGGER test_refuse ON data.alert_events`;
-      await sql`DROP FUNCTION data.test_refuse()`;
-    }
+    });
   }, 60_000);
 
   test("overlapping 11,000-line batches in opposite orders, written at once: no deadlock, no double", async () => {

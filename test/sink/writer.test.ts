@@ -6,7 +6,18 @@ import { alertEventsInsertBatch, type BatchInsertParams } from "../../src/sink/s
 import { checkBatch } from "../../src/sink/validate";
 import { BatchWriter } from "../../src/sink/writer";
 import { useFreshDatabase } from "../support/db";
-import { alert, clearBeforeEach, goodLines, jsonl } from "./helpers";
+import {
+  alert,
+  clearBeforeEach,
+  deadLetterOf,
+  goodLines,
+  jsonl,
+  publishBatchMessage,
+  putBatch,
+  sinkUntilIdle,
+  useTempStore,
+  whileRefused,
+} from "./helpers";
 
 /**
  * The sink's writer on a real database: small batches ready together share
@@ -15,6 +26,7 @@ import { alert, clearBeforeEach, goodLines, jsonl } from "./helpers";
  */
 
 const db = useFreshDatabase();
+const store = useTempStore();
 clearBeforeEach(() => db().sql);
 
 interface Made {
@@ -109,18 +121,7 @@ describe("sink writer: small batches grouped", () => {
 
   test("a batch the database refuses fails alone: the others of its group are written", async () => {
     const sql = db().sql;
-    await sql`
-      CREATE FUNCTION data.refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.dedupe_key = 'refused' THEN
-          RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'check_violation';
-        END IF;
-        RETURN NEW;
-      END $$`;
-    await sql`
-      CREATE TRIGGER refuse_key BEFORE INSERT ON data.alert_events
-      FOR EACH ROW EXECUTE FUNCTION data.refuse_key()`;
-    try {
+    await whileRefused(sql, { key: "refused", sqlstate: "23514" }, async () => {
       const batches = [
         batch("acme", goodLines("acme", "good-a", 3)),
         batch("acme", [alert("acme", "fine"), alert("acme", "refused")]),
@@ -146,10 +147,7 @@ describe("sink writer: small batches grouped", () => {
         batches[0]?.p.batchUri,
         batches[2]?.p.batchUri,
       ]);
-    } finally {
-      await sql`DROP TRIGGER refuse_key ON data.alert_events`;
-      await sql`DROP FUNCTION data.refuse_key()`;
-    }
+    });
   });
 
   test("a batch of 256 rows or more is written alone", async () => {
@@ -192,4 +190,34 @@ describe("sink writer: small batches grouped", () => {
       expect(rows?.n).toBe(120);
     }
   }, 30_000);
+
+  test("through the sink loop: of a group, only the batch the database refuses is dead-lettered", async () => {
+    const sql = db().sql;
+    await whileRefused(sql, { key: "refused", sqlstate: "22023" }, async () => {
+      const good = [];
+      for (let i = 0; i < 6; i++) {
+        const b = await putBatch(store().store, jsonl(goodLines("acme", `g${i}`, 10)));
+        await publishBatchMessage(db().queue(), b);
+        good.push(b);
+      }
+      const bad = await putBatch(
+        store().store,
+        jsonl([alert("acme", "x"), alert("acme", "refused")]),
+      );
+      const badId = await publishBatchMessage(db().queue(), bad);
+      const m = await sinkUntilIdle(db(), store().store, {
+        concurrency: 1,
+        visibilityTimeoutMs: 10_000,
+      });
+      expect(m).toMatchObject({ batches: 6, rowsInserted: 60, deadLetters: 1, retries: 0 });
+      expect(await deadLetterOf(sql, badId)).toBe(
+        "the database refused the batch (SQLSTATE 22023)",
+      );
+      const tasks = await sql`SELECT DISTINCT task_id::text AS t FROM data.alert_events`;
+      expect(tasks.map((r) => r.t).sort()).toEqual(good.map((b) => b.taskId).sort());
+      // The good batches shared statements: fewer transactions than batches.
+      const [txs] = await sql`SELECT count(DISTINCT xmin::text)::int AS n FROM data.sink_batches`;
+      expect(txs?.n).toBeLessThan(6);
+    });
+  });
 });
