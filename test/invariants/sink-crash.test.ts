@@ -28,10 +28,12 @@ describe("invariants: sink crash", () => {
     });
     const ids = await p.createTasks(org, tasks, alerts);
     await expectFailpointKill(doomed, "sink.after_commit");
-    // Three batches committed; the third was never acked.
+    // The third batch committed and was never acked. Batches in hand together share a
+    // commit (src/sink/writer.ts), in the order they come back: the third's group may
+    // have committed more, which went unacked too.
     const committed = await p.data
       .sql`SELECT batch_uri FROM data.sink_batches WHERE org_id = ${org} ORDER BY id`;
-    expect(committed).toHaveLength(3);
+    expect(committed.length).toBeGreaterThanOrEqual(3);
     const unacked = String(committed[2]?.batch_uri);
 
     p.startSink(["--concurrency", "2"]);
