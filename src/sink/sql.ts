@@ -162,7 +162,7 @@ export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Pro
   });
 }
 
-/** What a batch of a group gets back: its counts, or the failure of the group's statement. */
+/** A group statement's answer: each batch's place in the group (from 1) and the rows it inserted. */
 const GroupCounts = v.array(v.object({ bn: v.number(), rows_inserted: v.number() }));
 
 /**
