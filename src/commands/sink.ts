@@ -14,7 +14,8 @@ export default harnessCommand({
   args: {
     concurrency: {
       type: "string",
-      description: "batches written at once (one more is fetched and validated ahead)",
+      description:
+        "writes at once (small batches in hand share one); up to four times as many batches are in hand",
       default: "4",
     },
     "until-idle": {
