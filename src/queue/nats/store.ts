@@ -26,6 +26,29 @@ const CONSUMER_NOT_FOUND = 10014;
 
 /** How long a pull waits for the server's answer before it gives up (a dropped link). */
 const PULL_DEADLINE_MS = 5_000;
+/**
+ * A JetStream API request answered 503 ("JetStream system temporarily
+ * unavailable": a cluster electing its leaders after losing a node) is sent
+ * again, up to this long after the first try.
+ */
+const UNAVAILABLE_FOR_MS = 10_000;
+
+/** `request`, sent again while the JetStream API answers 503, for up to `forMs` (see UNAVAILABLE_FOR_MS). */
+export async function whileUnavailable<T>(
+  request: () => Promise<T>,
+  forMs = UNAVAILABLE_FOR_MS,
+): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1_000)) {
+    try {
+      return await request();
+    } catch (err) {
+      const unavailable = err instanceof JetStreamApiError && err.status === 503;
+      if (!unavailable || Date.now() + delayMs > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
 
 export function isMissingResource(err: unknown): boolean {
   return (
@@ -103,7 +126,7 @@ export class Store {
   /** Removes one stored message (ending its delivery too). False when it was already gone. */
   async messageDelete(stream: string, seq: number): Promise<boolean> {
     try {
-      return await this.jsm.streams.deleteMessage(stream, seq, false);
+      return await whileUnavailable(() => this.jsm.streams.deleteMessage(stream, seq, false));
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === MSG_DELETE_FAILED) return false;
       throw err;
@@ -115,7 +138,7 @@ export class Store {
     query: { seq: number } | { last_by_subj: string } | { seq: number; next_by_subj: string },
   ): Promise<StoredMsg | null> {
     try {
-      return await this.jsm.streams.getMessage(stream, query);
+      return await whileUnavailable(() => this.jsm.streams.getMessage(stream, query));
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === NO_MESSAGE_FOUND) return null;
       throw err;
@@ -144,7 +167,7 @@ export class Store {
   }
 
   async errorClear(q: QueueNames, id: string): Promise<void> {
-    await this.jsm.streams.purge(q.errorStream, { filter: q.error(id) });
+    await whileUnavailable(() => this.jsm.streams.purge(q.errorStream, { filter: q.error(id) }));
   }
 
   /**
@@ -155,8 +178,8 @@ export class Store {
    */
   async queueCounts(q: QueueNames): Promise<{ ready: number; inFlight: number; delayed: number }> {
     const [consumer, stream] = await Promise.all([
-      this.jsm.consumers.info(q.stream, q.consumer),
-      this.jsm.streams.info(q.stream, { subjects_filter: q.subjects }),
+      whileUnavailable(() => this.jsm.consumers.info(q.stream, q.consumer)),
+      whileUnavailable(() => this.jsm.streams.info(q.stream, { subjects_filter: q.subjects })),
     ]);
     const stored = stream.state.subjects ?? {};
     const ready = consumer.num_pending;
@@ -169,6 +192,6 @@ export class Store {
 
   /** How many dead letters a queue has. */
   async deadCount(q: QueueNames): Promise<number> {
-    return (await this.jsm.streams.info(q.dlqStream)).state.messages;
+    return (await whileUnavailable(() => this.jsm.streams.info(q.dlqStream))).state.messages;
   }
 }
