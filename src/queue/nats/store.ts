@@ -8,6 +8,7 @@ import {
   type StoredMsg,
 } from "@nats-io/jetstream";
 import { createInbox, type Msg, type NatsConnection, nanos } from "@nats-io/transport-node";
+import { sleep } from "../../sleep";
 import { type Envelope, envelopeHeaders } from "./envelope";
 import type { QueueNames } from "./names";
 
@@ -45,7 +46,7 @@ export async function whileUnavailable<T>(
     } catch (err) {
       const unavailable = err instanceof JetStreamApiError && err.status === 503;
       if (!unavailable || Date.now() + delayMs > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await sleep(delayMs);
     }
   }
 }
