@@ -11,7 +11,7 @@ import { fetchBatch } from "./fetch";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
-import { alertEventsInsertBatch, type BatchCounts } from "./sql";
+import type { BatchCounts } from "./sql";
 import type { BatchWriter } from "./writer";
 
 /**
@@ -33,7 +33,7 @@ export interface SinkDeps {
   metrics: SinkMetrics;
   /**
    * Writes the batches, a few at once, small ones together (./writer.ts);
-   * fetching and validating run outside it. Without it, each is written alone, at once.
+   * fetching and validating run outside it. Without it, the loop makes one.
    */
   writer?: BatchWriter;
   /** Caps the batch bytes in hand, from fetch to write (weight: the claimed size). */
@@ -52,6 +52,9 @@ export interface SinkOutages {
   state: Dependency;
   data: Dependency;
 }
+
+/** The deps a message is handled with: the loop's, its writer made. */
+export type Writing = SinkDeps & { writer: BatchWriter };
 
 export type Outcome = "ingested" | "dead_lettered" | "retry";
 type BufferDelivery = Message<"buffer_queue">;
@@ -102,7 +105,7 @@ async function settleFailure(deps: SinkDeps, m: BufferDelivery, f: Failure): Pro
   return "retry";
 }
 
-async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): Promise<Outcome> {
+async function ingestValid(deps: Writing, m: BufferDelivery, started: number): Promise<Outcome> {
   const p = m.payload;
   const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
   if (fetched.kind !== "ok") return settleFailure(deps, m, fetched);
@@ -115,9 +118,7 @@ async function ingestValid(deps: SinkDeps, m: BufferDelivery, started: number): 
       batchUri: p.batch_uri,
       rows: fetched.rows,
     };
-    counts = await (deps.writer === undefined
-      ? alertEventsInsertBatch(deps.data, batch)
-      : deps.writer.write(batch, p.batch_size_bytes));
+    counts = await deps.writer.write(batch, p.batch_size_bytes);
     noteWrite(deps);
   } catch (err) {
     noteWrite(deps, err);
@@ -151,7 +152,7 @@ async function ackCommitted(deps: SinkDeps, m: BufferDelivery, fields: Record<st
   }
 }
 
-export async function ingestMessage(deps: SinkDeps, m: BufferDelivery): Promise<Outcome> {
+export async function ingestMessage(deps: Writing, m: BufferDelivery): Promise<Outcome> {
   const started = performance.now();
   deps.log.debug(SINK_LOG.received, {
     message_id: m.id,

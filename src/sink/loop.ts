@@ -1,6 +1,6 @@
 import { Background } from "../background";
 import type { Message } from "../queue/seam";
-import { ingestMessage, type SinkDeps } from "./ingest";
+import { ingestMessage, type SinkDeps, type Writing } from "./ingest";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import { Slots } from "./slots";
@@ -67,7 +67,7 @@ interface LoopState {
   idleSince: number | undefined;
 }
 
-function start(deps: SinkDeps, s: LoopState, m: Message<"buffer_queue">): void {
+function start(deps: Writing, s: LoopState, m: Message<"buffer_queue">): void {
   const work = ingestMessage(deps, m).then(
     () => {},
     (err: unknown) => deps.log.error("batch handling crashed", { message_id: m.id, err }),
