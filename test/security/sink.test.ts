@@ -1,4 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import { randomUUID } from "node:crypto";
+import { alertEventsInsertGroup } from "../../src/sink/sql";
+import { checkBatch } from "../../src/sink/validate";
 import { createTasks } from "../../src/tasks/create";
 import { EXCESS_LOG } from "../../src/users/excess";
 import { claimRaw } from "../dispatcher/_client";
@@ -107,5 +110,35 @@ describe("a compromised sink, with exactly the environment up gives it", () => {
     });
     const [still] = await p.data.sql`SELECT count(*)::int AS n FROM data.alert_events`;
     expect(still?.n).toBe(alerts);
+  });
+
+  test("its own user writes a group of small batches in one statement, each batch recorded", async () => {
+    const org = "globex";
+    const group = [0, 1].map((i) => {
+      const task = randomUUID();
+      const line = { dedupe_key: `group-${task}`, source: "s", severity: "low", title: `t${i}` };
+      const checked = checkBatch(
+        new TextEncoder().encode(
+          `${JSON.stringify({ ...line, org_id: org, occurred_at: "2024-05-01T12:00:00Z" })}\n`,
+        ),
+        org,
+      );
+      if (!checked.ok) throw new Error(`test batch refused: ${checked.failure.reason}`);
+      return {
+        taskId: task,
+        orgId: org,
+        attempt: 1,
+        batchUri: `file:///x/${org}/${task}/1-a.jsonl`,
+        rows: checked.rows,
+      };
+    });
+    const counts = await alertEventsInsertGroup(sinkData(), group);
+    expect(counts).toEqual([
+      { rowsInserted: 1, rowsSkipped: 0 },
+      { rowsInserted: 1, rowsSkipped: 0 },
+    ]);
+    const [recorded] = await platform().data.sql`
+      SELECT count(*)::int AS n FROM data.sink_batches WHERE task_id = ANY(${group.map((g) => g.taskId)}::uuid[])`;
+    expect(recorded?.n).toBe(2);
   });
 });
