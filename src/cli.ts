@@ -1,7 +1,11 @@
 #!/usr/bin/env bun
-import "./plain-output";
-import "./db/dangling";
-import { harness } from "./commands";
-import { runCli } from "./commands/_main";
+import { tuneAllocator } from "./platform/allocator";
 
-void runCli(harness, process.argv.slice(2));
+// Before the rest loads: a role may execute itself again, tuned (src/platform/allocator.ts).
+tuneAllocator(process.argv.slice(2));
+import("./main").catch((err: unknown) => {
+  process.stderr.write(
+    `harness: could not start: ${err instanceof Error ? err.stack : String(err)}\n`,
+  );
+  process.exit(1);
+});
