@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { ALLOCATOR_ENV } from "./allocator";
 import { type Measurement, RESULT_PREFIX, type SubjectParams } from "./protocol";
 
 const BENCH_DIR = join(import.meta.dir, "..");
@@ -13,7 +14,7 @@ export async function runSubject(
     cwd: BENCH_DIR,
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, ...ALLOCATOR_ENV, NO_COLOR: "1" },
   });
   const timer = setTimeout(() => child.kill(), timeoutMs);
   const [stdout, stderr, code] = await Promise.all([

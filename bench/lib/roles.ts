@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { freePort } from "../../test/support/embedded";
 import { type Role, spawnHarness } from "../../test/support/processes";
 import { waitFor } from "../../test/support/wait";
+import { ALLOCATOR_ENV } from "./allocator";
 
 /**
  * Real role processes for the dispatcher and end-to-end workloads
@@ -42,7 +43,7 @@ export interface Stoppable {
 /** `bun <script>` with `env`, for a bench-owned server such as the bare baseline. */
 export function spawnScript(name: string, script: string, env: Record<string, string>): Stoppable {
   const proc = Bun.spawn([process.execPath, script], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...ALLOCATOR_ENV, ...env },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",

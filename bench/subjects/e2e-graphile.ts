@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { Logger, makeWorkerUtils } from "graphile-worker";
 import { Pool } from "pg";
 import { connect } from "../../src/db/connect";
-import { PURGE_DELAY_ENV } from "../../src/platform/allocator";
 import { waitFor } from "../../test/support/wait";
 import { waitCpuQuiet } from "../lib/cpu";
 import { PgCounter } from "../lib/pgstats";
@@ -60,9 +59,6 @@ subjectMain(async (params) => {
     const script = join(import.meta.dir, "..", "graphile", "role.ts");
     const role = (name: string, kind: string, c: number) =>
       spawnScript(name, script, {
-        // The allocator setting harness's own roles run with (src/platform/allocator.ts):
-        // the comparison is of the code, not of a runtime knob anyone can set.
-        [PURGE_DELAY_ENV]: "-1",
         GRAPHILE_ROLE: kind,
         DATABASE_URL: params.url,
         STORE_DIR: dir,

@@ -24,7 +24,7 @@ import { selfArgv } from "./self";
 
 export const PURGE_DELAY_ENV = "MIMALLOC_PURGE_DELAY";
 /** Never purge. */
-const NEVER = "-1";
+export const PURGE_NEVER = "-1";
 const ROLES: ReadonlySet<string> = new Set(["dispatcher", "worker", "sink"]);
 
 /** Whether `argv` (without the executable and entry) starts a long-running role. */
@@ -44,7 +44,7 @@ export function tuneAllocator(argv: readonly string[]): void {
   try {
     process.execve(process.execPath, [...selfArgv(), ...argv], {
       ...process.env,
-      [PURGE_DELAY_ENV]: NEVER,
+      [PURGE_DELAY_ENV]: PURGE_NEVER,
     });
   } catch {
     // Not replaced: run as we are.
