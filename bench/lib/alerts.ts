@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import * as v from "valibot";
-import { AlertLine } from "../../src/contracts/alert";
 import type { Sql } from "../../src/db/connect";
+import { AlertRows } from "../../src/sink/rows";
+import { BatchValidator } from "../../src/sink/validate";
 
 /**
  * The sink workload's data: `count` alerts in JSONL batches of `LINES` lines,
@@ -40,38 +40,17 @@ export function makeBatches(count: number): Batch[] {
   return out;
 }
 
-/** A batch's rows as text columns, what the bare insert sends. */
-export interface AlertColumns {
-  dedupeKeys: string[];
-  sources: string[];
-  severities: string[];
-  titles: string[];
-  occurredAts: string[];
-  /** `JSON.stringify` of each line's attributes (`{}` when absent). */
-  attributes: string[];
-}
-
-/** Columns of a batch, made beforehand (untimed) for the bare insert. */
-export function columnsOf(b: Batch): AlertColumns {
-  const c: AlertColumns = {
-    dedupeKeys: [],
-    sources: [],
-    severities: [],
-    titles: [],
-    occurredAts: [],
-    attributes: [],
-  };
-  for (const text of b.body.split("\n")) {
-    if (text === "") continue;
-    const a = v.parse(AlertLine, JSON.parse(text));
-    c.dedupeKeys.push(a.dedupe_key);
-    c.sources.push(a.source);
-    c.severities.push(a.severity);
-    c.titles.push(a.title);
-    c.occurredAts.push(a.occurred_at);
-    c.attributes.push(JSON.stringify(a.attributes ?? {}));
-  }
-  return c;
+/** Columns of a batch as the sink's validation makes them (for the bare insert, untimed). */
+export function columnsOf(b: Batch) {
+  // As big batches are held (packed), whatever this batch's size: they come out as columns.
+  const v = new BatchValidator(ORG, Number.POSITIVE_INFINITY);
+  const failure = v.push(new TextEncoder().encode(b.body));
+  const check = failure === undefined ? v.end() : { ok: false as const, failure };
+  if (!check.ok) throw new Error(check.failure.reason);
+  if (!(check.rows instanceof AlertRows)) throw new Error("rows not packed");
+  const [columns] = check.rows.columns(check.rows.keyOrder(), Infinity, Infinity);
+  if (columns === undefined) throw new Error("an empty batch");
+  return columns;
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight. */

@@ -1,12 +1,6 @@
 import { connect, type Sql } from "../../src/db/connect";
-import {
-  type AlertColumns,
-  type Batch,
-  columnsOf,
-  expectStoredRows,
-  inParallel,
-  makeBatches,
-} from "../lib/alerts";
+import type { AlertColumns } from "../../src/sink/rows";
+import { type Batch, columnsOf, expectStoredRows, inParallel, makeBatches } from "../lib/alerts";
 import { option, since, subjectMain } from "../lib/protocol";
 
 /**

@@ -1,27 +1,41 @@
+import type { AlertLine } from "../contracts/alert";
+import { Severity } from "../contracts/common";
+
 /**
- * The validated rows of one batch, kept as the lines that brought them: a
- * line is checked against the AlertLine contract, and then its own JSON
- * text is what the insert reads (src/sink/sql.ts), never a copy
- * re-serialized from the parsed value. PostgreSQL reads the text as jsonb,
- * which resolves a repeated key as JSON.parse does (the last wins), and the
- * contract refused every text whose value PostgreSQL would read otherwise
- * (src/sink/line.ts). Unknown to the insert, `org_id` is ignored there: the
- * rows take the task's org.
+ * The validated rows of one batch, packed: a batch is validated whole before
+ * any write, so its rows wait in memory, and as JavaScript strings and arrays
+ * they took about twice the batch's size, and more once serialized for the
+ * insert. Here each row is one record of UTF-8 bytes in shared slabs, about
+ * the size of its line. The rows come back out a chunk of plain columns at a
+ * time, ready for one set-based insert each: in line order, or in
+ * dedupe-key order.
  *
- * A batch larger than ONE_STATEMENT_BYTES waits in memory packed
- * (AlertRows): as JavaScript strings its lines took about twice the
- * batch's size. Each row is one record of bytes in shared slabs: its length
- * (4 bytes), its dedupe key as UTF-8, a 0x00 byte, then the line's UTF-8
- * bytes as they came. No key holds U+0000 (src/sink/line.ts refuses it), so
- * a key ends at its first 0x00 byte. The rows come back out a chunk at a
- * time, each a JSON array of lines ready for one set-based insert: in line
- * order, or in dedupe-key order.
+ * Record: severity (1 byte), the length of the rest (4 bytes), then
+ * dedupe_key, source, title, occurred_at and the attributes' JSON joined by
+ * U+0000, as UTF-8. No valid value holds U+0000 (src/sink/line.ts refuses
+ * it), so the join is unambiguous and a key ends at its first 0x00 byte.
  */
 
+/** One chunk of rows as columns (columnsJson makes the insert's JSON of them). */
+export interface AlertColumns {
+  dedupeKeys: string[];
+  sources: string[];
+  severities: string[];
+  titles: string[];
+  /** RFC 3339 text as written; the database parses it. */
+  occurredAts: string[];
+  /** `JSON.stringify` of each line's attributes (`{}` when absent). */
+  attributes: string[];
+}
+
+const SEVERITIES = Severity.options;
 /** Slabs start small (most batches are) and double up to SLAB_BYTES. */
 const FIRST_SLAB_BYTES = 64 * 1024;
 const SLAB_BYTES = 4 * 1024 * 1024;
-const HEAD = 4;
+/** A record this large gets a slab of its own, so a slab's unused tail stays small. */
+const OWN_SLAB_BYTES = 256 * 1024;
+const HEAD = 5;
+const SEPARATOR = "\u0000";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -43,14 +57,7 @@ function grown(a: Uint32Array<ArrayBuffer>, need: number): Uint32Array<ArrayBuff
   return b;
 }
 
-/** How a batch's rows are held while the rest of it is validated (./validate.ts). */
-export interface BatchRows {
-  readonly count: number;
-  /** One valid line: its dedupe key, and the line (without its "\n") as text and as the UTF-8 bytes it came as. */
-  append(key: string, text: string, bytes: Uint8Array): void;
-}
-
-export class AlertRows implements BatchRows {
+export class AlertRows {
   private readonly slabs: Uint8Array[] = [];
   /** Bytes used in the last slab. */
   private used = 0;
@@ -68,18 +75,20 @@ export class AlertRows implements BatchRows {
     return this.recordBytes;
   }
 
-  append(key: string, _text: string, line: Uint8Array): void {
-    // Room for the worst case of the key (3 bytes per UTF-16 unit).
-    const size = HEAD + key.length * 3 + 1 + line.byteLength;
-    const slab = this.room(size);
+  append(alert: AlertLine): void {
+    const attributes = alert.attributes === undefined ? "{}" : JSON.stringify(alert.attributes);
+    const text = [alert.dedupe_key, alert.source, alert.title, alert.occurred_at, attributes].join(
+      SEPARATOR,
+    );
+    // Room for the worst case (3 bytes per UTF-16 unit); only a large record is measured exactly.
+    const worst = HEAD + text.length * 3;
+    const slab = this.room(worst > OWN_SLAB_BYTES ? HEAD + Buffer.byteLength(text) : worst);
     const start = this.used;
-    const { written } = encoder.encodeInto(key, slab.subarray(start + HEAD));
-    slab[start + HEAD + written] = 0;
-    slab.set(line, start + HEAD + written + 1);
-    const length = written + 1 + line.byteLength;
-    setU32(slab, start, length);
-    this.used = start + HEAD + length;
-    this.recordBytes += HEAD + length;
+    const { written } = encoder.encodeInto(text, slab.subarray(start + HEAD));
+    slab[start] = SEVERITIES.indexOf(alert.severity);
+    setU32(slab, start + 1, written);
+    this.used = start + HEAD + written;
+    this.recordBytes += HEAD + written;
     this.slabOf = grown(this.slabOf, this.rows + 1);
     this.offsetOf = grown(this.offsetOf, this.rows + 1);
     this.slabOf[this.rows] = this.slabs.length - 1;
@@ -113,7 +122,7 @@ export class AlertRows implements BatchRows {
     return this.lineOrder().sort((a, b) => this.compareKeys(a, b) || a - b);
   }
 
-  /** Byte by byte up to the key's end (its 0x00 byte, below every other byte). */
+  /** Byte by byte up to the key's end (its 0x00 separator, below every other byte). */
   private compareKeys(a: number, b: number): number {
     const sa = this.slabs[this.slabOf[a] ?? 0] ?? new Uint8Array();
     const sb = this.slabs[this.slabOf[b] ?? 0] ?? new Uint8Array();
@@ -127,55 +136,94 @@ export class AlertRows implements BatchRows {
     }
   }
 
-  /** The rows of `order` as JSON arrays of their lines, `maxRows` or about `maxBytes` of records at a time. */
-  *chunks(order: Uint32Array, maxRows: number, maxBytes: number): Generator<string> {
-    let lines: string[] = [];
+  /** The rows of `order` as columns, `maxRows` or about `maxBytes` of records at a time. */
+  *columns(order: Uint32Array, maxRows: number, maxBytes: number): Generator<AlertColumns> {
+    let c = emptyColumns();
     let bytes = 0;
     for (const row of order) {
-      const slab = this.slabs[this.slabOf[row] ?? 0] ?? new Uint8Array();
-      const start = this.offsetOf[row] ?? 0;
-      const end = start + HEAD + u32(slab, start);
-      lines.push(decoder.decode(slab.subarray(slab.indexOf(0, start + HEAD) + 1, end)));
-      bytes += end - start;
-      if (lines.length >= maxRows || bytes >= maxBytes) {
-        yield jsonArray(lines);
-        lines = [];
+      bytes += this.appendTo(c, row);
+      if (c.dedupeKeys.length >= maxRows || bytes >= maxBytes) {
+        yield c;
+        c = emptyColumns();
         bytes = 0;
       }
     }
-    if (lines.length > 0) yield jsonArray(lines);
+    if (c.dedupeKeys.length > 0) yield c;
   }
-}
 
-function jsonArray(lines: readonly string[]): string {
-  return `[${lines.join(",")}]`;
+  /** Decodes one row into `c`; returns its record's size. */
+  private appendTo(c: AlertColumns, row: number): number {
+    const slab = this.slabs[this.slabOf[row] ?? 0] ?? new Uint8Array();
+    const start = this.offsetOf[row] ?? 0;
+    const length = u32(slab, start + 1);
+    const text = decoder.decode(slab.subarray(start + HEAD, start + HEAD + length));
+    const [key = "", source = "", title = "", occurredAt = "", attributes = "{}"] =
+      text.split(SEPARATOR);
+    c.severities.push(SEVERITIES[slab[start] ?? 0] ?? "info");
+    c.dedupeKeys.push(key);
+    c.sources.push(source);
+    c.titles.push(title);
+    c.occurredAts.push(occurredAt);
+    c.attributes.push(attributes);
+    return HEAD + length;
+  }
 }
 
 /**
  * The validated rows of a batch small enough for one statement, as the
- * lines' text, never packed and unpacked (the round trip AlertRows makes to
- * hold a large batch in little memory). A batch of at most
- * ONE_STATEMENT_BYTES takes about twice that in memory this way.
+ * alerts themselves: their JSON is made straight from them, never
+ * packed and unpacked (the round trip AlertRows makes to hold a large batch
+ * in little memory). A batch of at most ONE_STATEMENT_BYTES takes a few
+ * times that in memory this way.
  */
-export class AlertList implements BatchRows {
-  private readonly lines: string[] = [];
+export class AlertList {
+  private readonly alerts: AlertLine[] = [];
   /** The dedupe keys, in line order: all a batch of stored rows needs (src/sink/sql.ts). */
   readonly keys: string[] = [];
 
   get count(): number {
-    return this.lines.length;
+    return this.alerts.length;
   }
 
-  append(key: string, text: string): void {
-    this.lines.push(text);
-    this.keys.push(key);
+  append(alert: AlertLine): void {
+    this.alerts.push(alert);
+    this.keys.push(alert.dedupe_key);
   }
 
-  /** Every row, in line order, as the JSON array of lines the insert reads (src/sink/sql.ts). */
+  /**
+   * Every row, in line order, as the JSON array the insert reads
+   * (src/sink/sql.ts): the alerts themselves, whose keys are the contract's
+   * field names. One native JSON.stringify costs a fraction of building a
+   * text array per column.
+   */
   json(): string {
-    return jsonArray(this.lines);
+    return JSON.stringify(this.alerts);
   }
 }
 
 /** A batch of at most this many bytes is held as an AlertList and written in one statement. */
 export const ONE_STATEMENT_BYTES = 1024 * 1024;
+
+/** Columns as the JSON array of rows the insert reads; `attributes` is spliced in as the JSON text it already is. */
+export function columnsJson(c: AlertColumns): string {
+  const rows: string[] = [];
+  for (let i = 0; i < c.dedupeKeys.length; i++) {
+    rows.push(
+      `{"dedupe_key":${JSON.stringify(c.dedupeKeys[i])},"source":${JSON.stringify(c.sources[i])},` +
+        `"severity":${JSON.stringify(c.severities[i])},"title":${JSON.stringify(c.titles[i])},` +
+        `"occurred_at":${JSON.stringify(c.occurredAts[i])},"attributes":${c.attributes[i] ?? "{}"}}`,
+    );
+  }
+  return `[${rows.join(",")}]`;
+}
+
+export function emptyColumns(): AlertColumns {
+  return {
+    dedupeKeys: [],
+    sources: [],
+    severities: [],
+    titles: [],
+    occurredAts: [],
+    attributes: [],
+  };
+}

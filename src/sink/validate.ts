@@ -97,7 +97,7 @@ export class BatchValidator {
     }
     const alert = parseLine(text, this.orgId);
     if (typeof alert === "string") return invalidLine(this.line, alert);
-    this.rows.append(alert.dedupe_key, text, bytes);
+    this.rows.append(alert);
     this.line++;
     return undefined;
   }

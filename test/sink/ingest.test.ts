@@ -183,8 +183,7 @@ describe("sink ingest (loop in-process, real database)", () => {
     expect(m).toMatchObject({ batches: 1, rowsInserted: 2, deadLetters: 0, retries: 0 });
     const rows = await sql`
       SELECT dedupe_key, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS at,
-             attributes -> 'numbers' AS numbers, (attributes -> 'numbers' -> 3)::text AS one_point_zero,
-             jsonb_path_query_first(attributes,
+             attributes -> 'numbers' AS numbers, jsonb_path_query_first(attributes,
                ('$.deep' || repeat('.a', 61))::jsonpath) AS innermost
       FROM data.alert_events ORDER BY dedupe_key`;
     expect(rows.map((r) => [r.dedupe_key, r.at])).toEqual([
@@ -194,8 +193,6 @@ describe("sink ingest (loop in-process, real database)", () => {
     expect(rows[1]?.numbers).toEqual([
       9007199254740992, -9007199254740992, 0.1, 1, 100, 5e-324, 0, 123456789012345,
     ]);
-    // The line's own text is stored, not a double's re-spelling of it: 1.0 stays 1.0.
-    expect(rows[1]?.one_point_zero).toBe("1.0");
     expect(rows[1]?.innermost).toEqual({});
   });
 
