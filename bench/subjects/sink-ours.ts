@@ -17,7 +17,7 @@ import { option, since, subjectMain } from "../lib/protocol";
 /**
  * Workload 3, ours: the batches written to a file store, one buffer_queue
  * message each, then the real sink loop (`harness sink`'s: receive, fetch,
- * validate whole, one INSERT … jsonb_to_recordset ON CONFLICT DO NOTHING per
+ * validate whole, one INSERT … unnest ON CONFLICT DO NOTHING per
  * batch with its sink_batches row, ack) with `concurrency` writes in flight, until the
  * queue is empty. Timed: the loop. With `duplicates` 1 the same messages are
  * ingested once untimed and the timed run finds every row present. Also

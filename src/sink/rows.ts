@@ -16,7 +16,7 @@ import { Severity } from "../contracts/common";
  * it), so the join is unambiguous and a key ends at its first 0x00 byte.
  */
 
-/** One chunk of rows as columns (columnsJson makes the insert's JSON of them). */
+/** One chunk of rows as columns, the shape `unnest(…)` takes. */
 export interface AlertColumns {
   dedupeKeys: string[];
   sources: string[];
@@ -171,7 +171,7 @@ export class AlertRows {
 
 /**
  * The validated rows of a batch small enough for one statement, as the
- * alerts themselves: their JSON is made straight from them, never
+ * alerts themselves: their columns are taken straight from them, never
  * packed and unpacked (the round trip AlertRows makes to hold a large batch
  * in little memory). A batch of at most ONE_STATEMENT_BYTES takes a few
  * times that in memory this way.
@@ -190,32 +190,22 @@ export class AlertList {
     this.keys.push(alert.dedupe_key);
   }
 
-  /**
-   * Every row, in line order, as the JSON array the insert reads
-   * (src/sink/sql.ts): the alerts themselves, whose keys are the contract's
-   * field names. One native JSON.stringify costs a fraction of building a
-   * text array per column.
-   */
-  json(): string {
-    return JSON.stringify(this.alerts);
+  /** Every row as columns, in line order: appended to `c`, new ones by default. */
+  columns(c: AlertColumns = emptyColumns()): AlertColumns {
+    for (const a of this.alerts) {
+      c.dedupeKeys.push(a.dedupe_key);
+      c.sources.push(a.source);
+      c.severities.push(a.severity);
+      c.titles.push(a.title);
+      c.occurredAts.push(a.occurred_at);
+      c.attributes.push(a.attributes === undefined ? "{}" : JSON.stringify(a.attributes));
+    }
+    return c;
   }
 }
 
 /** A batch of at most this many bytes is held as an AlertList and written in one statement. */
 export const ONE_STATEMENT_BYTES = 1024 * 1024;
-
-/** Columns as the JSON array of rows the insert reads; `attributes` is spliced in as the JSON text it already is. */
-export function columnsJson(c: AlertColumns): string {
-  const rows: string[] = [];
-  for (let i = 0; i < c.dedupeKeys.length; i++) {
-    rows.push(
-      `{"dedupe_key":${JSON.stringify(c.dedupeKeys[i])},"source":${JSON.stringify(c.sources[i])},` +
-        `"severity":${JSON.stringify(c.severities[i])},"title":${JSON.stringify(c.titles[i])},` +
-        `"occurred_at":${JSON.stringify(c.occurredAts[i])},"attributes":${c.attributes[i] ?? "{}"}}`,
-    );
-  }
-  return `[${rows.join(",")}]`;
-}
 
 export function emptyColumns(): AlertColumns {
   return {
