@@ -176,12 +176,10 @@ export async function alertEventsInsertGroup(
   db: Sql,
   group: BatchInsertParams[],
 ): Promise<BatchCounts[]> {
-  const lists: AlertList[] = [];
   const c = emptyColumns();
   const bns: number[] = [];
   for (const [i, p] of group.entries()) {
     if (!(p.rows instanceof AlertList)) throw new Error("a group holds small batches only");
-    lists.push(p.rows);
     p.rows.columns(c);
     for (let n = 0; n < p.rows.count; n++) bns.push(i + 1);
   }
@@ -189,7 +187,7 @@ export async function alertEventsInsertGroup(
     WITH b AS (
       SELECT * FROM unnest(${group.map((p) => p.taskId)}::uuid[], ${group.map((p) => p.orgId)}::text[],
                            ${group.map((p) => p.attempt)}::int[], ${group.map((p) => p.batchUri)}::text[],
-                           ${lists.map((l) => l.count)}::int[])
+                           ${group.map((p) => p.rows.count)}::int[])
         WITH ORDINALITY AS b(task_id, org_id, attempt, batch_uri, total, bn)
     ), firsts AS MATERIALIZED (
       SELECT DISTINCT ON (b.org_id COLLATE "C", u.dedupe_key COLLATE "C")
