@@ -1,9 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
 import { PURGE_DELAY_ENV, startsRole } from "../../src/platform/allocator";
+import { useTempStore } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { spawnHarness } from "../support/processes";
 
@@ -14,6 +12,7 @@ import { spawnHarness } from "../support/processes";
  */
 
 const db = useFreshDatabase();
+const store = useTempStore();
 
 /** The environment the kernel holds for `pid` now (after any execve). */
 function environOf(pid: number): Map<string, string> {
@@ -26,10 +25,9 @@ function environOf(pid: number): Map<string, string> {
 }
 
 async function sinkEnvironment(extra: Record<string, string>): Promise<Map<string, string>> {
-  const store = mkdtempSync(join(tmpdir(), "harness-allocator-"));
   const sink = spawnHarness("sink", ["sink", "--concurrency", "2"], {
     DATABASE_URL: db().url,
-    OBJECT_STORE_URL: pathToFileURL(store).href,
+    OBJECT_STORE_URL: store().url,
     LOG_LEVEL: "info",
     ...extra,
   });
