@@ -4,12 +4,15 @@ import { VERIFY_LOG } from "../../src/verify/run";
 import { useTempStore } from "../sink/helpers";
 import { useFreshDatabase } from "../support/db";
 import { runHarness, spawnHarness } from "../support/processes";
+import { tempDir } from "../support/temp";
 import { waitFor } from "../support/wait";
 
 /** `harness verify` as a user runs it: a real process against a migrated database. */
 
 const db = useFreshDatabase();
 const foreignStore = useTempStore();
+/** `--logs` for a run: the run's role logs and objects, in a folder removed after the tests. */
+const logs = () => ["--logs", tempDir("harness-verify-test-")];
 
 function scheduleOf(stdout: string): unknown {
   const parsed: unknown = JSON.parse(stdout);
@@ -26,10 +29,11 @@ function outcome(r: { code: number; stderr: string; stdout?: string }, expected 
 
 describe("harness verify", () => {
   test("with a chaos seed: roles killed and restarted, duplicates injected, every invariant holds, exit 0", async () => {
-    const r = await runHarness(
-      ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json", "--timeout", "150"],
-      { DATABASE_URL: db().url, LOG_LEVEL: "warn" },
-    );
+    const args = ["verify", "--tasks", "40", "--alerts", "5", "--chaos", "3", "--json"];
+    const r = await runHarness([...args, "--timeout", "150", ...logs()], {
+      DATABASE_URL: db().url,
+      LOG_LEVEL: "warn",
+    });
     expect(outcome(r)).toEqual({ code: 0, stderr: "" });
     const report: unknown = JSON.parse(r.stdout);
     expect(report).toMatchObject({
@@ -77,7 +81,11 @@ describe("harness verify", () => {
   test("one run per database at a time; a second run with the same seed replays the same schedule", async () => {
     const env = { DATABASE_URL: db().url, LOG_LEVEL: "info" };
     const args = ["verify", "--tasks", "5", "--alerts", "1", "--chaos", "11", "--json"];
-    const first = spawnHarness("verify-1", [...args, "--work-ms", "0", "--timeout", "50"], env);
+    const first = spawnHarness(
+      "verify-1",
+      [...args, "--work-ms", "0", "--timeout", "50", ...logs()],
+      env,
+    );
     await first.waitForLog(
       (l) => l.msg === VERIFY_LOG.tasksCreated,
       "the first run to start",
@@ -92,7 +100,7 @@ describe("harness verify", () => {
       code: 0,
       stderr: "",
     });
-    const second = await runHarness([...args, "--work-ms", "0", "--timeout", "50"], env);
+    const second = await runHarness([...args, "--work-ms", "0", "--timeout", "50", ...logs()], env);
     expect(outcome(second)).toEqual({ code: 0, stderr: "" });
     expect(scheduleOf(first.stdout())).toHaveLength(12);
     expect(scheduleOf(second.stdout)).toEqual(scheduleOf(first.stdout()));
