@@ -20,7 +20,10 @@ import { option, since, subjectMain } from "../lib/protocol";
  * validate whole, one INSERT … unnest ON CONFLICT DO NOTHING per
  * batch with its sink_batches row, ack) with `concurrency` writes in flight, until the
  * queue is empty. Timed: the loop. With `duplicates` 1 the same messages are
- * ingested once untimed and the timed run finds every row present. Also
+ * ingested once untimed, then again, timed (a redelivery: the sink finds each
+ * batch recorded); with 2 the timed run is the same rows as a second attempt
+ * of each task writes them, new objects and messages (the sink finds every
+ * key stored). Also
  * `sink_js_ms_per_1000_rows`: this process's CPU over the loop (the sink's
  * JavaScript: fetch, validation, statements, queue; not PostgreSQL's).
  */
@@ -35,34 +38,40 @@ const s3 = {
 
 subjectMain(async (params) => {
   const concurrency = option(params, "concurrency");
-  const duplicates = option(params, "duplicates") === 1;
+  const duplicates = option(params, "duplicates");
   const dir = mkdtempSync(join(tmpdir(), "harness-bench-sink-"));
   const store = await openObjectStore(pathToFileURL(dir).href, s3);
-  // Two pools as `harness sink` opens them: STATE (the queue's, and its LISTEN) and DATA (writes).
+  // Two pools as `harness sink` opens them (src/sink/main.ts): STATE (the queue's, and its LISTEN) and DATA.
   const state = PgQueue.open(params.url, {
     name: "bench-sink-state",
     connections: concurrency + 2,
     ackLingerMs: BACKGROUND_ACK_LINGER_MS,
   });
-  const data = connect(params.url, { name: "bench-sink-data", max: concurrency });
+  const data = connect(params.url, { name: "bench-sink-data", max: concurrency + 1 });
   try {
     const batches = makeBatches(params.count);
-    const messages: { payload: BufferMessage }[] = [];
-    for (const [i, b] of batches.entries()) {
-      const put = await store.put(`${ORG}/${b.task}/1-${i}.jsonl`, b.body, {
-        contentType: "application/x-ndjson",
-      });
-      messages.push({
-        payload: {
-          task_id: b.task,
-          org_id: ORG,
-          attempt: 1,
-          batch_uri: put.uri,
-          content_type: "application/x-ndjson" as const,
-          batch_size_bytes: put.size,
-        },
-      });
-    }
+    /** The batches as `attempt` of their tasks writes them: its objects, its messages. */
+    const written = async (attempt: number) => {
+      const messages: { payload: BufferMessage }[] = [];
+      for (const [i, b] of batches.entries()) {
+        const put = await store.put(`${ORG}/${b.task}/${attempt}-${i}.jsonl`, b.body, {
+          contentType: "application/x-ndjson",
+        });
+        messages.push({
+          payload: {
+            task_id: b.task,
+            org_id: ORG,
+            attempt,
+            batch_uri: put.uri,
+            content_type: "application/x-ndjson" as const,
+            batch_size_bytes: put.size,
+          },
+        });
+      }
+      return messages;
+    };
+    const first = await written(1);
+    const timed = duplicates === 2 ? await written(2) : first;
     const validateStart = performance.now();
     for (const b of batches) checkBatch(new TextEncoder().encode(b.body), ORG);
     const validatePerS = params.count / since(validateStart);
@@ -71,7 +80,7 @@ subjectMain(async (params) => {
       visibilityTimeoutMs: 30_000,
       maxReceives: 5,
     });
-    const ingest = async () => {
+    const ingest = async (messages: { payload: BufferMessage }[]) => {
       await state.publisher().publish("buffer_queue", messages);
       const metrics = newSinkMetrics();
       const start = performance.now();
@@ -96,9 +105,9 @@ subjectMain(async (params) => {
       const cpu = process.cpuUsage(cpu0);
       return { seconds: since(start), metrics, cpuMs: (cpu.user + cpu.system) / 1000 };
     };
-    if (duplicates) await ingest();
-    const { seconds, metrics, cpuMs } = await ingest();
-    const want = duplicates ? metrics.rowsSkipped : metrics.rowsInserted;
+    if (duplicates > 0) await ingest(first);
+    const { seconds, metrics, cpuMs } = await ingest(timed);
+    const want = duplicates > 0 ? metrics.rowsSkipped : metrics.rowsInserted;
     if (want !== params.count || metrics.deadLetters > 0) {
       throw new Error(`unexpected sink counts ${JSON.stringify(metrics)}`);
     }

@@ -1,7 +1,7 @@
 import { dispatcherClaim, dispatcherHeartbeat } from "./dispatcher";
 import { e2eLarge, e2eSmall } from "./e2e";
 import { queueBatched, queueSingle } from "./queue";
-import { sinkDuplicates, sinkIngest } from "./sink";
+import { sinkDuplicates, sinkIngest, sinkRetried } from "./sink";
 import type { Workload } from "./types";
 
 /** Every workload, in the order the table shows them. Workloads 1–5 of issue 8. */
@@ -10,6 +10,7 @@ export const WORKLOADS: readonly Workload[] = [
   queueBatched,
   sinkIngest,
   sinkDuplicates,
+  sinkRetried,
   dispatcherHeartbeat,
   dispatcherClaim,
   e2eSmall,

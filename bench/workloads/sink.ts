@@ -5,7 +5,8 @@ import type { Workload } from "./types";
  * sink path (fetch, parse, validate, upsert, ack) against a bare multi-row
  * insert of pre-built columns and against COPY of the same rows, 4 batches
  * in flight for all (`harness sink`'s default concurrency); then the same
- * batches again when every row is already stored.
+ * batches again when every row is already stored: the same messages (a
+ * redelivery), and the same rows as new batches of a second attempt.
  */
 
 const COUNT = 200_000;
@@ -13,6 +14,7 @@ const QUICK_COUNT = 20_000;
 const CONCURRENCY = 4;
 const fresh = { concurrency: CONCURRENCY, duplicates: 0 };
 const dups = { concurrency: CONCURRENCY, duplicates: 1 };
+const retried = { concurrency: CONCURRENCY, duplicates: 2 };
 
 export const sinkIngest: Workload = {
   id: "sink-ingest",
@@ -57,7 +59,7 @@ export const sinkIngest: Workload = {
 export const sinkDuplicates: Workload = {
   id: "sink-duplicates",
   group: "sink",
-  title: `sink re-run, every row already stored, ${CONCURRENCY} in flight`,
+  title: `sink redelivery, every batch already committed, ${CONCURRENCY} in flight`,
   unit: "rows/s",
   items: "rows",
   count: COUNT,
@@ -76,4 +78,12 @@ export const sinkDuplicates: Workload = {
       target: 0.8,
     },
   ],
+};
+
+export const sinkRetried: Workload = {
+  ...sinkDuplicates,
+  id: "sink-retried",
+  title: `sink re-run as a second attempt's batches, every row already stored, ${CONCURRENCY} in flight`,
+  ours: { ...sinkIngest.ours, options: retried },
+  references: sinkDuplicates.references.map((r) => ({ ...r, options: retried })),
 };

@@ -1,4 +1,5 @@
 import type { Background } from "../background";
+import type { BufferMessage } from "../contracts/queue";
 import type { Sql } from "../db/connect";
 import { isMissingMigration, isTransientDbError } from "../db/errors";
 import { failpoint } from "../failpoints";
@@ -11,7 +12,7 @@ import { fetchBatch } from "./fetch";
 import { SINK_LOG } from "./logs";
 import type { SinkMetrics } from "./metrics";
 import type { Slots } from "./slots";
-import type { BatchCounts } from "./sql";
+import { type BatchCounts, sinkBatchesRecordAgain } from "./sql";
 import type { BatchWriter } from "./writer";
 
 /**
@@ -105,25 +106,48 @@ async function settleFailure(deps: SinkDeps, m: BufferDelivery, f: Failure): Pro
   return "retry";
 }
 
-async function ingestValid(deps: Writing, m: BufferDelivery, started: number): Promise<Outcome> {
-  const p = m.payload;
-  const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
-  if (fetched.kind !== "ok") return settleFailure(deps, m, fetched);
-  let counts: BatchCounts;
+/**
+ * A batch of at least this many bytes (about 256 lines) is first looked up
+ * among the recorded ones (sinkBatchesRecordAgain): one more statement for a
+ * new batch, worth it when a redelivered one then skips its fetch,
+ * validation and key look-ups. A smaller batch costs more in the statement.
+ */
+const LOOK_UP_RECORD_BYTES = 64 * 1024;
+
+/** The batch's counts once committed, or why not; a batch committed before is only recorded again. */
+async function writeBatch(deps: Writing, p: BufferMessage): Promise<BatchCounts | Failure> {
+  const batch = {
+    taskId: p.task_id,
+    orgId: p.org_id,
+    attempt: p.attempt,
+    batchUri: p.batch_uri,
+  };
   try {
-    const batch = {
-      taskId: p.task_id,
-      orgId: p.org_id,
-      attempt: p.attempt,
-      batchUri: p.batch_uri,
-      rows: fetched.rows,
-    };
-    counts = await deps.writer.write(batch, p.batch_size_bytes);
-    noteWrite(deps);
+    if (p.batch_size_bytes >= LOOK_UP_RECORD_BYTES) {
+      const again = await sinkBatchesRecordAgain(deps.data, batch);
+      noteWrite(deps);
+      if (again !== undefined) return again;
+    }
   } catch (err) {
     noteWrite(deps, err);
-    return settleFailure(deps, m, databaseFailed(err));
+    return databaseFailed(err);
   }
+  const fetched = await fetchBatch(deps.store, p, deps.maxBatchBytes);
+  if (fetched.kind !== "ok") return fetched;
+  try {
+    const counts = await deps.writer.write({ ...batch, rows: fetched.rows }, p.batch_size_bytes);
+    noteWrite(deps);
+    return counts;
+  } catch (err) {
+    noteWrite(deps, err);
+    return databaseFailed(err);
+  }
+}
+
+async function ingestValid(deps: Writing, m: BufferDelivery, started: number): Promise<Outcome> {
+  const p = m.payload;
+  const counts = await writeBatch(deps, p);
+  if ("kind" in counts) return settleFailure(deps, m, counts);
   failpoint("sink.after_commit");
   const fields = {
     message_id: m.id,

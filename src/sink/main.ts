@@ -53,7 +53,9 @@ export async function runSink(
     connections: flags.concurrency + 2,
     ackLingerMs: BACKGROUND_ACK_LINGER_MS,
   });
-  const data = connect(dataUrl, { name: "sink-data", max: flags.concurrency });
+  // One connection per write place, and one more for the look-ups of batches
+  // committed before (src/sink/ingest.ts), which then never wait behind a write.
+  const data = connect(dataUrl, { name: "sink-data", max: flags.concurrency + 1 });
   const metrics = newSinkMetrics();
   const outages = outagesOf(cfg, dataUrl, flags);
   const started = performance.now();

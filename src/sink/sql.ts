@@ -100,6 +100,37 @@ async function sinkBatchesInsertIfAllStored(
   return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
 }
 
+/** The batch a message names, as `data.sink_batches` records it. */
+export type BatchIdentity = Omit<BatchInsertParams, "rows">;
+
+/**
+ * A batch this sink has committed before — the same task, org, attempt and
+ * URI: its message redelivered after a lost ack, or published twice by the
+ * outbox — is recorded again as adding nothing (0 inserted, every row of its
+ * first record skipped), without being fetched, validated or looked up key
+ * by key. A record exists only if that batch's rows committed with it, and
+ * no row of data.alert_events is ever deleted, so these are the counts a
+ * second ingest of the same bytes would make; bytes put under that URI
+ * since are never taken: a batch is ingested once. Undefined, and nothing
+ * written, when there is no record.
+ */
+export async function sinkBatchesRecordAgain(
+  db: Sql,
+  p: BatchIdentity,
+): Promise<BatchCounts | undefined> {
+  const rows = await db`
+    INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)
+    SELECT task_id, org_id, attempt, batch_uri, 0, rows_inserted + rows_skipped
+    FROM data.sink_batches
+    WHERE task_id = ${p.taskId}::uuid AND org_id = ${p.orgId} AND attempt = ${p.attempt}
+      AND batch_uri = ${p.batchUri}
+    LIMIT 1
+    RETURNING rows_inserted, rows_skipped`;
+  if (rows.length === 0) return undefined;
+  const c = v.parse(Counts, rows[0]);
+  return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
+}
+
 /**
  * Inserts a validated batch `ON CONFLICT (org_id, dedupe_key) DO NOTHING`
  * (duplicates inside the batch are skipped the same way) and records it in

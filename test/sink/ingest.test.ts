@@ -83,6 +83,34 @@ describe("sink ingest (loop in-process, real database)", () => {
     });
   }, 30_000);
 
+  test("a committed batch delivered again is recorded again unread; a small one is read again", async () => {
+    const sql = db().sql;
+    const large = await putBatch(store().store, jsonl(goodLines("acme", "r", 1000)));
+    const small = await putBatch(store().store, jsonl(goodLines("acme", "s", 10)));
+    await publishBatchMessage(db().queue(), large);
+    await publishBatchMessage(db().queue(), small);
+    expect(await sinkUntilIdle(db(), store().store)).toMatchObject({ rowsInserted: 1010 });
+    // Both objects gone: the large batch's record answers for it (0 inserted, its
+    // 1,000 rows skipped, acked); the small one is fetched again, fails, and stays.
+    for (const b of [large, small]) rmSync(fileURLToPath(b.uri));
+    await publishBatchMessage(db().queue(), large);
+    const smallAgain = await publishBatchMessage(db().queue(), small);
+    const m = await sinkUntilIdle(db(), store().store, { maxReceives: 1 });
+    expect(m).toMatchObject({ batches: 1, rowsInserted: 0, rowsSkipped: 1000, deadLetters: 0 });
+    expect(m.retries).toBeGreaterThan(0);
+    const records = await sql`
+      SELECT rows_inserted, rows_skipped FROM data.sink_batches
+      WHERE batch_uri = ${large.uri} ORDER BY id`;
+    expect(records.map((r) => [r.rows_inserted, r.rows_skipped])).toEqual([
+      [1000, 0],
+      [0, 1000],
+    ]);
+    expect(await rowCount(sql)).toBe(1010);
+    expect(
+      await sql`SELECT 1 FROM state.queue_messages WHERE id = ${smallAgain}::bigint`,
+    ).toHaveLength(1);
+  }, 30_000);
+
   test("a large batch whose keys are stored but one (or stored for another org) inserts exactly the missing", async () => {
     const sql = db().sql;
     // Every key but the last stored for acme, and every key stored for another org.
