@@ -11,6 +11,7 @@ import {
   skipped,
   summarize,
 } from "./lib/report";
+import { runScratch } from "./lib/scratch";
 import { openServer } from "./lib/server";
 import { wrkVersion } from "./lib/wrk";
 import { selectWorkloads } from "./workloads";
@@ -59,6 +60,7 @@ async function main(): Promise<number> {
   );
   let failures = 0;
   const results = [];
+  const scratch = runScratch();
   try {
     for (const workload of workloads) {
       const count = quick ? workload.quickCount : workload.count;
@@ -98,6 +100,7 @@ async function main(): Promise<number> {
       results.push(summarize({ ...workload, count }, runs));
     }
   } finally {
+    scratch.remove();
     await server.close();
   }
   env.loadavg.end = loadAverage();

@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Logger, makeWorkerUtils } from "graphile-worker";
 import { Pool } from "pg";
@@ -11,6 +9,7 @@ import { PgCounter } from "../lib/pgstats";
 import { measurePipeline, WARM_UP_TASKS } from "../lib/pipeline";
 import { chunks, option, subjectMain } from "../lib/protocol";
 import { peakRssMiB, type Stoppable, spawnScript } from "../lib/roles";
+import { scratchDir } from "../lib/scratch";
 
 /**
  * Workload 5, the graphile-worker reference: the same work as ours on
@@ -34,7 +33,8 @@ subjectMain(async (params) => {
   const workers = option(params, "workers");
   const concurrency = option(params, "concurrency");
   const sinkConcurrency = option(params, "sinkConcurrency");
-  const dir = mkdtempSync(join(tmpdir(), "harness-bench-e2e-graphile-"));
+  const scratch = scratchDir("harness-bench-e2e-graphile-");
+  const dir = scratch.dir;
   // A pool of our own, ended here: the statistics are read once every session on the database has ended.
   const pool = new Pool({ connectionString: params.url, max: 2 });
   pool.on("error", () => {});
@@ -135,6 +135,6 @@ subjectMain(async (params) => {
     await release().catch(() => {});
     await sql.end({ timeout: 1 });
     await counter?.close();
-    rmSync(dir, { recursive: true, force: true });
+    scratch.release();
   }
 });

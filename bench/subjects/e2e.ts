@@ -1,7 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connect, type Sql } from "../../src/db/connect";
 import { NatsQueue } from "../../src/queue/nats/backend";
 import { createTasks } from "../../src/tasks/create";
@@ -10,6 +7,7 @@ import { PgCounter } from "../lib/pgstats";
 import { measurePipeline, WARM_UP_TASKS } from "../lib/pipeline";
 import { option, subjectMain } from "../lib/protocol";
 import { freePort, peakRssMiB, type Role, roleEnv, spawnHarness, waitHttp } from "../lib/roles";
+import { scratchDir } from "../lib/scratch";
 
 /**
  * Workload 5, one subject: the whole pipeline as separate processes —
@@ -123,7 +121,8 @@ subjectMain(async (params) => {
   const workers = option(params, "workers");
   const concurrency = option(params, "concurrency");
   const sinkConcurrency = option(params, "sinkConcurrency");
-  const dir = mkdtempSync(join(tmpdir(), "harness-bench-e2e-"));
+  const scratch = scratchDir("harness-bench-e2e-");
+  const dir = scratch.dir;
   const port = await freePort();
   // A 30 s lease: an attempt lost mid-way is retried within the round, not after 10 minutes.
   const queues = await openQueues(nats);
@@ -210,6 +209,6 @@ subjectMain(async (params) => {
     await sql.end({ timeout: 1 });
     await counter?.close();
     await queues.drop();
-    rmSync(dir, { recursive: true, force: true });
+    scratch.release();
   }
 });

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BACKGROUND_ACK_LINGER_MS } from "../../src/background";
 import type { BufferMessage } from "../../src/contracts/queue";
@@ -13,6 +10,7 @@ import { newSinkMetrics } from "../../src/sink/metrics";
 import { checkBatch } from "../../src/sink/validate";
 import { makeBatches, ORG } from "../lib/alerts";
 import { option, since, subjectMain } from "../lib/protocol";
+import { scratchDir } from "../lib/scratch";
 
 /**
  * Workload 3, ours: the batches written to a file store, one buffer_queue
@@ -39,7 +37,8 @@ const s3 = {
 subjectMain(async (params) => {
   const concurrency = option(params, "concurrency");
   const duplicates = option(params, "duplicates");
-  const dir = mkdtempSync(join(tmpdir(), "harness-bench-sink-"));
+  const scratch = scratchDir("harness-bench-sink-");
+  const dir = scratch.dir;
   const store = await openObjectStore(pathToFileURL(dir).href, s3);
   // Two pools as `harness sink` opens them (src/sink/main.ts): STATE (the queue's, and its LISTEN) and DATA.
   const state = PgQueue.open(params.url, {
@@ -121,6 +120,6 @@ subjectMain(async (params) => {
     };
   } finally {
     await Promise.allSettled([state.close(), data.end({ timeout: 1 })]);
-    rmSync(dir, { recursive: true, force: true });
+    scratch.release();
   }
 });
