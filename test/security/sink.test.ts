@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
-import { alertEventsInsertGroup } from "../../src/sink/sql";
+import { alertEventsInsertGroup, sinkBatchesRecordAgain } from "../../src/sink/sql";
 import { checkBatch } from "../../src/sink/validate";
 import { createTasks } from "../../src/tasks/create";
 import { EXCESS_LOG } from "../../src/users/excess";
@@ -112,7 +112,7 @@ describe("a compromised sink, with exactly the environment up gives it", () => {
     expect(still?.n).toBe(alerts);
   });
 
-  test("its own user writes a group of small batches in one statement, each batch recorded", async () => {
+  test("its own user writes a group of small batches in one statement, each batch recorded, and records one again", async () => {
     const org = "globex";
     const group = [0, 1].map((i) => {
       const task = randomUUID();
@@ -140,5 +140,13 @@ describe("a compromised sink, with exactly the environment up gives it", () => {
     const [recorded] = await platform().data.sql`
       SELECT count(*)::int AS n FROM data.sink_batches WHERE task_id = ANY(${group.map((g) => g.taskId)}::uuid[])`;
     expect(recorded?.n).toBe(2);
+
+    // A batch committed before is recorded again by the same user, from its record alone.
+    const [first] = group;
+    if (first === undefined) throw new Error("no batch in the group");
+    const again = await sinkBatchesRecordAgain(sinkData(), first);
+    expect(again).toEqual({ rowsInserted: 0, rowsSkipped: 1 });
+    const never = await sinkBatchesRecordAgain(sinkData(), { ...first, attempt: 2 });
+    expect(never).toBeUndefined();
   });
 });
