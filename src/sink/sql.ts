@@ -20,6 +20,13 @@ export interface BatchInsertParams {
 const Counts = v.object({ rows_inserted: v.number(), rows_skipped: v.number() });
 export type BatchCounts = { rowsInserted: number; rowsSkipped: number };
 
+/** The counts a `data.sink_batches` insert returned; undefined when it wrote no row. */
+function recordedCounts(rows: readonly unknown[]): BatchCounts | undefined {
+  if (rows.length === 0) return undefined;
+  const c = v.parse(Counts, rows[0]);
+  return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
+}
+
 /** Rows per statement: a batch of more goes in several statements of one transaction. */
 const CHUNK_ROWS = 5_000;
 /**
@@ -95,13 +102,11 @@ async function sinkBatchesInsertIfAllStored(
       WHERE (SELECT true FROM data.alert_events e
              WHERE e.org_id = ${p.orgId} AND e.dedupe_key = k.dedupe_key) IS NULL)
     RETURNING rows_inserted, rows_skipped`;
-  if (rows.length === 0) return undefined;
-  const c = v.parse(Counts, rows[0]);
-  return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
+  return recordedCounts(rows);
 }
 
 /** The batch a message names, as `data.sink_batches` records it. */
-export type BatchIdentity = Omit<BatchInsertParams, "rows">;
+type BatchIdentity = Omit<BatchInsertParams, "rows">;
 
 /**
  * A batch this sink has committed before — the same task, org, attempt and
@@ -126,9 +131,7 @@ export async function sinkBatchesRecordAgain(
       AND batch_uri = ${p.batchUri}
     LIMIT 1
     RETURNING rows_inserted, rows_skipped`;
-  if (rows.length === 0) return undefined;
-  const c = v.parse(Counts, rows[0]);
-  return { rowsInserted: c.rows_inserted, rowsSkipped: c.rows_skipped };
+  return recordedCounts(rows);
 }
 
 /**

@@ -31,10 +31,11 @@ import {
 /**
  * One receive and one DELETE of a queue at a time, the others merged into
  * the next: two receives at once skip each other's locked rows, and each
- * takes half as many. Against two of each, alternating runs of the queue
- * workloads on the bench VM: 10 consumers × 1 message 2,882–4,370 against
- * 2,915–4,060 msgs/s (1.57× and 1.69× graphile-worker against 1.19× and
- * 1.56×), × 100 messages 46,000–51,300 against 34,700–35,200.
+ * takes half as many. Against two of each on the bench VM: in alternating
+ * runs of the queue workloads, 1.57× and 1.69× graphile-worker against
+ * 1.19× and 1.56× with 10 consumers × 1 message, 46,000–51,300 against
+ * 34,700–35,200 msgs/s × 100 messages; in five alternating runs of the
+ * single-message loop on fresh databases, 3,307–4,370 against 2,957–4,060.
  */
 const RECEIVE_IN_FLIGHT = 1;
 const RECEIVE_MERGED_MAX = 500;
