@@ -1,6 +1,7 @@
 import { connect, type Sql } from "../../src/db/connect";
 import type { AlertColumns } from "../../src/sink/rows";
 import { type Batch, columnsOf, expectStoredRows, inParallel, makeBatches } from "../lib/alerts";
+import { meterPostgres } from "../lib/pgcpu";
 import { option, since, subjectMain } from "../lib/protocol";
 
 /**
@@ -29,11 +30,22 @@ subjectMain(async (params) => {
     const work = makeBatches(params.count).map((b) => ({ b, k: columnsOf(b) }));
     const all = () => inParallel(work, concurrency, (w) => insert(sql, w.b, w.k));
     if (option(params, "duplicates") > 0) await all();
+    const pg = await meterPostgres(params.url);
+    const cpu0 = process.cpuUsage();
     const start = performance.now();
     await all();
     const seconds = since(start);
+    const cpu = process.cpuUsage(cpu0);
+    const pgMs = await pg.stop();
     await expectStoredRows(sql, params.count);
-    return { items: params.count, seconds };
+    return {
+      items: params.count,
+      seconds,
+      extra: {
+        sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / params.count,
+        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
+      },
+    };
   } finally {
     await sql.end({ timeout: 1 });
   }

@@ -1,5 +1,6 @@
 import { connect } from "../../src/db/connect";
 import { expectStoredRows, inParallel, makeBatches, ORG } from "../lib/alerts";
+import { meterPostgres } from "../lib/pgcpu";
 import { option, since, subjectMain } from "../lib/protocol";
 
 /**
@@ -26,6 +27,8 @@ subjectMain(async (params) => {
         })
         .join(""),
     );
+    const pg = await meterPostgres(params.url);
+    const cpu0 = process.cpuUsage();
     const start = performance.now();
     await inParallel(chunks, concurrency, async (chunk) => {
       const w = await sql`
@@ -39,8 +42,17 @@ subjectMain(async (params) => {
       });
     });
     const seconds = since(start);
+    const cpu = process.cpuUsage(cpu0);
+    const pgMs = await pg.stop();
     await expectStoredRows(sql, params.count);
-    return { items: params.count, seconds };
+    return {
+      items: params.count,
+      seconds,
+      extra: {
+        sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / params.count,
+        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
+      },
+    };
   } finally {
     await sql.end({ timeout: 1 });
   }

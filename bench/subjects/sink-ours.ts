@@ -9,6 +9,7 @@ import { runSinkLoop } from "../../src/sink/loop";
 import { newSinkMetrics } from "../../src/sink/metrics";
 import { checkBatch } from "../../src/sink/validate";
 import { makeBatches, ORG } from "../lib/alerts";
+import { meterPostgres } from "../lib/pgcpu";
 import { option, since, subjectMain } from "../lib/protocol";
 import { scratchDir } from "../lib/scratch";
 
@@ -82,6 +83,7 @@ subjectMain(async (params) => {
     const ingest = async (messages: { payload: BufferMessage }[]) => {
       await state.publisher().publish("buffer_queue", messages);
       const metrics = newSinkMetrics();
+      const pg = await meterPostgres(params.url);
       const start = performance.now();
       const cpu0 = process.cpuUsage();
       await runSinkLoop(
@@ -101,11 +103,13 @@ subjectMain(async (params) => {
           stop: new AbortController().signal,
         },
       );
+      const seconds = since(start);
       const cpu = process.cpuUsage(cpu0);
-      return { seconds: since(start), metrics, cpuMs: (cpu.user + cpu.system) / 1000 };
+      const pgMs = await pg.stop();
+      return { seconds, metrics, cpuMs: (cpu.user + cpu.system) / 1000, pgMs };
     };
     if (duplicates > 0) await ingest(first);
-    const { seconds, metrics, cpuMs } = await ingest(timed);
+    const { seconds, metrics, cpuMs, pgMs } = await ingest(timed);
     const want = duplicates > 0 ? metrics.rowsSkipped : metrics.rowsInserted;
     if (want !== params.count || metrics.deadLetters > 0) {
       throw new Error(`unexpected sink counts ${JSON.stringify(metrics)}`);
@@ -116,6 +120,7 @@ subjectMain(async (params) => {
       extra: {
         validate_only_rows_per_s: validatePerS,
         sink_js_ms_per_1000_rows: (cpuMs * 1000) / params.count,
+        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
       },
     };
   } finally {

@@ -27,6 +27,7 @@ export const sinkIngest: Workload = {
   details: [
     { key: "validate_only_rows_per_s", label: "validation alone", unit: "rows/s" },
     { key: "sink_js_ms_per_1000_rows", label: "sink JS CPU", unit: "ms/1,000 rows", digits: 1 },
+    { key: "postgres_ms_per_1000_rows", label: "PostgreSQL CPU", unit: "ms/1,000 rows", digits: 1 },
   ],
   ours: {
     id: "ours",
@@ -66,6 +67,7 @@ export const sinkDuplicates: Workload = {
   quickCount: QUICK_COUNT,
   details: [
     { key: "sink_js_ms_per_1000_rows", label: "sink JS CPU", unit: "ms/1,000 rows", digits: 1 },
+    { key: "postgres_ms_per_1000_rows", label: "PostgreSQL CPU", unit: "ms/1,000 rows", digits: 1 },
   ],
   ours: { ...sinkIngest.ours, options: dups },
   references: [
