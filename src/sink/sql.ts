@@ -30,14 +30,35 @@ function recordedCounts(rows: readonly unknown[]): BatchCounts | undefined {
 /** Rows per statement: a batch of more goes in several statements of one transaction. */
 const CHUNK_ROWS = 5_000;
 /**
- * A batch of at least this many rows has its keys looked up first
- * (sinkBatchesInsertIfAllStored): one more statement for a new batch, worth
- * it when a redelivered one then skips casting its rows. A smaller batch
- * costs more in the statement than in its rows.
+ * A later attempt's batch of at least this many rows has its keys looked up
+ * first (sinkBatchesInsertIfAllStored): one more statement for a new batch,
+ * worth it when the rows an earlier attempt stored are then not cast again.
+ * A smaller batch costs more in the statement than in its rows. A first
+ * attempt's batch is not looked up: its rows are new unless the batch itself
+ * is delivered again, and that is found before, by its record
+ * (sinkBatchesRecordAgain); the look-up cost fresh 1,000-line batches 7-9 %
+ * of their rate (alternating sink-ingest rounds).
  */
 const LOOK_UP_FIRST_ROWS = 256;
 /** About this many bytes of rows per statement (their serialized parameters are about as large). */
 const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * A chunk's columns as the server reads them, one set-returning function
+ * each, for `ROWS FROM (…)`: every text column goes as one JSON array
+ * (JSON.stringify escapes it natively; a text[] literal postgres.js escapes
+ * element by element in JavaScript), and the attributes, JSON already, as
+ * one JSON array of them, so the server parses each once, straight to jsonb.
+ */
+function alertColumnsFrom(db: Db, c: AlertColumns) {
+  return db`
+        jsonb_array_elements_text(${JSON.stringify(c.dedupeKeys)}::text::jsonb),
+        jsonb_array_elements_text(${JSON.stringify(c.sources)}::text::jsonb),
+        jsonb_array_elements_text(${JSON.stringify(c.severities)}::text::jsonb),
+        jsonb_array_elements_text(${JSON.stringify(c.titles)}::text::jsonb),
+        jsonb_array_elements_text(${JSON.stringify(c.occurredAts)}::text::jsonb),
+        jsonb_array_elements(${`[${c.attributes.join(",")}]`}::text::jsonb)`;
+}
 
 interface ChunkParams {
   p: BatchInsertParams;
@@ -57,11 +78,9 @@ async function alertEventsInsertChunk(db: Db, { p, c, last }: ChunkParams): Prom
       INSERT INTO data.alert_events
         (dedupe_key, org_id, task_id, source, severity, title, occurred_at, attributes)
       SELECT u.dedupe_key, ${p.orgId}, ${p.taskId}::uuid, u.source, u.severity::data.severity,
-             u.title, u.occurred_at::timestamptz, u.attributes::jsonb
-      FROM unnest(
-        ${c.dedupeKeys}::text[], ${c.sources}::text[], ${c.severities}::text[],
-        ${c.titles}::text[], ${c.occurredAts}::text[], ${c.attributes}::text[]
-      ) WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
+             u.title, u.occurred_at::timestamptz, u.attributes
+      FROM ROWS FROM (${alertColumnsFrom(db, c)})
+        WITH ORDINALITY AS u(dedupe_key, source, severity, title, occurred_at, attributes, n)
       ORDER BY u.dedupe_key COLLATE "C", u.n
       ON CONFLICT (org_id, dedupe_key) DO NOTHING
       RETURNING 1
@@ -98,7 +117,7 @@ async function sinkBatchesInsertIfAllStored(
     INSERT INTO data.sink_batches (task_id, org_id, attempt, batch_uri, rows_inserted, rows_skipped)
     SELECT ${p.taskId}::uuid, ${p.orgId}, ${p.attempt}, ${p.batchUri}, 0, ${keys.length}::int
     WHERE NOT EXISTS (
-      SELECT FROM unnest(${keys}::text[]) AS k(dedupe_key)
+      SELECT FROM jsonb_array_elements_text(${JSON.stringify(keys)}::text::jsonb) AS k(dedupe_key)
       WHERE (SELECT true FROM data.alert_events e
              WHERE e.org_id = ${p.orgId} AND e.dedupe_key = k.dedupe_key) IS NULL)
     RETURNING rows_inserted, rows_skipped`;
@@ -144,13 +163,13 @@ export async function sinkBatchesRecordAgain(
  * overlapping batches take their row locks in the same order and cannot
  * deadlock. A batch of one chunk is one statement; a larger one is a
  * statement per chunk, so no statement's parameters grow with the batch.
- * The rows travel as six text arrays (times, severities and attributes'
- * JSON cast by the server): postgres.js escapes them element by element,
- * 2.5-2.7 ms of the sink's CPU per 1,000 rows against 1.1-1.5 ms to send the
- * same rows as one JSON text, but the server reads them for 17-18 ms of its
- * CPU against 32-33 ms through jsonb_to_recordset, and the server is what
- * bounds the sink. postgres.js would send a Date[] as one timestamptz and
- * encode objects twice, hence text.
+ * The rows travel as a JSON array per column (alertColumnsFrom; times and
+ * severities cast by the server). As six text arrays, which postgres.js
+ * escapes element by element, they cost the sink 0.6-0.9 ms more of CPU per
+ * 1,000 rows and the server 0.2-0.3 ms less; one JSON text of whole rows
+ * read through jsonb_to_recordset cost the server about twice as much.
+ * postgres.js would send a Date[] as one timestamptz and encode objects
+ * twice, hence text.
  */
 export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Promise<BatchCounts> {
   const total = p.rows.count;
@@ -159,7 +178,7 @@ export async function alertEventsInsertBatch(db: Sql, p: BatchInsertParams): Pro
     rowsSkipped: total - inserted,
   });
   if (p.rows instanceof AlertList) {
-    if (total >= LOOK_UP_FIRST_ROWS) {
+    if (total >= LOOK_UP_FIRST_ROWS && p.attempt > 1) {
       const stored = await sinkBatchesInsertIfAllStored(db, p, p.rows.keys);
       if (stored !== undefined) return stored;
     }
@@ -226,17 +245,15 @@ export async function alertEventsInsertGroup(
     ), firsts AS MATERIALIZED (
       SELECT DISTINCT ON (b.org_id COLLATE "C", u.dedupe_key COLLATE "C")
              b.bn, b.org_id, b.task_id, u.dedupe_key, u.source, u.severity, u.title, u.occurred_at, u.attributes
-      FROM unnest(
-        ${bns}::int[], ${c.dedupeKeys}::text[], ${c.sources}::text[], ${c.severities}::text[],
-        ${c.titles}::text[], ${c.occurredAts}::text[], ${c.attributes}::text[]
-      ) WITH ORDINALITY AS u(bn, dedupe_key, source, severity, title, occurred_at, attributes, n)
+      FROM ROWS FROM (unnest(${bns}::int[]), ${alertColumnsFrom(db, c)})
+        WITH ORDINALITY AS u(bn, dedupe_key, source, severity, title, occurred_at, attributes, n)
       JOIN b ON b.bn = u.bn
       ORDER BY b.org_id COLLATE "C", u.dedupe_key COLLATE "C", b.bn, u.n
     ), inserted AS (
       INSERT INTO data.alert_events
         (dedupe_key, org_id, task_id, source, severity, title, occurred_at, attributes)
       SELECT f.dedupe_key, f.org_id, f.task_id, f.source, f.severity::data.severity, f.title,
-             f.occurred_at::timestamptz, f.attributes::jsonb
+             f.occurred_at::timestamptz, f.attributes
       FROM firsts f
       ORDER BY f.org_id COLLATE "C", f.dedupe_key COLLATE "C"
       ON CONFLICT (org_id, dedupe_key) DO NOTHING
