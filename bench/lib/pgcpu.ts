@@ -1,15 +1,15 @@
 import { connect } from "../../src/db/connect";
 import { CpuMeter, postgresMembers } from "./cpu";
+import { since } from "./protocol";
 
 const METER_NAME = "bench-pg-cpu";
 
 /**
  * The CPU PostgreSQL spends on one subject's database (its backends and the
  * server's background processes: cpu.ts postgresMembers) from now until
- * `stop`, in milliseconds. For the subjects that run no role process of
- * their own: their timed part is one loop in the subject's process.
+ * `stop`, in milliseconds.
  */
-export async function meterPostgres(url: string): Promise<{ stop(): Promise<number> }> {
+async function meterPostgres(url: string): Promise<{ stop(): Promise<number> }> {
   const sql = connect(url, { name: METER_NAME, max: 1 });
   const meter = new CpuMeter({
     postgres: { members: postgresMembers(sql, `harness-${METER_NAME}`) },
@@ -27,6 +27,30 @@ export async function meterPostgres(url: string): Promise<{ stop(): Promise<numb
       } finally {
         await sql.end({ timeout: 1 });
       }
+    },
+  };
+}
+
+/**
+ * Runs a sink subject's timed part, `work` on `rows` rows in the subject's
+ * own process (no role process of its own), and meters it: its seconds, and
+ * the CPU per 1,000 rows of this process (`sink_js_ms_per_1000_rows`) and of
+ * PostgreSQL (`postgres_ms_per_1000_rows`).
+ */
+export async function meteredRows<T>(url: string, rows: number, work: () => Promise<T>) {
+  const pg = await meterPostgres(url);
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const value = await work();
+  const seconds = since(start);
+  const cpu = process.cpuUsage(cpu0);
+  const pgMs = await pg.stop();
+  return {
+    value,
+    seconds,
+    cpu: {
+      sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / rows,
+      postgres_ms_per_1000_rows: (pgMs * 1000) / rows,
     },
   };
 }

@@ -1,8 +1,8 @@
 import { connect, type Sql } from "../../src/db/connect";
 import type { AlertColumns } from "../../src/sink/rows";
 import { type Batch, columnsOf, expectStoredRows, inParallel, makeBatches } from "../lib/alerts";
-import { meterPostgres } from "../lib/pgcpu";
-import { option, since, subjectMain } from "../lib/protocol";
+import { meteredRows } from "../lib/pgcpu";
+import { option, subjectMain } from "../lib/protocol";
 
 /**
  * Workload 3, reference: a bare multi-row insert of the same rows, columns
@@ -30,22 +30,9 @@ subjectMain(async (params) => {
     const work = makeBatches(params.count).map((b) => ({ b, k: columnsOf(b) }));
     const all = () => inParallel(work, concurrency, (w) => insert(sql, w.b, w.k));
     if (option(params, "duplicates") > 0) await all();
-    const pg = await meterPostgres(params.url);
-    const cpu0 = process.cpuUsage();
-    const start = performance.now();
-    await all();
-    const seconds = since(start);
-    const cpu = process.cpuUsage(cpu0);
-    const pgMs = await pg.stop();
+    const { seconds, cpu } = await meteredRows(params.url, params.count, all);
     await expectStoredRows(sql, params.count);
-    return {
-      items: params.count,
-      seconds,
-      extra: {
-        sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / params.count,
-        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
-      },
-    };
+    return { items: params.count, seconds, extra: cpu };
   } finally {
     await sql.end({ timeout: 1 });
   }

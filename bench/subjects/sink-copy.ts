@@ -1,7 +1,7 @@
 import { connect } from "../../src/db/connect";
 import { expectStoredRows, inParallel, makeBatches, ORG } from "../lib/alerts";
-import { meterPostgres } from "../lib/pgcpu";
-import { option, since, subjectMain } from "../lib/protocol";
+import { meteredRows } from "../lib/pgcpu";
+import { option, subjectMain } from "../lib/protocol";
 
 /**
  * Workload 3, reference: PostgreSQL COPY … FROM STDIN of the same rows,
@@ -27,32 +27,21 @@ subjectMain(async (params) => {
         })
         .join(""),
     );
-    const pg = await meterPostgres(params.url);
-    const cpu0 = process.cpuUsage();
-    const start = performance.now();
-    await inParallel(chunks, concurrency, async (chunk) => {
-      const w = await sql`
+    const { seconds, cpu } = await meteredRows(params.url, params.count, () =>
+      inParallel(chunks, concurrency, async (chunk) => {
+        const w = await sql`
         COPY data.alert_events
           (dedupe_key, org_id, task_id, source, severity, title, occurred_at, attributes)
         FROM STDIN`.writable();
-      await new Promise<void>((resolve, reject) => {
-        w.on("error", reject);
-        w.on("finish", () => resolve());
-        w.end(chunk);
-      });
-    });
-    const seconds = since(start);
-    const cpu = process.cpuUsage(cpu0);
-    const pgMs = await pg.stop();
+        await new Promise<void>((resolve, reject) => {
+          w.on("error", reject);
+          w.on("finish", () => resolve());
+          w.end(chunk);
+        });
+      }),
+    );
     await expectStoredRows(sql, params.count);
-    return {
-      items: params.count,
-      seconds,
-      extra: {
-        sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / params.count,
-        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
-      },
-    };
+    return { items: params.count, seconds, extra: cpu };
   } finally {
     await sql.end({ timeout: 1 });
   }

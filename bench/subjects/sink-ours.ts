@@ -9,7 +9,7 @@ import { runSinkLoop } from "../../src/sink/loop";
 import { newSinkMetrics } from "../../src/sink/metrics";
 import { checkBatch } from "../../src/sink/validate";
 import { makeBatches, ORG } from "../lib/alerts";
-import { meterPostgres } from "../lib/pgcpu";
+import { meteredRows } from "../lib/pgcpu";
 import { option, since, subjectMain } from "../lib/protocol";
 import { scratchDir } from "../lib/scratch";
 
@@ -83,33 +83,29 @@ subjectMain(async (params) => {
     const ingest = async (messages: { payload: BufferMessage }[]) => {
       await state.publisher().publish("buffer_queue", messages);
       const metrics = newSinkMetrics();
-      const pg = await meterPostgres(params.url);
-      const start = performance.now();
-      const cpu0 = process.cpuUsage();
-      await runSinkLoop(
-        {
-          queue,
-          data,
-          store,
-          maxBatchBytes: 64 << 20,
-          visibilityTimeoutMs: 30_000,
-          log: quiet,
-          metrics,
-        },
-        {
-          concurrency,
-          untilIdle: true,
-          idleMs: 0,
-          stop: new AbortController().signal,
-        },
+      const { seconds, cpu } = await meteredRows(params.url, params.count, () =>
+        runSinkLoop(
+          {
+            queue,
+            data,
+            store,
+            maxBatchBytes: 64 << 20,
+            visibilityTimeoutMs: 30_000,
+            log: quiet,
+            metrics,
+          },
+          {
+            concurrency,
+            untilIdle: true,
+            idleMs: 0,
+            stop: new AbortController().signal,
+          },
+        ),
       );
-      const seconds = since(start);
-      const cpu = process.cpuUsage(cpu0);
-      const pgMs = await pg.stop();
-      return { seconds, metrics, cpuMs: (cpu.user + cpu.system) / 1000, pgMs };
+      return { seconds, metrics, cpu };
     };
     if (duplicates > 0) await ingest(first);
-    const { seconds, metrics, cpuMs, pgMs } = await ingest(timed);
+    const { seconds, metrics, cpu } = await ingest(timed);
     const want = duplicates > 0 ? metrics.rowsSkipped : metrics.rowsInserted;
     if (want !== params.count || metrics.deadLetters > 0) {
       throw new Error(`unexpected sink counts ${JSON.stringify(metrics)}`);
@@ -117,11 +113,7 @@ subjectMain(async (params) => {
     return {
       items: params.count,
       seconds,
-      extra: {
-        validate_only_rows_per_s: validatePerS,
-        sink_js_ms_per_1000_rows: (cpuMs * 1000) / params.count,
-        postgres_ms_per_1000_rows: (pgMs * 1000) / params.count,
-      },
+      extra: { validate_only_rows_per_s: validatePerS, ...cpu },
     };
   } finally {
     await Promise.allSettled([state.close(), data.end({ timeout: 1 })]);
