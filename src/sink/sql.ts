@@ -166,7 +166,7 @@ export async function sinkBatchesRecordAgain(
  * The rows travel as a JSON array per column (alertColumnsFrom; times and
  * severities cast by the server). As six text arrays, which postgres.js
  * escapes element by element, they cost the sink 0.6-0.9 ms more of CPU per
- * 1,000 rows and the server 0.2-0.3 ms less; one JSON text of whole rows
+ * 1,000 rows and the server 0-0.3 ms less; one JSON text of whole rows
  * read through jsonb_to_recordset cost the server about twice as much.
  * postgres.js would send a Date[] as one timestamptz and encode objects
  * twice, hence text.
