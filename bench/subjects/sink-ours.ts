@@ -16,7 +16,7 @@ import { scratchDir } from "../lib/scratch";
 /**
  * Workload 3, ours: the batches written to a file store, one buffer_queue
  * message each, then the real sink loop (`harness sink`'s: receive, fetch,
- * validate whole, one INSERT … unnest ON CONFLICT DO NOTHING per
+ * validate whole, one INSERT … ON CONFLICT DO NOTHING per
  * batch with its sink_batches row, ack) with `concurrency` writes in flight, until the
  * queue is empty. Timed: the loop. With `duplicates` 1 the same messages are
  * ingested once untimed, then again, timed (a redelivery: the sink finds each
@@ -24,7 +24,8 @@ import { scratchDir } from "../lib/scratch";
  * of each task writes them, new objects and messages (the sink finds every
  * key stored). Also
  * `sink_js_ms_per_1000_rows`: this process's CPU over the loop (the sink's
- * JavaScript: fetch, validation, statements, queue; not PostgreSQL's).
+ * JavaScript: fetch, validation, statements, queue), and
+ * `postgres_ms_per_1000_rows`: PostgreSQL's (../lib/pgcpu.ts).
  */
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
