@@ -14,4 +14,6 @@ export const SINK_LOG = {
   notAcked: "batch committed but not acked; it will be redelivered",
   deadLettered: "batch dead-lettered",
   retried: "batch failed, will be retried",
+  /** A statement writing several small batches failed; each is written alone (fields: batches, rows, and the SQLSTATE as code, else err). */
+  groupFailed: "group of batches failed, writing each alone",
 } as const;

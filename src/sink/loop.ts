@@ -90,7 +90,7 @@ async function idleLongEnough(deps: SinkDeps, o: SinkLoopOptions, s: LoopState) 
 export async function runSinkLoop(given: SinkDeps, opts: SinkLoopOptions): Promise<SinkMetrics> {
   const deps = {
     ...given,
-    writer: given.writer ?? new BatchWriter(given.data, new Slots(opts.concurrency)),
+    writer: given.writer ?? new BatchWriter(given.data, new Slots(opts.concurrency), given.log),
     memory: given.memory ?? new Slots(BATCH_BYTES_IN_HAND),
     acks: given.acks ?? new Background(given.log),
   };

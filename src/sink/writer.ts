@@ -1,4 +1,7 @@
 import type { Sql } from "../db/connect";
+import { sqlState } from "../db/errors";
+import type { Logger } from "../log";
+import { SINK_LOG } from "./logs";
 import { AlertList } from "./rows";
 import type { Slots } from "./slots";
 import {
@@ -40,6 +43,8 @@ export class BatchWriter {
   constructor(
     private readonly data: Sql,
     private readonly slots: Slots,
+    /** Told when a group's statement fails and its batches go one by one. */
+    private readonly log?: Logger,
   ) {}
 
   /** Writes one validated batch (`bytes`: its size), alone or with others; its counts. */
@@ -104,8 +109,15 @@ export class BatchWriter {
           else w.resolve(c);
         });
         return;
-      } catch {
-        // Each alone: its failure, if any, is its own.
+      } catch (err) {
+        // Each alone: its failure, if any, is its own, and told with its batch. A
+        // database error is told by its code alone here: its message may quote a row.
+        const code = sqlState(err);
+        this.log?.warn(SINK_LOG.groupFailed, {
+          batches: group.length,
+          rows: group.reduce((n, w) => n + w.p.rows.count, 0),
+          ...(code === undefined ? { err } : { code }),
+        });
       }
     }
     for (const w of group) {

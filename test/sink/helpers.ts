@@ -115,7 +115,7 @@ export async function publishBatchMessage(
   return id;
 }
 
-const quiet: Logger = {
+export const quiet: Logger = {
   debug: () => {},
   info: () => {},
   warn: () => {},

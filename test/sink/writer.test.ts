@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../../src/db/connect";
+import { SINK_LOG } from "../../src/sink/logs";
 import { Slots } from "../../src/sink/slots";
 import { alertEventsInsertBatch, type BatchInsertParams } from "../../src/sink/sql";
 import { checkBatch } from "../../src/sink/validate";
@@ -14,6 +15,7 @@ import {
   jsonl,
   publishBatchMessage,
   putBatch,
+  quiet,
   sinkUntilIdle,
   useTempStore,
   whileRefused,
@@ -127,7 +129,16 @@ describe("sink writer: small batches grouped", () => {
         batch("acme", [alert("acme", "fine"), alert("acme", "refused")]),
         batch("globex", goodLines("globex", "good-b", 2)),
       ];
-      const results = await writeAll(new BatchWriter(sql, new Slots(1)), batches);
+      const warned: [string, Record<string, unknown> | undefined][] = [];
+      const log = {
+        ...quiet,
+        warn: (msg: string, f?: Record<string, unknown>) => warned.push([msg, f]),
+      };
+      const results = await writeAll(new BatchWriter(sql, new Slots(1), log), batches);
+      // The group's statement failed once, and said so; then each batch went alone.
+      expect(warned).toHaveLength(1);
+      expect(warned[0]?.[0]).toBe(SINK_LOG.groupFailed);
+      expect(warned[0]?.[1]).toEqual({ batches: 3, rows: 7, code: "23514" });
       expect(results[0]).toEqual({
         status: "fulfilled",
         value: { rowsInserted: 3, rowsSkipped: 0 },
