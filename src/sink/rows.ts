@@ -16,7 +16,7 @@ import { Severity } from "../contracts/common";
  * it), so the join is unambiguous and a key ends at its first 0x00 byte.
  */
 
-/** One chunk of rows as columns, the shape `unnest(…)` takes. */
+/** One chunk of rows as columns, as the insert sends them (src/sink/sql.ts alertColumnsFrom). */
 export interface AlertColumns {
   dedupeKeys: string[];
   sources: string[];
