@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { acceptorOf } from "../contracts/accept";
 import { AlertLine } from "../contracts/alert";
 import { MAX_EXACT_INTEGER } from "../contracts/storable";
 import { ruleOnly } from "../issue-text";
@@ -6,17 +7,21 @@ import { ruleOnly } from "../issue-text";
 /**
  * One line of a batch, as text: the alert it holds, or why it is refused.
  * What a line may say is the AlertLine contract's alone (src/contracts/): it
- * is run here as it is, with no copy. Only what is about the JSON text is
- * checked here: that it parses to an object, the task's org, numbers the
- * text spells more exactly than a double keeps, and the U+0000 and lone
- * surrogates a `\u` escape can smuggle in (valid JSON, so valid for the
- * contract, but PostgreSQL cannot store them).
+ * is run here as it is, with no copy: first as its fast yes (an acceptor
+ * read off the schema, src/contracts/accept.ts), then, for a line that does
+ * not pass, as valibot, whose verdict and issue stand. Only what is about
+ * the JSON text is checked here: that it parses to an object, the task's
+ * org, numbers the text spells more exactly than a double keeps, and the
+ * U+0000 and lone surrogates a `\u` escape can smuggle in (valid JSON, so
+ * valid for the contract, but PostgreSQL cannot store them).
  *
  * A reason names the field and the rule, never bytes of the line: no parser
  * message, no received value, no unknown key's name.
  */
 
 const FIELDS: ReadonlySet<string> = new Set(Object.keys(AlertLine.entries));
+/** A valid line's fast yes (src/contracts/accept.ts); anything else is valibot's to judge. */
+const isAlertLine = acceptorOf(AlertLine) ?? ((_: unknown): _ is AlertLine => false);
 
 function issueText(issue: v.BaseIssue<unknown> | undefined): string {
   if (issue === undefined) return "invalid";
@@ -86,6 +91,12 @@ export function unstorable(value: unknown): boolean {
   return false;
 }
 
+/** Valibot's verdict on a line the fast yes did not pass: the alert, or the reason. */
+function judged(parsed: object): AlertLine | string {
+  const result = v.safeParse(AlertLine, parsed, { abortEarly: true, message: ruleOnly });
+  return result.success ? result.output : issueText(result.issues[0]);
+}
+
 /** Parses and checks one line of text: the alert, or the reason it is refused. */
 export function parseLine(text: string, orgId: string): AlertLine | string {
   let parsed: unknown;
@@ -98,9 +109,8 @@ export function parseLine(text: string, orgId: string): AlertLine | string {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     return "not a JSON object";
   }
-  const result = v.safeParse(AlertLine, parsed, { abortEarly: true, message: ruleOnly });
-  if (!result.success) return issueText(result.issues[0]);
-  const alert = result.output;
+  const alert = isAlertLine(parsed) ? parsed : judged(parsed);
+  if (typeof alert === "string") return alert;
   if (alert.org_id !== orgId) return `org_id: not the task's org ${JSON.stringify(orgId)}`;
   // Numbers are only valid in attributes (the contract checked every other field's type).
   if (MAYBE_INEXACT.test(text) && hasInexactNumber(text)) {
