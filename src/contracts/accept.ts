@@ -23,13 +23,11 @@ import type * as v from "valibot";
  */
 type Predicate = (value: unknown) => boolean;
 
-const own = (o: object, key: string) => Object.hasOwn(o, key);
-
 function field(node: object, key: string): unknown {
   return key in node ? Reflect.get(node, key) : undefined;
 }
 
-/** The node's own predicate, its pipe's actions in order after it; undefined if any is not known. */
+/** A schema's or an action's predicate (a pipe's: each item's in turn); undefined if any part is not known. */
 function predicate(node: unknown): Predicate | undefined {
   if (typeof node !== "object" || node === null) return undefined;
   // A default or a fallback makes valibot's output differ from its input.
@@ -126,7 +124,7 @@ function strictObject(node: object): Predicate | undefined {
         if (!p(Reflect.get(value, key))) return false;
       } else if (!optional) return false;
     }
-    for (const key in value) if (!own(entries, key)) return false;
+    for (const key in value) if (!Object.hasOwn(entries, key)) return false;
     return true;
   };
 }
