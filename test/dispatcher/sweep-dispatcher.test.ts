@@ -39,13 +39,23 @@ async function received(id: string) {
   return m;
 }
 
-/** The sweep's outbox rows for the task (creation's row names no attempt). */
+/**
+ * The sweep's outbox rows for the task: creation's row names no attempt, and
+ * these tasks are swept before their first claim (attempt 0). Once claimed,
+ * a 1,200 ms lease can expire during a check on a loaded machine, and the
+ * lease reaper's wakeup names attempt 1: not a sweep.
+ */
 async function sweptRows(id: string) {
   return [
     ...(await sql()`
       SELECT id FROM state.outbox
-      WHERE task_id = ${id} AND queue_name = 'task_wakeup' AND attempt IS NOT NULL`),
+      WHERE task_id = ${id} AND queue_name = 'task_wakeup' AND attempt = 0`),
   ];
+}
+
+async function sweptAt(id: string): Promise<unknown> {
+  const [r] = await sql()`SELECT swept_at FROM state.tasks WHERE id = ${id}`;
+  return r?.swept_at;
 }
 
 /** Waits until the database clock is `ms` past `column` of the task (created_at, swept_at). */
@@ -83,9 +93,12 @@ describe("the dispatcher's sweep of queued tasks", () => {
     const metrics = await (await fetch(`${d.url}/metrics`)).text();
     expect(metrics).toContain("harness_dispatcher_queued_swept_total 1\n");
     // Running now: never swept again.
+    const swept = await sweptAt(id);
+    expect(swept).toBeInstanceOf(Date);
     expect(await wakeups.ack(again)).toBe(true);
     await clockPast(id, "swept_at", 2 * PERIOD_MS);
     expect(await sweptRows(id)).toHaveLength(1);
+    expect(await sweptAt(id)).toEqual(swept);
   }, 60_000);
 
   test("a wakeup dead-lettered: the task is woken again, once per period while unclaimed", async () => {
