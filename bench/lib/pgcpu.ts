@@ -37,16 +37,15 @@ async function meterPostgres(url: string): Promise<{ stop(): Promise<number> }> 
  * the CPU per 1,000 rows of this process (`sink_js_ms_per_1000_rows`) and of
  * PostgreSQL (`postgres_ms_per_1000_rows`).
  */
-export async function meteredRows<T>(url: string, rows: number, work: () => Promise<T>) {
+export async function meteredRows(url: string, rows: number, work: () => Promise<unknown>) {
   const pg = await meterPostgres(url);
   const cpu0 = process.cpuUsage();
   const start = performance.now();
-  const value = await work();
+  await work();
   const seconds = since(start);
   const cpu = process.cpuUsage(cpu0);
   const pgMs = await pg.stop();
   return {
-    value,
     seconds,
     cpu: {
       sink_js_ms_per_1000_rows: (cpu.user + cpu.system) / rows,

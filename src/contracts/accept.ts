@@ -23,8 +23,9 @@ import type * as v from "valibot";
  */
 type Predicate = (value: unknown) => boolean;
 
+/** A property of a schema node, typed `unknown` (Reflect.get's own type is `any`). */
 function field(node: object, key: string): unknown {
-  return key in node ? Reflect.get(node, key) : undefined;
+  return Reflect.get(node, key);
 }
 
 /** A schema's or an action's predicate (a pipe's: each item's in turn); undefined if any part is not known. */
