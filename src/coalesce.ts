@@ -7,6 +7,10 @@
  * is reached), for calls that come one at a time but need no haste — acks.
  * Under load this turns N one-message receives (or acks) into one statement
  * and one commit, which is what the commit-bound one-at-a-time path needs.
+ * A kind may also mark some calls as never lingering (a receive, which
+ * someone waits on), and may `gather`: callers that answer each result with
+ * a new call (a consumer acks what it received, then receives again) then
+ * all meet in the next statement instead of the first of them running alone.
  */
 
 interface Waiting<In, Out> {
@@ -24,8 +28,17 @@ export interface CoalescerOptions<In, Out> {
   /** A merged statement takes inputs up to this total weight (at least one input). */
   maxWeight: number;
   maxInFlight: number;
+  /** More statements in flight, up to this many, while a full one (maxWeight) is waiting (default maxInFlight). */
+  maxInFlightWhenFull?: number;
   /** How long a call waits for others to merge with before it runs (default 0: at once). */
   lingerMs?: number;
+  /** Whether a call may linger (default: every call); one that may not runs at once, with the lingering ones. */
+  lingers?: (input: In) => boolean;
+  /**
+   * Holds a finished statement's place for one turn of the event loop, until
+   * its callers' follow-up calls are in, so that they share the next statement.
+   */
+  gather?: boolean;
 }
 
 export class Coalescer<In, Out> {
@@ -42,7 +55,8 @@ export class Coalescer<In, Out> {
       this.#waiting.push({ input, weight, resolve, reject });
       this.#waitingWeight += weight;
       const lingerMs = this.options.lingerMs ?? 0;
-      if (lingerMs <= 0 || this.#waitingWeight >= this.options.maxWeight) this.#pump();
+      const lingers = lingerMs > 0 && (this.options.lingers?.(input) ?? true);
+      if (!lingers || this.#waitingWeight >= this.options.maxWeight) this.#pump();
       else
         this.#linger ??= setTimeout(() => {
           this.#linger = undefined;
@@ -56,7 +70,7 @@ export class Coalescer<In, Out> {
       clearTimeout(this.#linger);
       this.#linger = undefined;
     }
-    while (this.#inFlight < this.options.maxInFlight && this.#waiting.length > 0) {
+    while (this.#waiting.length > 0 && this.#inFlight < this.#limit()) {
       const batch: Waiting<In, Out>[] = [];
       let weight = 0;
       for (;;) {
@@ -70,10 +84,20 @@ export class Coalescer<In, Out> {
       }
       this.#inFlight++;
       this.#execute(batch).finally(() => {
-        this.#inFlight--;
-        this.#pump();
+        if (this.options.gather === true) setImmediate(() => this.#release());
+        else this.#release();
       });
     }
+  }
+
+  #limit(): number {
+    const { maxInFlight, maxInFlightWhenFull = maxInFlight, maxWeight } = this.options;
+    return this.#waitingWeight >= maxWeight ? Math.max(maxInFlight, maxInFlightWhenFull) : maxInFlight;
+  }
+
+  #release(): void {
+    this.#inFlight--;
+    this.#pump();
   }
 
   async #execute(batch: Waiting<In, Out>[]): Promise<void> {

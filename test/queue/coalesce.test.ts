@@ -1,11 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { Coalescer } from "../../src/coalesce";
+import { PgQueue } from "../../src/queue/pg/backend";
+import { messagesAckThenReceive, messagesReceive } from "../../src/queue/pg/sql";
 import { useFreshDatabase } from "../support/db";
 import { waitFor } from "../support/wait";
 
 /**
- * pgqueue merges concurrent receives and acks of one backend into shared
+ * pgqueue merges a consumer's concurrent receives and acks into shared
  * statements (src/coalesce.ts): the invariants still hold per caller.
  */
 const db = useFreshDatabase();
@@ -74,6 +76,65 @@ describe("pgqueue under concurrent calls on one backend", () => {
     expect(counts[2]).toBe(0);
     const [row] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
     expect(row?.n).toBe(0);
+  });
+
+  test("acks and receives made while a statement runs share the next one, the acks first", async () => {
+    await seed(3);
+    // Visible again at once: a receive that ran before the ack would take it back.
+    const c = await db().queue().consumer("task_wakeup", { ...opts, visibilityTimeoutMs: 0 });
+    const [m] = await c.receive(1);
+    if (m === undefined) throw new Error("nothing received");
+    const running = c.receive(1);
+    const [acked, again] = await Promise.all([c.ack(m), c.receive(5)]);
+    expect(acked).toBe(true);
+    const ids = [...(await running), ...again].map((x) => x.id);
+    expect(ids).not.toContain(m.id);
+    expect(new Set(ids).size).toBe(2);
+    const [row] = await db().sql`
+      SELECT count(*)::int AS n FROM state.queue_messages WHERE id = ${m.id}::bigint`;
+    expect(row?.n).toBe(0);
+  });
+
+  test("one statement acks, then receives: a message acked is not received by it", async () => {
+    const [first, second] = await seed(2);
+    if (first === undefined || second === undefined) throw new Error("nothing published");
+    const params = { queue: "task_wakeup", visibilityTimeoutMs: 0, maxReceives: 5 };
+    const taken = await messagesReceive(db().sql, { ...params, max: 2 });
+    expect(taken.map((r) => r.id)).toEqual([first, second]);
+    // Both visible again; acking `first` and receiving everything in one statement:
+    const { acked, received } = await messagesAckThenReceive(db().sql, {
+      ...params,
+      ids: [first, "999999"],
+      max: 10,
+    });
+    expect(acked).toEqual([first]);
+    expect(received.map((r) => [r.id, r.receive_count])).toEqual([[second, 2]]);
+  });
+
+  test("with an ack linger, a lone ack waits for a receive and goes in its statement", async () => {
+    await seed(3);
+    const queue = PgQueue.open(db().url, { name: "test-linger", ackLingerMs: 60_000 });
+    try {
+      const c = await queue.consumer("task_wakeup", opts);
+      const [m] = await c.receive(1);
+      if (m === undefined) throw new Error("nothing received");
+      let acked: boolean | undefined;
+      const ack = c.ack(m).then((ok) => {
+        acked = ok;
+      });
+      const count = async () => {
+        const [row] = await db().sql`SELECT count(*)::int AS n FROM state.queue_messages`;
+        return row?.n;
+      };
+      expect(await count()).toBe(3);
+      expect(acked).toBeUndefined();
+      expect(await c.receive(5)).toHaveLength(2);
+      await ack;
+      expect(acked).toBe(true);
+      expect(await count()).toBe(2);
+    } finally {
+      await queue.close();
+    }
   });
 });
 
@@ -169,6 +230,87 @@ describe("Coalescer", () => {
     expect(await Promise.all(outs)).toEqual([1, 2]);
     expect(performance.now() - started).toBeGreaterThanOrEqual(15);
     expect(runs).toEqual([[1, 2]]);
+  });
+
+  test("a call that may not linger runs at once, taking the lingering ones along", async () => {
+    const runs: number[][] = [];
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        runs.push(inputs);
+        return inputs;
+      },
+      weight: () => 1,
+      maxWeight: 100,
+      maxInFlight: 1,
+      lingerMs: 60_000,
+      lingers: (n) => n < 0,
+    });
+    const lingering = [coalescer.submit(-1), coalescer.submit(-2)];
+    await Promise.resolve();
+    expect(runs).toEqual([]);
+    expect(await coalescer.submit(3)).toBe(3);
+    expect(await Promise.all(lingering)).toEqual([-1, -2]);
+    expect(runs).toEqual([[-1, -2, 3]]);
+  });
+
+  test("with gather, the calls its callers make on their answers share the next statement", async () => {
+    const runs = (gather: boolean) => {
+      const seen: number[][] = [];
+      const coalescer = new Coalescer<number, number>({
+        run: async (inputs) => {
+          seen.push(inputs);
+          await Bun.sleep(1);
+          return inputs;
+        },
+        weight: () => 1,
+        maxWeight: 100,
+        maxInFlight: 1,
+        gather,
+      });
+      /** A caller's own work on an answer before its next call: some turns of the microtask queue. */
+      const answered = async (n: number) => {
+        for (let i = 0; i < 10; i++) await Promise.resolve();
+        return n + 10;
+      };
+      const lone = coalescer.submit(0);
+      // Three callers that meet in one statement, then each call again on
+      // its answer, as a consumer's slots ack what they received.
+      const callers = [1, 2, 3].map(async (n) =>
+        coalescer.submit(await answered(await coalescer.submit(n))),
+      );
+      return Promise.all([lone, ...callers]).then(() => seen);
+    };
+    expect(await runs(true)).toEqual([[0], [1, 2, 3], [11, 12, 13]]);
+    // Without it, the first follow-up call finds the place free and runs alone.
+    expect(await runs(false)).toEqual([[0], [1, 2, 3], [11], [12, 13]]);
+  });
+
+  test("a second statement starts while one runs only when a full one is waiting", async () => {
+    const runs: number[][] = [];
+    const gates: Array<() => void> = [];
+    const coalescer = new Coalescer<number, number>({
+      run: async (inputs) => {
+        runs.push(inputs);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return inputs;
+      },
+      weight: (n) => n,
+      maxWeight: 10,
+      maxInFlight: 1,
+      maxInFlightWhenFull: 2,
+    });
+    const outs = [coalescer.submit(1), coalescer.submit(4), coalescer.submit(5)];
+    expect(runs).toEqual([[1]]);
+    outs.push(coalescer.submit(6));
+    // 4 + 5 + 6 waiting: a full statement (4 + 5) starts beside the first; 6 waits.
+    expect(runs).toEqual([[1], [4, 5]]);
+    for (const n of [3, 3]) {
+      for (const open of gates.splice(0)) open();
+      await waitFor(() => runs.length >= n, { what: `${n} statements` });
+    }
+    for (const open of gates.splice(0)) open();
+    expect(await Promise.all(outs)).toEqual([1, 4, 5, 6]);
+    expect(runs).toEqual([[1], [4, 5], [6]]);
   });
 
   test("a failed statement fails every call merged into it, and only those", async () => {

@@ -2,7 +2,7 @@ import type { QueueName } from "../../contracts/queue";
 import { connect, type Db, describeUrl, type Sql } from "../../db/connect";
 import type { ConsumerOptions, QueueAdmin, QueueBackend, QueuePublisher } from "../seam";
 import { pgAdmin } from "./admin";
-import { type Deleter, newDeleter, PgConsumer } from "./consumer";
+import { PgConsumer } from "./consumer";
 import { pgPublisher } from "./publisher";
 import { listenQueues, type QueueSignal } from "./signal";
 
@@ -18,13 +18,12 @@ export interface PgQueueOptions {
   name: string;
   /** Pool size: keep the queries a role has in flight at or below it. */
   connections?: number;
-  /** How long an ack waits for others to share its DELETE (./consumer.ts); 0, the default: none. */
+  /** How long an ack waits for others to share its statement (./consumer.ts); 0, the default: none. */
   ackLingerMs?: number;
 }
 
 export class PgQueue implements QueueBackend {
   readonly kind = "pgqueue";
-  readonly #deleters = new Map<QueueName, Deleter>();
   #signal: Promise<QueueSignal> | undefined;
   #closed: Promise<void> | undefined;
 
@@ -42,12 +41,7 @@ export class PgQueue implements QueueBackend {
 
   async consumer<Q extends QueueName>(queue: Q, options: ConsumerOptions): Promise<PgConsumer<Q>> {
     const signal = await this.#listen();
-    let deleter = this.#deleters.get(queue);
-    if (deleter === undefined) {
-      deleter = newDeleter(this.sql, queue, this.ackLingerMs);
-      this.#deleters.set(queue, deleter);
-    }
-    return new PgConsumer(queue, options, { db: this.sql, deleter, signal });
+    return new PgConsumer(queue, options, { db: this.sql, signal, ackLingerMs: this.ackLingerMs });
   }
 
   publisher(tx?: Db): QueuePublisher {

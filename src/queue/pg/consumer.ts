@@ -6,103 +6,102 @@ import type { ConsumerOptions, Depth, Message, QueueConsumer } from "../seam";
 import type { QueueSignal } from "./signal";
 import {
   type MessageRow,
+  messagesAckThenReceive,
   messagesDeadLetter,
-  messagesDeleteIds,
   messagesDepthOf,
-  messagesReceive,
   messagesRecordError,
   messagesSetVisibility,
 } from "./sql";
 
 /**
- * One queue of pgqueue, from the receiving side (invariant 1). Concurrent
- * receives are merged into one statement while another is in flight
- * (./coalesce.ts): the same SKIP LOCKED receive, its rows handed out in id
- * order, each caller getting at most its `max`. Acks are merged the same way,
- * by the queue's deleter, which the backend shares among that queue's consumers.
+ * One queue of pgqueue, from the receiving side (invariant 1). A consumer's
+ * calls made while its last statement runs are merged into the next one
+ * (../../coalesce.ts), receives and acks alike: its acks first, then one
+ * SKIP LOCKED receive whose rows are handed out in id order, each caller
+ * getting at most its `max` (messagesAckThenReceive). One statement at a
+ * time, and each holds its place until the callers it answered have made
+ * their next calls: a worker's slots ack what they received and receive
+ * again, and all of them then share one statement and one commit, where
+ * separate receives and acks (one of each in flight) met out of step.
  * A backend opened with `ackLingerMs` (a role that acks in the background,
- * src/background.ts) also lets an ack linger that long for others to merge
- * with: acks come one at a time as tasks end, an ack in hand is already safe
- * (the message stays hidden until it goes), and one DELETE and one commit for
- * several is what pays. A caller that waits on each ack gets it at once.
- * Every call is one of the queue's SQL functions, for this queue only.
+ * src/background.ts) lets an ack wait that long for company, and a receive
+ * takes it along at once: acks come one at a time as tasks end, an ack in
+ * hand is already safe (the message stays hidden until it goes), and one
+ * commit for several is what pays. Every call is one of the queue's SQL
+ * functions, for this queue only.
  */
 
 /**
- * One receive and one DELETE of a queue at a time, the others merged into
- * the next: two receives at once skip each other's locked rows, and each
- * takes half as many. Against two of each on the bench VM: in alternating
- * runs of the queue workloads, 1.57× and 1.69× graphile-worker against
- * 1.19× and 1.56× with 10 consumers × 1 message, 46,000–51,300 against
- * 34,700–35,200 msgs/s × 100 messages; in five alternating runs of the
- * single-message loop on fresh databases, 3,307–4,370 against 2,957–4,060.
+ * Receives asked for plus ids acked in one statement, at most (a call
+ * larger alone still runs alone). On the bench VM, in alternating runs of
+ * the queue workloads' loop (20,000 messages, 10 consumers): 7,800-8,500
+ * msgs/s with one receive at a time, against 4,750-5,200 with receives and
+ * acks in separate statements, one of each in flight; 65,000-69,000 against
+ * 63,000-66,000 with receives of 100.
  */
-const RECEIVE_IN_FLIGHT = 1;
-const RECEIVE_MERGED_MAX = 500;
-const DELETE_IN_FLIGHT = 1;
-const DELETE_MERGED_MAX = 1000;
+const MERGED_MAX = 500;
 
-export type Deleter = Coalescer<readonly string[], number>;
-
-/** Deletes ids of `queue`; an id listed by two merged calls counts for the first one only. */
-export function newDeleter(db: Db, queue: QueueName, lingerMs = 0): Deleter {
-  return new Coalescer<readonly string[], number>({
-    run: async (lists) => {
-      const gone = new Set(await messagesDeleteIds(db, { queue, ids: lists.flat() }));
-      return lists.map((list) => {
-        let n = 0;
-        for (const id of list) if (gone.delete(id)) n++;
-        return n;
-      });
-    },
-    weight: (list) => list.length,
-    maxWeight: DELETE_MERGED_MAX,
-    maxInFlight: DELETE_IN_FLIGHT,
-    lingerMs,
-  });
+/** One call of a consumer: a receive of up to `max` messages, or an ack of `ids`. */
+type Call = { max: number; ids?: undefined } | { ids: readonly string[]; max?: undefined };
+interface Answer {
+  received: MessageRow[];
+  acked: number;
 }
 
 export interface PgConsumerDeps {
   db: Db;
-  deleter: Deleter;
   signal: QueueSignal;
+  /** How long an ack waits for others to share its statement (0: none). */
+  ackLingerMs: number;
 }
 
 export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
-  readonly #receiver: Coalescer<number, MessageRow[]>;
+  readonly #calls: Coalescer<Call, Answer>;
 
   constructor(
     readonly queue: Q,
     private readonly options: ConsumerOptions,
     private readonly deps: PgConsumerDeps,
   ) {
-    this.#receiver = new Coalescer<number, MessageRow[]>({
-      run: (maxes) => this.#receiveMerged(maxes),
-      weight: (max) => max,
-      maxWeight: RECEIVE_MERGED_MAX,
-      maxInFlight: RECEIVE_IN_FLIGHT,
+    this.#calls = new Coalescer<Call, Answer>({
+      run: (calls) => this.#runMerged(calls),
+      weight: (call) => call.max ?? call.ids.length,
+      maxWeight: MERGED_MAX,
+      maxInFlight: 1,
+      maxInFlightWhenFull: 2,
+      lingerMs: deps.ackLingerMs,
+      lingers: (call) => call.ids !== undefined,
+      gather: true,
     });
   }
 
-  async #receiveMerged(maxes: number[]): Promise<MessageRow[][]> {
-    const rows = await messagesReceive(this.deps.db, {
+  /** An id listed by two merged acks counts for the first one only. */
+  async #runMerged(calls: Call[]): Promise<Answer[]> {
+    const { acked, received } = await messagesAckThenReceive(this.deps.db, {
       queue: this.queue,
-      max: maxes.reduce((sum, m) => sum + m, 0),
+      ids: calls.flatMap((call) => call.ids ?? []),
+      max: calls.reduce((sum, call) => sum + (call.max ?? 0), 0),
       visibilityTimeoutMs: this.options.visibilityTimeoutMs,
       maxReceives: this.options.maxReceives,
     });
+    const gone = new Set(acked);
     let at = 0;
-    return maxes.map((m) => {
-      const part = rows.slice(at, at + m);
-      at += m;
-      return part;
+    return calls.map((call) => {
+      if (call.ids !== undefined) {
+        let n = 0;
+        for (const id of call.ids) if (gone.delete(id)) n++;
+        return { received: [], acked: n };
+      }
+      const part = received.slice(at, at + call.max);
+      at += call.max;
+      return { received: part, acked: 0 };
     });
   }
 
   async receive(max: number): Promise<Message<Q>[]> {
     let rows: MessageRow[];
     try {
-      rows = await this.#receiver.submit(Math.max(0, Math.floor(max)));
+      ({ received: rows } = await this.#calls.submit({ max: Math.max(0, Math.floor(max)) }));
     } catch (cause) {
       throw new Error(`receiving from ${this.queue}`, { cause });
     }
@@ -132,7 +131,7 @@ export class PgConsumer<Q extends QueueName> implements QueueConsumer<Q> {
   async ackBatch(messages: readonly Message<Q>[]): Promise<number> {
     if (messages.length === 0) return 0;
     try {
-      return await this.deps.deleter.submit(messages.map((m) => m.id));
+      return (await this.#calls.submit({ ids: messages.map((m) => m.id) })).acked;
     } catch (cause) {
       throw new Error(`acking ${messages.length} message(s) of ${this.queue}`, { cause });
     }

@@ -23,6 +23,8 @@ const MessageRow = v.object({
 });
 export type MessageRow = v.InferOutput<typeof MessageRow>;
 const MessageRows = v.array(MessageRow);
+/** Messages in id order, the order they were published in. */
+const byId = (a: MessageRow, b: MessageRow) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1);
 
 export interface InsertParams {
   queue: string;
@@ -61,7 +63,49 @@ export async function messagesReceive(db: Db, p: ReceiveParams): Promise<Message
   const rows = await db`
     SELECT id::text AS id, queue_name, payload, receive_count, last_error, created_at
     FROM state.queue_receive(${p.queue}, ${p.max}, ${p.visibilityTimeoutMs}, ${p.maxReceives})`;
-  return v.parse(MessageRows, [...rows]).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  return v.parse(MessageRows, [...rows]).sort(byId);
+}
+
+const AckedOrReceived = v.array(
+  v.variant("acked", [
+    v.object({ acked: v.literal(true), id: v.string() }),
+    v.object({ acked: v.literal(false), ...MessageRow.entries }),
+  ]),
+);
+
+/**
+ * Acks `ids` of `queue`, then receives up to `max` of its messages as
+ * messagesReceive does, in one statement and one commit: a consumer's calls
+ * made while its last statement ran (./consumer.ts). The receive waits on
+ * the count of acked rows, so the acks are done before it looks: a message
+ * acked here is never handed out again by the same statement. Returns the
+ * acked ids that were still there, and the messages received in id order.
+ */
+export async function messagesAckThenReceive(
+  db: Db,
+  p: ReceiveParams & { ids: readonly string[] },
+): Promise<{ acked: string[]; received: MessageRow[] }> {
+  if (p.ids.length === 0) return { acked: [], received: await messagesReceive(db, p) };
+  if (p.max <= 0) return { acked: await messagesDeleteIds(db, p), received: [] };
+  const rows = await db`
+    WITH acked AS MATERIALIZED (
+      SELECT id FROM state.queue_ack(${p.queue}, ${p.ids}::bigint[]) AS id
+    )
+    SELECT true AS acked, id::text AS id, NULL::text AS queue_name, NULL::jsonb AS payload,
+           NULL::int AS receive_count, NULL::text AS last_error, NULL::timestamptz AS created_at
+    FROM acked
+    UNION ALL
+    SELECT false, r.id::text, r.queue_name, r.payload, r.receive_count, r.last_error, r.created_at
+    FROM (SELECT count(*)::int AS n FROM acked) AS done,
+         LATERAL state.queue_receive(${p.queue}, ${p.max}::int + 0 * done.n,
+                                     ${p.visibilityTimeoutMs}, ${p.maxReceives}) AS r`;
+  const acked: string[] = [];
+  const received: MessageRow[] = [];
+  for (const row of v.parse(AckedOrReceived, [...rows])) {
+    if (row.acked) acked.push(row.id);
+    else received.push(row);
+  }
+  return { acked, received: received.sort(byId) };
 }
 
 /** Deletes acknowledged messages of `queue`. Returns the ids that were still there. */
