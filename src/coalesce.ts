@@ -92,7 +92,9 @@ export class Coalescer<In, Out> {
 
   #limit(): number {
     const { maxInFlight, maxInFlightWhenFull = maxInFlight, maxWeight } = this.options;
-    return this.#waitingWeight >= maxWeight ? Math.max(maxInFlight, maxInFlightWhenFull) : maxInFlight;
+    return this.#waitingWeight >= maxWeight
+      ? Math.max(maxInFlight, maxInFlightWhenFull)
+      : maxInFlight;
   }
 
   #release(): void {

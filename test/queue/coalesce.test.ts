@@ -81,7 +81,9 @@ describe("pgqueue under concurrent calls on one backend", () => {
   test("acks and receives made while a statement runs share the next one, the acks first", async () => {
     await seed(3);
     // Visible again at once: a receive that ran before the ack would take it back.
-    const c = await db().queue().consumer("task_wakeup", { ...opts, visibilityTimeoutMs: 0 });
+    const c = await db()
+      .queue()
+      .consumer("task_wakeup", { ...opts, visibilityTimeoutMs: 0 });
     const [m] = await c.receive(1);
     if (m === undefined) throw new Error("nothing received");
     const running = c.receive(1);
