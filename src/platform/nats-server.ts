@@ -144,20 +144,41 @@ export async function startNatsServer(o: NatsServerOptions): Promise<NatsServerP
   };
 }
 
-/** An account info answer (an error answer has `error` instead). */
-const AccountInfo = v.object({ type: v.string(), error: v.optional(v.never()) });
+/** A JetStream API answer that is not an error (an error answer has `error` instead). */
+const Answered = v.object({ type: v.string(), error: v.optional(v.never()) });
 
-/** Waits until JetStream answers on `url` (a new cluster first elects its meta leader). */
-export async function jetStreamReady(url: string, timeoutMs = 30_000): Promise<void> {
+/** The stream jetStreamReady places and deletes to learn that a cluster can hold replicas. */
+const PROBE = "harness_ready_probe";
+
+/**
+ * Waits until JetStream answers on `url` (a new cluster first elects its
+ * meta leader) and, with `replicas` above 1, can place a stream of that many
+ * replicas: a meta leader elected by a quorum may not know every peer yet,
+ * and a stream created then fails with "no suitable peers for placement".
+ */
+export async function jetStreamReady(url: string, replicas = 1, timeoutMs = 30_000): Promise<void> {
   const nc = await connect({ servers: url.split(",").map((u) => u.replace("nats://", "")) });
   const deadline = Date.now() + timeoutMs;
+  const ask = (subject: string, body = "") =>
+    nc
+      .request(subject, body, { timeout: 2_000 })
+      .then((m) => v.is(Answered, m.json()))
+      .catch(() => false);
+  const probe = JSON.stringify({
+    name: PROBE,
+    subjects: [`${PROBE}.none`],
+    num_replicas: replicas,
+    storage: "memory",
+  });
   try {
     for (;;) {
-      const reply = await nc
-        .request("$JS.API.INFO", "", { timeout: 2_000 })
-        .then((m) => m.json())
-        .catch(() => undefined);
-      if (v.is(AccountInfo, reply)) return;
+      if (
+        (await ask("$JS.API.INFO")) &&
+        (replicas <= 1 || (await ask(`$JS.API.STREAM.CREATE.${PROBE}`, probe)))
+      ) {
+        if (replicas > 1) await ask(`$JS.API.STREAM.DELETE.${PROBE}`);
+        return;
+      }
       if (Date.now() > deadline)
         throw new Error(`JetStream at ${url} not ready in ${timeoutMs} ms`);
       await Bun.sleep(200);
@@ -202,7 +223,7 @@ export async function startNatsCluster(o: {
   );
   const url = nodes.map((n) => n.url).join(",");
   try {
-    await jetStreamReady(url);
+    await jetStreamReady(url, size);
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
     throw err;
