@@ -78,7 +78,7 @@ describe("pgqueue under concurrent calls on one backend", () => {
     expect(row?.n).toBe(0);
   });
 
-  test("acks and receives made while a statement runs share the next one, the acks first", async () => {
+  test("acks and receives waiting together share one statement, the acks first", async () => {
     await seed(3);
     // Visible again at once: a receive that ran before the ack would take it back.
     const c = await db()
@@ -87,11 +87,16 @@ describe("pgqueue under concurrent calls on one backend", () => {
     const [m] = await c.receive(1);
     if (m === undefined) throw new Error("nothing received");
     const running = c.receive(1);
-    const [acked, again] = await Promise.all([c.ack(m), c.receive(5)]);
+    const [acked, again] = await Promise.all([c.ack(m), c.receive(1)]);
     expect(acked).toBe(true);
     const ids = [...(await running), ...again].map((x) => x.id);
     expect(ids).not.toContain(m.id);
     expect(new Set(ids).size).toBe(2);
+    // Both receives were one UPDATE: one transaction wrote both rows.
+    const [tx] = await db().sql`
+      SELECT count(DISTINCT xmin::text)::int AS n FROM state.queue_messages
+      WHERE id = ANY(${ids}::bigint[])`;
+    expect(tx?.n).toBe(1);
     const [row] = await db().sql`
       SELECT count(*)::int AS n FROM state.queue_messages WHERE id = ${m.id}::bigint`;
     expect(row?.n).toBe(0);

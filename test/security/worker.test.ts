@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import { messagesAckThenReceive } from "../../src/queue/pg/sql";
 import { createTasks } from "../../src/tasks/create";
 import { EXCESS_LOG } from "../../src/users/excess";
 import { call, claim, footprint } from "../dispatcher/_client";
@@ -187,6 +188,16 @@ describe("a compromised worker, with exactly the environment up gives it", () =>
     expect(
       await outcome(w`SELECT * FROM state.queue_receive('task_wakeup.dlq', 10, 1000, 5)`),
     ).toBe("22023");
+  });
+
+  test("acks and receives task_wakeup in one statement as its own user; buffer_queue's are refused", async () => {
+    const w = worker();
+    // An id that names no message, and a receive that hides nothing for long.
+    const p = { ids: ["0"], max: 1, visibilityTimeoutMs: 1, maxReceives: 100 };
+    expect(await outcome(messagesAckThenReceive(w, { queue: "task_wakeup", ...p }))).toBe("ok");
+    await expectDenied({
+      bufferQueue: () => messagesAckThenReceive(w, { queue: "buffer_queue", ...p }),
+    });
   });
 
   test("cannot give itself more: no other role, no grant, no object of its own in state", async () => {

@@ -109,7 +109,7 @@ export async function messagesAckThenReceive(
 }
 
 /** Deletes acknowledged messages of `queue`. Returns the ids that were still there. */
-export async function messagesDeleteIds(
+async function messagesDeleteIds(
   db: Db,
   p: { queue: string; ids: readonly string[] },
 ): Promise<string[]> {
